@@ -1,0 +1,145 @@
+"""Running the sampler and reporting convergence, shared by every Bayesian model.
+
+Every ``Model.fit`` calls :func:`sample`, which runs PyMC's NUTS (nutpie by default), attaches the
+model name and library version as attributes and checks R-hat, bulk/tail ESS and divergences.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from bayesbond.errors import ConvergenceWarning
+
+__all__ = ["Diagnostics", "diagnostics", "sample", "RHAT_MAX", "ESS_MIN_PER_CHAIN"]
+
+RHAT_MAX = 1.01
+ESS_MIN_PER_CHAIN = 100
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence summary of a fit: worst R-hat, smallest bulk and tail ESS, divergences."""
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    n_chains: int
+    n_draws: int
+
+    @property
+    def ok(self) -> bool:
+        """R-hat <= 1.01, no divergence and at least 100 effective draws per chain."""
+        need = ESS_MIN_PER_CHAIN * self.n_chains
+        return (
+            self.max_rhat <= RHAT_MAX
+            and self.divergences == 0
+            and self.min_ess_bulk >= need
+            and self.min_ess_tail >= need
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"max R-hat {self.max_rhat:.4f}, min bulk ESS {self.min_ess_bulk:.0f}, "
+            f"min tail ESS {self.min_ess_tail:.0f}, divergences {self.divergences} "
+            f"({self.n_chains} chains x {self.n_draws} draws)"
+        )
+
+
+def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
+    """Compute :class:`Diagnostics` over ``var_names`` (default: every posterior variable)."""
+    import arviz_stats as azs
+
+    post = idata["posterior"].to_dataset()
+    if var_names is not None:
+        post = post[list(var_names)]
+    n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
+
+    def _extreme(ds, fn):
+        vals = [float(fn(ds[v].values)) for v in ds.data_vars if ds[v].size]
+        return vals
+
+    rhat = azs.rhat(post)
+    ess_b = azs.ess(post, method="bulk")
+    ess_t = azs.ess(post, method="tail")
+    max_rhat = max(_extreme(rhat, np.nanmax), default=np.nan)
+    min_b = min(_extreme(ess_b, np.nanmin), default=np.nan)
+    min_t = min(_extreme(ess_t, np.nanmin), default=np.nan)
+    div = 0
+    if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
+        div = int(idata["sample_stats"]["diverging"].values.sum())
+    return Diagnostics(max_rhat, min_b, min_t, div, n_chains, n_draws)
+
+
+def sample(
+    model,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed=None,
+    sampler: str = "nutpie",
+    progressbar: bool = False,
+    target_accept: float | None = None,
+    model_name: str = "",
+    var_names_check=None,
+    **kwargs,
+) -> xr.DataTree:
+    """Sample ``model`` with NUTS and return an ArviZ DataTree with convergence checked.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    draws, tune, chains, random_seed : passed to :func:`pymc.sample`.
+    sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
+        NUTS implementation; nutpie (numba-compiled) is PyMC 6's fastest CPU sampler.
+    target_accept : float, optional
+        Step-size adaptation target.
+    model_name : str
+        Stored in the ``model`` attribute of the tree.
+    var_names_check : list of str, optional
+        Variables whose R-hat/ESS are checked (default all posterior variables).
+
+    Returns
+    -------
+    xarray.DataTree
+        With attributes ``model``, ``bayesbond_version`` and ``diagnostics``; a
+        :class:`~bayesbond.errors.ConvergenceWarning` is issued, with the numbers, when the fit fails
+        R-hat <= 1.01, zero divergences or 100 effective draws per chain.
+    """
+    import pymc as pm
+
+    import bayesbond
+
+    nuts_kwargs = dict(kwargs.pop("nuts_sampler_kwargs", {}) or {})
+    if target_accept is not None:
+        if sampler == "nutpie":
+            nuts_kwargs.setdefault("target_accept", target_accept)
+        else:
+            kwargs.setdefault("target_accept", target_accept)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*BLAS.*")
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=random_seed,
+            nuts_sampler=sampler,
+            progressbar=progressbar,
+            model=model,
+            nuts_sampler_kwargs=nuts_kwargs or None,
+            compute_convergence_checks=False,
+            **kwargs,
+        )
+    diag = diagnostics(idata, var_names_check)
+    idata.attrs["model"] = model_name
+    idata.attrs["bayesbond_version"] = bayesbond.__version__
+    idata.attrs["diagnostics"] = str(diag)
+    if not diag.ok:
+        warnings.warn(f"{model_name or 'model'} did not converge cleanly: {diag}",
+                      ConvergenceWarning, stacklevel=2)
+    return idata
