@@ -155,22 +155,18 @@ def rating_buckets(values: Iterable, *, missing_ok: bool = True, where: str = ""
     """
     arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
     flat = arr.ravel()
-    out = np.empty(flat.shape, dtype=object)
-    cache: dict = {}
+    codes, uniques = pd.factorize(pd.Series(flat, dtype=object), use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)  # last slot: missing (code -1)
     unknown: list = []
-    for i, v in enumerate(flat):
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            if not missing_ok:
-                unknown.append(v)
-            out[i] = None
-            continue
-        key = (type(v), v)
-        if key not in cache:
-            n = _lookup(v)
-            cache[key] = None if n is None else _bucket_of_number(n)
-            if n is None:
-                unknown.append(v)
-        out[i] = cache[key]
+    for i, v in enumerate(uniques):
+        n = _lookup(v)
+        mapped[i] = None if n is None else _bucket_of_number(n)
+        if n is None:
+            unknown.append(v)
+    mapped[-1] = None
+    if not missing_ok and (codes == -1).any():
+        unknown.append(None)
+    out = mapped[codes]
     if unknown:
         distinct = sorted({repr(u) for u in unknown})
         loc = f" in {where}" if where else ""

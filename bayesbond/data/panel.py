@@ -1,0 +1,437 @@
+"""The bond panel: monthly returns, ratings, weights and signals on a (date, bond) grid.
+
+A long table (one row per bond and month) becomes labelled ``xarray`` arrays with dimensions
+``date`` (month-end timestamps) and ``bond`` (the user's bond identifiers, e.g. CUSIPs). Unbalanced
+panels are normal: months without a return are ``NaN``, counted in :attr:`BondPanel.n_obs` and
+never filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesbond.data.ratings import BUCKETS, rating_buckets
+from bayesbond.errors import DataError
+
+__all__ = ["BondPanel", "to_month_end"]
+
+_MAX_LISTED = 10
+
+
+def _listing(items: Sequence, limit: int = _MAX_LISTED) -> str:
+    items = list(items)
+    text = ", ".join(str(i) for i in items[:limit])
+    if len(items) > limit:
+        text += f", ... ({len(items)} in all)"
+    return text
+
+
+def to_month_end(values, where: str = "date column") -> pd.DatetimeIndex:
+    """Parse dates and move each to its month-end (midnight, ``datetime64[ns]``).
+
+    Parameters
+    ----------
+    values : array-like
+        Dates as strings (``"2020-01-15"``, ``"2020-01"``), timestamps, or integers/strings in
+        ``yyyymm`` or ``yyyymmdd`` form.
+    where : str
+        Text naming the origin, used in error messages.
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        Month-end dates named ``"date"``.
+
+    Raises
+    ------
+    DataError
+        Naming the rows (positions) and values that are missing or cannot be parsed.
+    """
+    s = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series) else values)
+    s = s.reset_index(drop=True)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_localize(None)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        parsed = s
+    else:
+        text = s.astype(object).map(
+            lambda v: (
+                str(int(v))
+                if isinstance(v, (int, np.integer))
+                or (isinstance(v, float) and float(v).is_integer())
+                else v
+            )
+        )
+        parsed = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+        as_str = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+        digits = as_str.map(lambda v: isinstance(v, str) and v.isdigit())
+        for n, fmt in ((6, "%Y%m"), (8, "%Y%m%d")):
+            sel = digits & as_str.map(lambda v, n=n: isinstance(v, str) and len(v) == n)
+            if sel.any():
+                parsed[sel] = pd.to_datetime(as_str[sel], format=fmt, errors="coerce")
+        rest = ~digits & as_str.notna()
+        if rest.any():
+            parsed[rest] = pd.to_datetime(
+                as_str[rest].astype(object), errors="coerce", format="mixed"
+            ).to_numpy()
+    parsed = pd.to_datetime(parsed)
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if bad.size:
+        shown = [f"row {i}: {s.iloc[i]!r}" for i in bad[:_MAX_LISTED]]
+        more = f" ... ({bad.size} in all)" if bad.size > _MAX_LISTED else ""
+        raise DataError(f"unparseable or missing dates in {where}: {'; '.join(shown)}{more}")
+    idx = pd.DatetimeIndex(parsed).normalize() + pd.offsets.MonthEnd(0)
+    return pd.DatetimeIndex(idx.as_unit("ns"), name="date")
+
+
+def _as_float(col: pd.Series, name: str) -> np.ndarray:
+    try:
+        out = pd.to_numeric(col, errors="raise")
+    except (ValueError, TypeError) as exc:
+        raw = col.astype(object)
+        coerced = pd.to_numeric(raw, errors="coerce")
+        bad = raw[coerced.isna() & raw.notna()]
+        raise DataError(
+            f"column {name!r} is not numeric: rows {_listing(bad.index)} hold "
+            f"{_listing(repr(v) for v in bad.to_numpy())}"
+        ) from exc
+    return np.asarray(out, dtype=float)
+
+
+class BondPanel:
+    """Monthly bond returns with ratings, weights and signals on a labelled (date, bond) grid.
+
+    Build it with :meth:`from_frame`. All arrays share the coordinates ``date`` (month-end
+    ``DatetimeIndex``) and ``bond`` (the bond identifiers, sorted).
+
+    Attributes
+    ----------
+    returns : xarray.DataArray
+        Returns (decimals per month), dims ``(date, bond)``; ``NaN`` where not observed.
+    ratings : xarray.DataArray or None
+        Raw rating labels as given (object; missing entries are ``NaN``).
+    buckets : xarray.DataArray or None
+        Buckets ``"IG+"``, ``"IG-"``, ``"HY"`` (object; ``NaN`` where the rating is missing).
+    weights : xarray.DataArray or None
+        Non-negative weights, e.g. amount outstanding or market value; ``NaN`` where missing.
+    signals : xarray.Dataset
+        One float variable per signal, dims ``(date, bond)``.
+    """
+
+    def __init__(
+        self,
+        returns: xr.DataArray,
+        ratings: xr.DataArray | None = None,
+        weights: xr.DataArray | None = None,
+        signals: xr.Dataset | None = None,
+        present: xr.DataArray | None = None,
+    ):
+        if not isinstance(returns, xr.DataArray) or returns.dims != ("date", "bond"):
+            raise DataError("BondPanel needs returns as an xarray.DataArray with dims (date, bond)")
+        if returns.sizes["date"] == 0 or returns.sizes["bond"] == 0:
+            raise DataError("empty panel: no dates or no bonds")
+        values = np.asarray(returns.values, dtype=float)
+        if np.isinf(values).any():
+            d, b = np.nonzero(np.isinf(values))
+            cells = [
+                f"({returns.bond.values[j]}, {returns.date.values[i]})"
+                for i, j in zip(d, b, strict=True)
+            ]
+            raise DataError(f"non-finite returns at (bond, date): {_listing(cells)}")
+        if not np.isfinite(values).any():
+            raise DataError("empty panel: no finite return")
+        self.returns = returns.astype(float).rename("ret")
+        self.ratings = ratings
+        self.weights = weights
+        self.signals = signals if signals is not None else xr.Dataset(coords=self.returns.coords)
+        self.buckets = None
+        if ratings is not None:
+            b = rating_buckets(ratings.values, where="ratings")
+            self.buckets = xr.DataArray(b, coords=self.returns.coords, name="rating_bucket")
+        if weights is not None:
+            w = np.asarray(weights.values, dtype=float)
+            neg = (w < 0) | np.isinf(w)
+            if neg.any():
+                d, bidx = np.nonzero(neg)
+                cells = [
+                    f"({returns.bond.values[j]}, {pd.Timestamp(returns.date.values[i]).date()})"
+                    for i, j in zip(d, bidx, strict=True)
+                ]
+                raise DataError(f"negative or infinite weights at (bond, date): {_listing(cells)}")
+        self._present = present if present is not None else self.returns.notnull()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        date: str = "date",
+        bond: str = "bond",
+        ret: str = "ret",
+        rating: str | None = "rating",
+        weight: str | None = "weight",
+        signals: Sequence[str] | None = None,
+    ) -> BondPanel:
+        """Build a panel from a long table (one row per bond and month).
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The long panel.
+        date, bond, ret : str
+            Column names of the date, bond identifier and return (decimal per month).
+        rating, weight : str or None
+            Column names of the rating and the (non-negative) weight. ``None``, or the default
+            name when that column is absent, means the panel has none.
+        signals : sequence of str, optional
+            Signal columns. By default every further column is a signal.
+
+        Returns
+        -------
+        BondPanel
+
+        Raises
+        ------
+        DataError
+            A missing column, an empty panel, unparseable dates, duplicated (bond, date) rows
+            (listed), non-finite returns, negative weights or unknown ratings (listed).
+
+        Notes
+        -----
+        Dates are moved to their month-end, so ``2020-01-15`` and ``2020-01-31`` are the same month
+        (and, for the same bond, a duplicate). Missing returns (``NaN``) are allowed and counted;
+        rows with a missing return still carry their rating, weight and signals (needed for sorts).
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(
+                f"BondPanel.from_frame needs a pandas DataFrame, got {type(df).__name__}"
+            )
+        if rating is not None and rating not in df.columns and rating == "rating":
+            rating = None
+        if weight is not None and weight not in df.columns and weight == "weight":
+            weight = None
+        needed = [c for c in (date, bond, ret, rating, weight) if c is not None]
+        if signals is not None:
+            needed += list(signals)
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"missing column(s) {_listing(repr(c) for c in missing)}; the table has "
+                f"{_listing(repr(c) for c in df.columns)}"
+            )
+        if len(df) == 0:
+            raise DataError("empty panel: the table has no rows")
+        used = {date, bond, ret, rating, weight} - {None}
+        signal_cols = (
+            list(signals) if signals is not None else [c for c in df.columns if c not in used]
+        )
+
+        df = df.reset_index(drop=True)
+        dates = to_month_end(df[date], where=f"column {date!r}")
+        if df[bond].isna().any():
+            rows = np.flatnonzero(df[bond].isna().to_numpy())
+            raise DataError(f"missing bond identifiers in column {bond!r} at rows {_listing(rows)}")
+        d_codes, d_uniques = pd.factorize(dates, sort=True)
+        b_codes, b_uniques = pd.factorize(df[bond], sort=True)
+        n_d, n_b = len(d_uniques), len(b_uniques)
+
+        key = d_codes.astype(np.int64) * n_b + b_codes
+        dup = pd.Series(key).duplicated(keep=False).to_numpy()
+        if dup.any():
+            pairs = sorted(
+                {
+                    (str(b_uniques[b]), str(d_uniques[d].date()))
+                    for d, b in zip(d_codes[dup], b_codes[dup], strict=True)
+                }
+            )
+            raise DataError(
+                f"duplicated (bond, date) rows after moving dates to month-end: "
+                f"{_listing(f'({b}, {d})' for b, d in pairs)}"
+            )
+
+        date_index = pd.DatetimeIndex(d_uniques, name="date")
+        bond_index = pd.Index(b_uniques, name="bond")
+        coords = {"date": date_index, "bond": bond_index}
+
+        def grid(values: np.ndarray, fill, dtype) -> np.ndarray:
+            out = np.full((n_d, n_b), fill, dtype=dtype)
+            out[d_codes, b_codes] = values
+            return out
+
+        r = _as_float(df[ret], ret)
+        inf = np.isinf(r)
+        if inf.any():
+            rows = np.flatnonzero(inf)
+            cells = [f"row {i} ({df[bond].iloc[i]}, {dates[i].date()}): {r[i]}" for i in rows]
+            raise DataError(f"non-finite returns in column {ret!r}: {_listing(cells)}")
+        if not np.isfinite(r).any():
+            raise DataError(f"empty panel: column {ret!r} has no finite return")
+        returns = xr.DataArray(grid(r, np.nan, float), coords=coords, dims=("date", "bond"))
+        present = xr.DataArray(grid(True, False, bool), coords=coords, dims=("date", "bond"))
+
+        ratings = None
+        if rating is not None:
+            rating_buckets(df[rating].astype(object).to_numpy(), where=f"column {rating!r}")
+            raw = np.asarray(
+                df[rating].astype(object).where(df[rating].notna(), None), dtype=object
+            )
+            ratings = xr.DataArray(grid(raw, None, object), coords=coords, dims=("date", "bond"))
+            ratings.name = "rating"
+
+        weights = None
+        if weight is not None:
+            w = _as_float(df[weight], weight)
+            bad = (w < 0) | np.isinf(w)
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                cells = [f"row {i} ({df[bond].iloc[i]}, {dates[i].date()}): {w[i]}" for i in rows]
+                raise DataError(
+                    f"negative or infinite weights in column {weight!r}: {_listing(cells)}"
+                )
+            weights = xr.DataArray(grid(w, np.nan, float), coords=coords, dims=("date", "bond"))
+            weights.name = "weight"
+
+        sig = {}
+        for c in signal_cols:
+            v = _as_float(df[c], c)
+            if np.isinf(v).any():
+                rows = np.flatnonzero(np.isinf(v))
+                raise DataError(
+                    f"non-finite values in signal column {c!r} at rows {_listing(rows)}"
+                )
+            sig[str(c)] = (("date", "bond"), grid(v, np.nan, float))
+        signals_ds = xr.Dataset(sig, coords=coords)
+        return cls(returns, ratings=ratings, weights=weights, signals=signals_ds, present=present)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        """Month-end dates of the grid."""
+        return pd.DatetimeIndex(self.returns.indexes["date"], name="date")
+
+    @property
+    def bonds(self) -> pd.Index:
+        """Bond identifiers of the grid."""
+        return pd.Index(self.returns.indexes["bond"], name="bond")
+
+    @property
+    def observed(self) -> xr.DataArray:
+        """Boolean (date, bond) mask of observed (finite) returns."""
+        return self.returns.notnull().rename("observed")
+
+    @property
+    def n_obs(self) -> pd.Series:
+        """Number of observed returns per bond."""
+        return pd.Series(
+            self.observed.values.sum(axis=0), index=self.bonds, name="n_obs", dtype=np.int64
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(number of dates, number of bonds)."""
+        return self.returns.shape
+
+    def __repr__(self) -> str:
+        n_d, n_b = self.shape
+        parts = [
+            f"{n_d} months ({self.dates[0].date()} .. {self.dates[-1].date()})",
+            f"{n_b} bonds",
+            f"{int(self.observed.values.sum())} observed returns",
+        ]
+        extra = [
+            name
+            for name, v in (("ratings", self.ratings), ("weights", self.weights))
+            if v is not None
+        ]
+        extra += [f"signal {s!r}" for s in self.signals.data_vars]
+        return f"BondPanel({', '.join(parts)}; {', '.join(extra) if extra else 'returns only'})"
+
+    def bond_bucket(
+        self, rule: str = "mode", mapping: Mapping | pd.Series | None = None
+    ) -> pd.Series:
+        """One rating bucket per bond.
+
+        Parameters
+        ----------
+        rule : {"mode", "last"}
+            ``"mode"``: the bucket the bond holds in the most months (months with a rating); ties go
+            to the tied bucket the bond held most recently. ``"last"``: the bucket of its last
+            rated month.
+        mapping : mapping or Series, optional
+            Bond -> bucket (or rating) overrides; they win over the rule. Bonds it names must be in
+            the panel.
+
+        Returns
+        -------
+        pandas.Series
+            Bond -> ``"IG+"``/``"IG-"``/``"HY"``, indexed like :attr:`bonds`.
+
+        Raises
+        ------
+        DataError
+            Unknown rule, unknown bonds or buckets in ``mapping``, or bonds without any rating and
+            no override.
+        """
+        if rule not in ("mode", "last"):
+            raise DataError(f"unknown rule {rule!r}: use 'mode' or 'last'")
+        out = pd.Series(None, index=self.bonds, dtype=object, name="rating_bucket")
+        if self.buckets is not None:
+            b = self.buckets.values  # (date, bond) object, None where unrated
+            n_d = b.shape[0]
+            rows = np.arange(n_d)[:, None]
+            counts = np.stack([(b == k).sum(axis=0) for k in BUCKETS])  # (bucket, bond)
+            last = np.stack([np.where(b == k, rows, -1).max(axis=0) for k in BUCKETS])
+            rated = counts.sum(axis=0) > 0
+            if rule == "last":
+                choice = last.argmax(axis=0)
+            else:
+                # most months; among ties the bucket seen most recently
+                score = np.where(counts == counts.max(axis=0), last, -2)
+                choice = score.argmax(axis=0)
+            labels = np.asarray(BUCKETS, dtype=object)[choice]
+            out[:] = np.where(rated, labels, None)
+        if mapping is not None:
+            m = pd.Series(mapping)
+            unknown_bonds = [k for k in m.index if k not in self.bonds]
+            if unknown_bonds:
+                raise DataError(
+                    f"bucket mapping names bonds not in the panel: {_listing(unknown_bonds)}"
+                )
+            for k, v in m.items():
+                if v in BUCKETS:
+                    out.loc[k] = v
+                else:
+                    out.loc[k] = rating_buckets(
+                        [v], missing_ok=False, where=f"mapping for bond {k}"
+                    )[0]
+        if out.isna().any():
+            missing = list(out.index[out.isna()])
+            raise DataError(
+                f"bonds without any rating (give them in mapping=): {_listing(missing)}"
+            )
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table, one row per bond and month present in the input (what `from_frame` reads).
+
+        Columns: ``date``, ``bond``, ``ret``, then ``rating`` and ``weight`` when present, then
+        the signals.
+        """
+        mask = self._present.values
+        d_idx, b_idx = np.nonzero(mask)
+        out = {
+            "date": self.dates[d_idx],
+            "bond": np.asarray(self.bonds)[b_idx],
+            "ret": self.returns.values[d_idx, b_idx],
+        }
+        if self.ratings is not None:
+            out["rating"] = self.ratings.values[d_idx, b_idx]
+        if self.weights is not None:
+            out["weight"] = self.weights.values[d_idx, b_idx]
+        for name, var in self.signals.data_vars.items():
+            out[str(name)] = var.values[d_idx, b_idx]
+        return pd.DataFrame(out)
