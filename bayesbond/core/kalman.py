@@ -17,11 +17,12 @@ Because ``H`` is diagonal, the update runs in the ``n``-dimensional information 
     W = I + L' M_t L,   P_filt = L W^-1 L',   log det F_t = log det H + log det W,
 
 (matrix determinant lemma and the push-through identity), so no ``p x p`` matrix is ever formed or
-inverted, ``W`` has eigenvalues >= 1, and ``P_filt = (L R^-1)(L R^-1)'`` (``W = R'R``) is symmetric
-positive semi-definite by construction (a square-root update; Joseph-form stability without its cost).
-The covariance recursion does not depend on the data, so once it has converged (steady state) and
-the pattern of missing values repeats, the gain is frozen and only the ``n``-vector mean recursion is
-run; innovations and the log-likelihood are then computed for all dates at once.
+inverted, ``W`` has eigenvalues >= 1, and ``P_filt = (L R^-1)(L R^-1)'`` (``W = R'R``) is
+symmetric positive semi-definite by construction (a square-root update: Joseph-form stability
+without its cost). The covariance recursion does not depend on the data, so once it has converged
+(steady state) and every later date is fully observed, the gain is frozen and the ``n``-vector mean
+recursion runs as a vectorised doubling scan; innovations and the log-likelihood are then computed
+for all dates at once.
 
 References
 ----------
@@ -111,7 +112,9 @@ def _as_model(y, Phi, c, Q, Z, d, H):
         h = np.broadcast_to(H, (p,)).astype(float)
     if np.any(~np.isfinite(h)) or np.any(h <= 0):
         bad = np.flatnonzero(~(h > 0))
-        raise ModelError(f"measurement variances must be positive and finite; bad rows {bad.tolist()}")
+        raise ModelError(
+            f"measurement variances must be positive and finite; bad rows {bad.tolist()}"
+        )
     for name, arr in (("Phi", Phi), ("c", c), ("Q", Q), ("Z", Z), ("d", d)):
         if not np.all(np.isfinite(arr)):
             raise ModelError(f"{name} has non-finite entries")
@@ -127,7 +130,8 @@ def _initial(Phi, c, Q, x0, P0):
         rho = np.max(np.abs(np.linalg.eigvals(Phi)))
         if rho >= 1:
             raise ModelError(
-                f"Phi has spectral radius {rho:.6g} >= 1: no stationary initial state; give x0 and P0"
+                f"Phi has spectral radius {rho:.6g} >= 1: no stationary initial state; "
+                "give x0 and P0"
             )
         if x0 is None:
             x0 = np.linalg.solve(np.eye(n) - Phi, c)
@@ -187,11 +191,13 @@ def kalman_filter(
 
     Notes
     -----
-    Prediction error decomposition: ``log L = sum_t -1/2 (p_t log 2 pi + log det F_t + v_t' F_t^-1 v_t)``,
-    ``F_t = Z P_t Z' + H`` over the ``p_t`` observed rows. With ``M = Z'H^-1 Z`` and ``P_t = L L'``:
-    ``log det F_t = log det H + log det(I + L'ML)``, ``P_filt = P_t - P_t Z'F^-1 Z P_t = L (I + L'ML)^-1 L'``,
-    ``x_filt = x_pred + P_filt Z'H^-1 v_t`` and ``v'F^-1 v = v'H^-1 v - g' P_filt g`` with ``g = Z'H^-1 v``
-    (Durbin and Koopman 2012, ch. 4 and 6.5).
+    Prediction error decomposition:
+    ``log L = sum_t -1/2 (p_t log 2 pi + log det F_t + v_t' F_t^-1 v_t)``, ``F_t = Z P_t Z' + H``
+    over the ``p_t`` observed rows. With ``M = Z'H^-1 Z`` and ``P_t = L L'``:
+    ``log det F_t = log det H + log det(I + L'ML)``,
+    ``P_filt = P_t - P_t Z'F^-1 Z P_t = L (I + L'ML)^-1 L'``, ``x_filt = x_pred + P_filt g`` and
+    ``v'F^-1 v = v'H^-1 v - g' P_filt g`` with ``g = Z'H^-1 v`` (Durbin and Koopman 2012, ch. 4
+    and 6.5).
     """
     y, Phi, c, Q, Z, d, h = _as_model(y, Phi, c, Q, Z, d, H)
     x0, P0 = _initial(Phi, c, Q, x0, P0)
@@ -331,8 +337,8 @@ def kalman_smoother(res: KalmanResult) -> tuple[np.ndarray, np.ndarray]:
     Notes
     -----
     ``J_t = P_filt,t Phi' P_pred,t+1^-1``, ``x_s,t = x_filt,t + J_t (x_s,t+1 - x_pred,t+1)``,
-    ``P_s,t = P_filt,t + J_t (P_s,t+1 - P_pred,t+1) J_t'`` (Rauch, Tung and Striebel 1965; Durbin and
-    Koopman 2012, ch. 4.4). With a frozen steady-state gain ``J`` is constant and computed once.
+    ``P_s,t = P_filt,t + J_t (P_s,t+1 - P_pred,t+1) J_t'`` (Rauch, Tung and Striebel 1965; Durbin
+    and Koopman 2012, ch. 4.4). With a frozen steady-state gain ``J`` is constant and computed once.
     """
     T, n = res.x_filt.shape
     Phi = res.Phi

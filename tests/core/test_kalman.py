@@ -25,7 +25,7 @@ def _model(n, p, rng):
 
 def _joint(Phi, c, Q, Z, d, h, x0, P0, T):
     """Mean and covariance of the stacked states and observations (exact, by construction)."""
-    n, p = Phi.shape[0], Z.shape[0]
+    n = Phi.shape[0]
     mx = np.zeros((T, n))
     Cx = np.zeros((T, n, T, n))
     mx[0] = x0
@@ -102,7 +102,8 @@ def test_steady_state_path_matches_brute_force_and_statsmodels():
     np.testing.assert_allclose(res.x_filt, out.filtered_state.T, rtol=1e-7, atol=1e-9)
     xs, Ps = kalman_smoother(res)
     np.testing.assert_allclose(xs, out.smoothed_state.T, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(Ps, np.moveaxis(out.smoothed_state_cov, -1, 0), rtol=1e-6, atol=1e-14)
+    Ps_sm = np.moveaxis(out.smoothed_state_cov, -1, 0)
+    np.testing.assert_allclose(Ps, Ps_sm, rtol=1e-6, atol=1e-14)
 
 
 def test_bad_input_is_named():
