@@ -1,0 +1,476 @@
+"""Model specifications: the TOML files in ``models/``, loaded and validated.
+
+A spec names one model variant (family, factors or series, pooling, priors, sampler settings and the
+mapping of data columns) so that ``bayesbond fit models/X.toml --data ...`` runs it. Specs are data:
+they are parsed with :mod:`tomllib` only, never executed.
+
+Schema (every table but ``family`` is optional; omitted keys take the defaults shown)::
+
+    name = "benchmark"                # default: the file name without .toml
+    description = "..."
+    family = "factor_regression"      # | "ou" | "affine"
+
+    [model]                           # family-specific, see MODEL_KEYS
+    factors = ["CMKT", "TERM"]        # factor_regression: factor columns (checked against the data)
+    pooling = "hierarchical"          #   "pooled" | "unpooled" | "hierarchical"
+    group = "rating_bucket"
+    errors = "normal"                 #   | "student_t"
+
+    [priors]                          # overrides of the model's default priors
+    beta = { sigma = 1.0 }            # one table of distribution parameters per model parameter
+    sigma = 0.02                      # or a bare positive number: the prior scale
+
+    [sampler]
+    draws = 1000
+    tune = 1000
+    chains = 4
+    target_accept = 0.9
+    seed = 1
+    sampler = "nutpie"                # | "pymc" | "numpyro" | "blackjax"
+
+    [data]                            # column names of the user's files
+    date = "date"
+    bond = "bond"                     # factor_regression: the long panel
+    ret = "ret"
+    rating = "rating"
+    weight = "weight"
+
+Validation happens on load and raises :class:`~bayesbond.errors.SpecError` with one line naming the
+file, the table and the key: unknown keys (with the nearest valid key suggested), wrong types,
+values outside their domain and impossible priors (non-positive scales, ``lower >= upper``). Factor
+and column names can only be checked against the data, which :func:`check_columns` does at fit time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bayesbond.errors import DataError, SpecError
+
+__all__ = [
+    "FAMILIES",
+    "MODELS_DIR",
+    "Spec",
+    "check_columns",
+    "load_spec",
+    "parse_spec",
+    "shipped_specs",
+]
+
+FAMILIES = ("factor_regression", "ou", "affine")
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
+
+TOP_KEYS = ("name", "description", "family", "model", "priors", "sampler", "data")
+
+# (type, default, check) per key; check returns an error text or None
+_STR_LIST = "list[str]"
+_NUM_LIST = "list[float]"
+
+
+def _positive(v):
+    return None if v > 0 else "must be positive"
+
+
+def _unit_interval(v):
+    return None if 0 < v < 1 else "must be strictly between 0 and 1"
+
+
+def _at_least(n):
+    return lambda v: None if v >= n else f"must be at least {n}"
+
+
+def _one_of(*choices):
+    return lambda v: None if v in choices else (
+        "must be one of " + ", ".join(repr(c) for c in choices))
+
+
+def _unique_nonempty(v):
+    if not v:
+        return "must not be empty"
+    dup = sorted({x for x in v if v.count(x) > 1})
+    return f"repeats {', '.join(map(repr, dup))}" if dup else None
+
+
+def _increasing_positive(v):
+    if not v:
+        return "must not be empty"
+    if any(x <= 0 for x in v):
+        return "must all be positive (years)"
+    if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        return "must be strictly increasing"
+    return None
+
+
+MODEL_KEYS: dict[str, dict[str, tuple]] = {
+    "factor_regression": {
+        "factors": (_STR_LIST, None, _unique_nonempty),
+        "pooling": (str, "hierarchical", _one_of("pooled", "unpooled", "hierarchical")),
+        "group": (str, "rating_bucket", None),
+        "errors": (str, "normal", _one_of("normal", "student_t")),
+        "correlated": (bool, False, None),
+    },
+    "ou": {
+        "n": (int, 1, _at_least(1)),
+        "dt": (float, 1.0 / 12.0, _positive),
+        "restrictions": (str, "none", _one_of("none", "diagonal")),
+    },
+    "affine": {
+        "kind": (str, "gaussian", _one_of("gaussian", "efm2", "efm1", "vasicek")),
+        "n_factors": (int, 3, _at_least(1)),
+        "dt": (float, 1.0 / 12.0, _positive),
+    },
+}
+
+SAMPLER_KEYS: dict[str, tuple] = {
+    "draws": (int, 1000, _at_least(1)),
+    "tune": (int, 1000, _at_least(0)),
+    "chains": (int, 4, _at_least(1)),
+    "target_accept": (float, 0.9, _unit_interval),
+    "seed": (int, None, _at_least(0)),
+    "sampler": (str, "nutpie", _one_of(*SAMPLERS)),
+}
+
+DATA_KEYS: dict[str, dict[str, tuple]] = {
+    "factor_regression": {
+        "date": (str, "date", None),
+        "bond": (str, "bond", None),
+        "ret": (str, "ret", None),
+        "rating": (str, "rating", None),
+        "weight": (str, "weight", None),
+        "factor_date": (str, "date", None),
+    },
+    "ou": {
+        "date": (str, "date", None),
+        "columns": (_STR_LIST, None, _unique_nonempty),
+        "units": (str, "percent", _one_of("percent", "decimal")),
+    },
+    "affine": {
+        "date": (str, "date", None),
+        "columns": (_STR_LIST, None, _unique_nonempty),
+        "maturities": (_NUM_LIST, None, _increasing_positive),
+        "units": (str, "percent", _one_of("percent", "decimal")),
+    },
+}
+
+# model parameters whose priors a spec may override, per family
+PRIOR_NAMES: dict[str, tuple[str, ...]] = {
+    "factor_regression": ("alpha", "beta", "sigma", "mu_alpha", "tau_alpha", "mu_beta",
+                          "tau_beta", "sigma_scale", "nu", "lkj_eta"),
+    "ou": ("kappa", "theta", "sigma", "A", "a", "Sigma", "x0"),
+    "affine": ("A", "a", "Sigma", "Lambda", "lambda1", "A_star", "a_star", "delta0",
+               "measurement_error", "kappa", "theta", "sigma", "k_r", "k_x", "k_y"),
+}
+# parameters a prior table may hold; those in _PRIOR_SCALES must be positive
+PRIOR_PARAMS = ("dist", "mu", "sigma", "nu", "lower", "upper", "eta", "alpha", "beta", "lam")
+_PRIOR_SCALES = ("sigma", "nu", "eta", "alpha", "beta", "lam")
+PRIOR_DISTS = ("normal", "halfnormal", "student_t", "halfstudent_t", "lognormal", "gamma",
+               "exponential", "uniform", "truncated_normal", "lkj")
+
+
+def _suggest(key: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return "; valid keys: " + ", ".join(valid)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated model specification (see the module docstring for the schema).
+
+    Attributes
+    ----------
+    name, description, family : str
+    model : dict
+        Family-specific model settings, defaults filled in.
+    priors : dict
+        Prior overrides, ``{parameter: {param: value}}`` (a bare number ``s`` becomes
+        ``{"sigma": s}``); empty means the model's defaults.
+    sampler : dict
+        ``draws``, ``tune``, ``chains``, ``target_accept``, ``seed``, ``sampler``.
+    data : dict
+        Column mapping of the user's files.
+    source : str
+        Where the spec came from (file path or ``"<dict>"``), used in error messages.
+    """
+
+    name: str
+    family: str
+    description: str = ""
+    model: dict = field(default_factory=dict)
+    priors: dict = field(default_factory=dict)
+    sampler: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    source: str = "<dict>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/TOML-able), the form stored in a fit's attributes."""
+        out: dict[str, Any] = {"name": self.name, "family": self.family}
+        if self.description:
+            out["description"] = self.description
+        for key in ("model", "priors", "sampler", "data"):
+            out[key] = {k: v for k, v in getattr(self, key).items() if v is not None}
+        return out
+
+    def replace_sampler(self, **settings) -> Spec:
+        """A copy with sampler settings replaced (validated like the file's)."""
+        raw = self.to_dict()
+        raw["sampler"] = {**raw["sampler"], **{k: v for k, v in settings.items() if v is not None}}
+        return parse_spec(raw, source=self.source)
+
+    def sample_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for a model's ``fit`` (``draws``, ``tune``, ``chains``, ...)."""
+        s = self.sampler
+        return {"draws": s["draws"], "tune": s["tune"], "chains": s["chains"],
+                "random_seed": s["seed"], "sampler": s["sampler"]}
+
+
+def _fail(source: str, where: str, msg: str) -> SpecError:
+    return SpecError(f"{source}: {where}: {msg}")
+
+
+def _check_type(value, typ, source: str, where: str):
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(source, where, f"must be an integer, got {value!r}")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(source, where, f"must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise _fail(source, where, f"must be finite, got {value!r}")
+    elif typ is bool:
+        if not isinstance(value, bool):
+            raise _fail(source, where, f"must be true or false, got {value!r}")
+    elif typ is str:
+        if not isinstance(value, str):
+            raise _fail(source, where, f"must be a string, got {value!r}")
+    elif typ == _STR_LIST:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(source, where, f"must be a list of strings, got {value!r}")
+        value = list(value)
+    elif typ == _NUM_LIST:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            raise _fail(source, where, f"must be a list of numbers, got {value!r}")
+        value = [float(v) for v in value]
+    return value
+
+
+def _table(raw, schema: Mapping[str, tuple], source: str, table: str,
+           other_tables: Mapping[str, Sequence[str]] = None) -> dict:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise _fail(source, f"[{table}]", f"must be a table, got {raw!r}")
+    out = {}
+    for key in raw:
+        if key not in schema:
+            hint = _suggest(key, list(schema))
+            for other, keys in (other_tables or {}).items():
+                if key in keys:
+                    hint = f"; {key!r} belongs in [{other}]"
+            raise _fail(source, f"[{table}]", f"unknown key {key!r}{hint}")
+    for key, (typ, default, check) in schema.items():
+        if key not in raw:
+            out[key] = list(default) if isinstance(default, list) else default
+            continue
+        value = _check_type(raw[key], typ, source, f"[{table}] {key}")
+        if check is not None:
+            msg = check(value)
+            if msg:
+                raise _fail(source, f"[{table}] {key}", f"{msg}, got {raw[key]!r}")
+        out[key] = value
+    return out
+
+
+def _priors(raw, family: str, source: str, other_tables: Mapping[str, Sequence[str]]) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _fail(source, "[priors]", f"must be a table, got {raw!r}")
+    names = PRIOR_NAMES[family]
+    out = {}
+    for name, value in raw.items():
+        where = f"[priors] {name}"
+        if name not in names:
+            hint = _suggest(name, names)
+            for other, keys in other_tables.items():
+                if name in keys:
+                    hint = f"; {name!r} belongs in [{other}]"
+            raise _fail(source, "[priors]", f"unknown parameter {name!r} for family "
+                        f"{family!r}{hint}")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = {"sigma": value}
+        if not isinstance(value, Mapping):
+            raise _fail(source, where, f"must be a positive number (the scale) or a table of "
+                        f"distribution parameters, got {value!r}")
+        params = {}
+        for p, v in value.items():
+            if p not in PRIOR_PARAMS:
+                raise _fail(source, where, f"unknown prior parameter {p!r}"
+                            f"{_suggest(p, PRIOR_PARAMS)}")
+            if p == "dist":
+                if v not in PRIOR_DISTS:
+                    raise _fail(source, f"{where}.dist", f"unknown distribution {v!r}"
+                                f"{_suggest(str(v), PRIOR_DISTS)}")
+                params[p] = v
+                continue
+            v = _check_type(v, float, source, f"{where}.{p}")
+            if p in _PRIOR_SCALES and v <= 0:
+                raise _fail(source, f"{where}.{p}", f"impossible prior: {p} must be positive, "
+                            f"got {v!r}")
+            params[p] = v
+        if "lower" in params and "upper" in params and params["lower"] >= params["upper"]:
+            raise _fail(source, where, f"impossible prior: lower ({params['lower']}) must be "
+                        f"below upper ({params['upper']})")
+        out[name] = params
+    return out
+
+
+def parse_spec(raw: Mapping, source: str = "<dict>", name: str | None = None) -> Spec:
+    """Validate a spec given as a (TOML-parsed) mapping; see the module docstring for the schema.
+
+    Raises
+    ------
+    SpecError
+        One line naming ``source``, the table and the key.
+    """
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{source}: a spec must be a table, got {type(raw).__name__}")
+    tables = {"model": [k for keys in MODEL_KEYS.values() for k in keys],
+              "sampler": list(SAMPLER_KEYS),
+              "data": [k for keys in DATA_KEYS.values() for k in keys]}
+    for key in raw:
+        if key not in TOP_KEYS:
+            hint = _suggest(key, TOP_KEYS)
+            for table, keys in tables.items():
+                if key in keys:
+                    hint = f"; {key!r} belongs in [{table}]"
+            raise _fail(source, "top level", f"unknown key {key!r}{hint}")
+    if "family" not in raw:
+        raise _fail(source, "top level", "missing key 'family' (one of "
+                    + ", ".join(map(repr, FAMILIES)) + ")")
+    family = raw["family"]
+    if family not in FAMILIES:
+        raise _fail(source, "family", f"unknown family {family!r}"
+                    f"{_suggest(str(family), FAMILIES)}")
+    spec_name = raw.get("name", name or "spec")
+    if not isinstance(spec_name, str) or not spec_name:
+        raise _fail(source, "name", f"must be a non-empty string, got {spec_name!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(source, "description", f"must be a string, got {description!r}")
+    others = {t: k for t, k in tables.items()}
+    model = _table(raw.get("model"), MODEL_KEYS[family], source, "model",
+                   {t: k for t, k in others.items() if t != "model"})
+    sampler = _table(raw.get("sampler"), SAMPLER_KEYS, source, "sampler",
+                     {t: k for t, k in others.items() if t != "sampler"})
+    data = _table(raw.get("data"), DATA_KEYS[family], source, "data",
+                  {t: k for t, k in others.items() if t != "data"})
+    priors = _priors(raw.get("priors"), family, source, others)
+
+    if family == "factor_regression" and model["factors"] is None:
+        raise _fail(source, "[model] factors", "missing: list the factor columns, "
+                    'e.g. factors = ["CMKT", "TERM"]')
+    if family == "affine" and (data["columns"] is None) != (data["maturities"] is None):
+        raise _fail(source, "[data]", "give both 'columns' and 'maturities' (one maturity in "
+                    "years per yield column), or neither")
+    if family == "affine" and data["columns"] is not None and \
+            len(data["columns"]) != len(data["maturities"]):
+        raise _fail(source, "[data] maturities", f"{len(data['maturities'])} maturities for "
+                    f"{len(data['columns'])} columns")
+    if family == "ou" and data["columns"] is not None and len(data["columns"]) != model["n"]:
+        raise _fail(source, "[data] columns", f"{len(data['columns'])} columns for an "
+                    f"{model['n']}-dimensional OU process ([model] n = {model['n']})")
+    return Spec(name=spec_name, family=family, description=description, model=model,
+                priors=priors, sampler=sampler, data=data, source=source)
+
+
+def shipped_specs() -> dict[str, Path]:
+    """The specs shipped in ``models/``: ``{name: path}`` (name = file name without ``.toml``)."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.toml"))}
+
+
+def load_spec(path_or_name) -> Spec:
+    """Read and validate a spec from a TOML file, or a shipped spec by name (e.g. ``"benchmark"``).
+
+    Raises
+    ------
+    SpecError
+        The file is missing or not valid TOML (with line and column), or the spec is invalid.
+    """
+    path = Path(path_or_name)
+    if not path.exists() and path.suffix == "" and str(path_or_name) in shipped_specs():
+        path = shipped_specs()[str(path_or_name)]
+    if not path.is_file():
+        shipped = ", ".join(shipped_specs()) or "none"
+        raise SpecError(f"{path}: spec file not found (shipped specs: {shipped})")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    return parse_spec(raw, source=str(path), name=path.stem)
+
+
+def check_columns(spec: Spec, columns: Sequence[str], file: str = "the data",
+                  factor_columns: Sequence[str] | None = None,
+                  factor_file: str = "the factors") -> None:
+    """Check at fit time that the columns a spec names exist in the data.
+
+    Parameters
+    ----------
+    spec : Spec
+    columns : sequence of str
+        Columns of the data file (panel for factor regressions, series/yields otherwise).
+    file : str
+        Name of that file, for the message.
+    factor_columns : sequence of str, optional
+        Columns of the factor file, when the factors come from one.
+    factor_file : str
+
+    Raises
+    ------
+    DataError
+        Naming the missing column, the file and the spec key that names it.
+    """
+    cols = [str(c) for c in columns]
+    d = spec.data
+
+    def missing(name, have, where, fname, key):
+        if name not in have:
+            near = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (columns: {', '.join(have)})"
+            raise DataError(f"{fname}: column {name!r} named by {spec.source} {where} {key} "
+                            f"is missing{hint}")
+
+    if spec.family == "factor_regression":
+        for key in ("date", "bond", "ret"):
+            missing(d[key], cols, "[data]", file, key)
+        fcols = cols if factor_columns is None else [str(c) for c in factor_columns]
+        fname = file if factor_columns is None else factor_file
+        if factor_columns is not None:
+            missing(d["factor_date"], fcols, "[data]", fname, "factor_date")
+        for f in spec.model["factors"]:
+            if f not in fcols:
+                near = difflib.get_close_matches(f, fcols, n=1, cutoff=0.6)
+                hint = (f"; did you mean {near[0]!r}?" if near
+                        else f"; factor columns: {', '.join(fcols)}")
+                raise DataError(f"{fname}: unknown factor {f!r} named by {spec.source} "
+                                f"[model] factors{hint}")
+    else:
+        missing(d["date"], cols, "[data]", file, "date")
+        for c in d["columns"] or []:
+            missing(c, cols, "[data]", file, "columns")
