@@ -16,9 +16,10 @@ Schema (every table but ``family`` is optional; omitted keys take the defaults s
     group = "rating_bucket"
     errors = "normal"                 #   | "student_t"
 
-    [priors]                          # overrides of the model's default priors
-    beta = { sigma = 1.0 }            # one table of distribution parameters per model parameter
-    sigma = 0.02                      # or a bare positive number: the prior scale
+    [priors]                          # overrides of the model's default priors (keys: the model's
+    alpha_scale = 0.01                #   PRIOR_KEYS); scales and shapes must be positive
+    beta_scale = [2.0, 1.0]           # per-factor keys: one number, a list in factor order,
+    beta_mean = { CMKT = 1.0 }        #   or a table factor = number
 
     [sampler]
     draws = 1000
@@ -37,7 +38,7 @@ Schema (every table but ``family`` is optional; omitted keys take the defaults s
 
 Validation happens on load and raises :class:`~bayesbond.errors.SpecError` with one line naming the
 file, the table and the key: unknown keys (with the nearest valid key suggested), wrong types,
-values outside their domain and impossible priors (non-positive scales, ``lower >= upper``). Factor
+values outside their domain and impossible priors (non-positive scales or shapes). Factor
 and column names can only be checked against the data, which :func:`check_columns` does at fit time.
 """
 
@@ -159,19 +160,34 @@ DATA_KEYS: dict[str, dict[str, tuple]] = {
     },
 }
 
-# model parameters whose priors a spec may override, per family
+# prior keys a spec may override, per family (the models' own key lists, where they exist, are
+# used instead: see _prior_keys)
 PRIOR_NAMES: dict[str, tuple[str, ...]] = {
-    "factor_regression": ("alpha", "beta", "sigma", "mu_alpha", "tau_alpha", "mu_beta",
-                          "tau_beta", "sigma_scale", "nu", "lkj_eta"),
-    "ou": ("kappa", "theta", "sigma", "A", "a", "Sigma", "x0"),
-    "affine": ("A", "a", "Sigma", "Lambda", "lambda1", "A_star", "a_star", "delta0",
-               "measurement_error", "kappa", "theta", "sigma", "k_r", "k_x", "k_y"),
+    "factor_regression": ("alpha_scale", "beta_mean", "beta_scale", "tau_alpha", "tau_beta",
+                          "log_sigma_mean", "log_sigma_sd", "tau_log_sigma", "lkj_eta",
+                          "nu_alpha", "nu_beta"),
+    "ou": ("kappa_scale", "theta_mean", "theta_scale", "sigma_scale"),
+    "affine": ("sigma_scale", "lambda1_scale", "measurement_scale"),
 }
-# parameters a prior table may hold; those in _PRIOR_SCALES must be positive
-PRIOR_PARAMS = ("dist", "mu", "sigma", "nu", "lower", "upper", "eta", "alpha", "beta", "lam")
-_PRIOR_SCALES = ("sigma", "nu", "eta", "alpha", "beta", "lam")
-PRIOR_DISTS = ("normal", "halfnormal", "student_t", "halfstudent_t", "lognormal", "gamma",
-               "exponential", "uniform", "truncated_normal", "lkj")
+_PRIOR_MODULES = {"factor_regression": "bayesbond.bayes.factor_priors",
+                  "ou": "bayesbond.bayes.ou_model", "affine": "bayesbond.bayes.affine_model"}
+
+
+def _prior_keys(family: str) -> tuple[str, ...]:
+    """The prior keys the family's model accepts (its ``PRIOR_KEYS``, else :data:`PRIOR_NAMES`)."""
+    import importlib
+
+    try:
+        keys = importlib.import_module(_PRIOR_MODULES[family]).PRIOR_KEYS
+    except (ImportError, AttributeError):
+        return PRIOR_NAMES[family]
+    return tuple(keys)
+
+
+def _is_location(key: str) -> bool:
+    """Location parameters may be any finite number; every other prior parameter is a scale or a
+    shape and must be positive."""
+    return key.endswith("_mean") or key.startswith("mu_") or key in ("theta", "mu", "delta0")
 
 
 def _suggest(key: str, valid: Sequence[str]) -> str:
@@ -191,8 +207,8 @@ class Spec:
     model : dict
         Family-specific model settings, defaults filled in.
     priors : dict
-        Prior overrides, ``{parameter: {param: value}}`` (a bare number ``s`` becomes
-        ``{"sigma": s}``); empty means the model's defaults.
+        Prior overrides ``{key: number | [numbers] | {factor: number}}`` passed to the model;
+        empty means the model's defaults.
     sampler : dict
         ``draws``, ``tune``, ``chains``, ``target_accept``, ``seed``, ``sampler``.
     data : dict
@@ -297,7 +313,7 @@ def _priors(raw, family: str, source: str, other_tables: Mapping[str, Sequence[s
         return {}
     if not isinstance(raw, Mapping):
         raise _fail(source, "[priors]", f"must be a table, got {raw!r}")
-    names = PRIOR_NAMES[family]
+    names = _prior_keys(family)
     out = {}
     for name, value in raw.items():
         where = f"[priors] {name}"
@@ -306,33 +322,32 @@ def _priors(raw, family: str, source: str, other_tables: Mapping[str, Sequence[s
             for other, keys in other_tables.items():
                 if name in keys:
                     hint = f"; {name!r} belongs in [{other}]"
-            raise _fail(source, "[priors]", f"unknown parameter {name!r} for family "
-                        f"{family!r}{hint}")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = {"sigma": value}
-        if not isinstance(value, Mapping):
-            raise _fail(source, where, f"must be a positive number (the scale) or a table of "
-                        f"distribution parameters, got {value!r}")
-        params = {}
-        for p, v in value.items():
-            if p not in PRIOR_PARAMS:
-                raise _fail(source, where, f"unknown prior parameter {p!r}"
-                            f"{_suggest(p, PRIOR_PARAMS)}")
-            if p == "dist":
-                if v not in PRIOR_DISTS:
-                    raise _fail(source, f"{where}.dist", f"unknown distribution {v!r}"
-                                f"{_suggest(str(v), PRIOR_DISTS)}")
-                params[p] = v
-                continue
-            v = _check_type(v, float, source, f"{where}.{p}")
-            if p in _PRIOR_SCALES and v <= 0:
-                raise _fail(source, f"{where}.{p}", f"impossible prior: {p} must be positive, "
-                            f"got {v!r}")
-            params[p] = v
-        if "lower" in params and "upper" in params and params["lower"] >= params["upper"]:
-            raise _fail(source, where, f"impossible prior: lower ({params['lower']}) must be "
-                        f"below upper ({params['upper']})")
-        out[name] = params
+            raise _fail(source, "[priors]", f"unknown prior {name!r} for family {family!r}{hint}")
+        if isinstance(value, list):
+            items = list(enumerate(value))
+        elif isinstance(value, Mapping):  # per-factor values: {CMKT = 1.0, TERM = 2.0}
+            items = list(value.items())
+        else:
+            items = [(None, value)]
+        checked = []
+        for label, v in items:
+            at = where if label is None else f"{where}[{label!r}]"
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise _fail(source, at, "must be a number, a list of numbers (one per factor) or "
+                            f"a table factor = number, got {v!r}")
+            v = float(v)
+            if not math.isfinite(v):
+                raise _fail(source, at, f"must be finite, got {v!r}")
+            if not _is_location(name) and v <= 0:
+                raise _fail(source, at, f"impossible prior: {name} is a scale or shape and must "
+                            f"be positive, got {v!r}")
+            checked.append((label, v))
+        if isinstance(value, list):
+            out[name] = [v for _, v in checked]
+        elif isinstance(value, Mapping):
+            out[name] = {str(k): v for k, v in checked}
+        else:
+            out[name] = checked[0][1]
     return out
 
 

@@ -13,8 +13,9 @@ family = "factor_regression"
 factors = ["CMKT", "TERM"]
 pooling = "hierarchical"
 [priors]
-beta = { mu = 0.0, sigma = 2.0 }
-sigma = 0.05
+beta_scale = { CMKT = 2.0, TERM = 1.0 }
+alpha_scale = 0.05
+beta_mean = [1.0, -0.5]
 [sampler]
 draws = 200
 chains = 2
@@ -56,7 +57,8 @@ def test_good_spec_defaults_and_priors(tmp_path):
     assert spec.name == "my_model"
     assert spec.sampler == {"draws": 200, "tune": 1000, "chains": 2, "target_accept": 0.9,
                             "seed": None, "sampler": "nutpie"}
-    assert spec.priors == {"beta": {"mu": 0.0, "sigma": 2.0}, "sigma": {"sigma": 0.05}}
+    assert spec.priors == {"beta_scale": {"CMKT": 2.0, "TERM": 1.0}, "alpha_scale": 0.05,
+                           "beta_mean": [1.0, -0.5]}
     assert spec.data["ret"] == "ret" and spec.model["errors"] == "normal"
     assert spec.sample_kwargs() == {"draws": 200, "tune": 1000, "chains": 2,
                                     "random_seed": None, "sampler": "nutpie"}
@@ -77,13 +79,14 @@ BAD = [
     (("draws = 200", "target_accept = 1.5"), r"target_accept: must be strictly between 0 and 1"),
     (("draws = 200", "samplr = \"pymc\""), r"unknown key 'samplr'; did you mean 'sampler'\?"),
     (("draws = 200", "sampler = \"gibbs\""), r"\[sampler\] sampler: must be one of 'nutpie'"),
-    (("sigma = 2.0 }", "sigma = -2.0 }"),
-     r"\[priors\] beta\.sigma: impossible prior: sigma must be positive, got -2\.0"),
-    (("sigma = 0.05", "sigma = 0"), r"\[priors\] sigma\.sigma: impossible prior"),
-    (("sigma = 0.05", "betta = 1.0"), r"unknown parameter 'betta'.*did you mean 'beta'\?"),
-    (("mu = 0.0,", "mean = 0.0,"), r"\[priors\] beta: unknown prior parameter 'mean'"),
-    (("mu = 0.0,", "lower = 1.0, upper = 0.5,"), r"lower \(1\.0\) must be below upper \(0\.5\)"),
-    (("sigma = 0.05", "sigma = \"wide\""), r"\[priors\] sigma: must be a positive number"),
+    (("CMKT = 2.0", "CMKT = -2.0"),
+     r"\[priors\] beta_scale\['CMKT'\]: impossible prior: beta_scale is a scale or shape and "
+     r"must be positive, got -2\.0"),
+    (("alpha_scale = 0.05", "alpha_scale = 0"), r"\[priors\] alpha_scale: impossible prior"),
+    (("alpha_scale = 0.05", "alpha_scal = 1.0"),
+     r"unknown prior 'alpha_scal'.*did you mean 'alpha_scale'\?"),
+    (("alpha_scale = 0.05", "alpha_scale = \"wide\""), r"\[priors\] alpha_scale: must be a number"),
+    (("alpha_scale = 0.05", "alpha_scale = nan"), r"\[priors\] alpha_scale: must be finite"),
     (("family = \"factor_regression\"", "family = \"factor_regresion\""),
      r"unknown family 'factor_regresion'; did you mean 'factor_regression'\?"),
     (("family = \"factor_regression\"", ""), r"missing key 'family'"),
@@ -97,7 +100,7 @@ BAD = [
     (("family =", "draws = 10\nfamily ="),
      r"top level: unknown key 'draws'; 'draws' belongs in \[sampler\]"),
     (("[sampler]", "chains = 2\n[sampler]"),
-     r"\[priors\]: unknown parameter 'chains'.*; 'chains' belongs in \[sampler\]"),
+     r"\[priors\]: unknown prior 'chains'.*; 'chains' belongs in \[sampler\]"),
     (("[model]", "[modle]"), r"unknown key 'modle'; did you mean 'model'\?"),
     (("chains = 2", "chains = 2\n[[oops"), r"not valid TOML"),
 ]
@@ -163,3 +166,11 @@ def test_check_columns_names_file_spec_and_column(tmp_path):
     ou = specs.parse_spec({"family": "ou", "data": {"columns": ["TB3MS"]}}, source="ou.toml")
     with pytest.raises(DataError, match=r"rates\.csv: column 'TB3MS' named by ou\.toml"):
         specs.check_columns(ou, ["date", "DGS10"], "rates.csv")
+
+
+def test_location_priors_may_be_negative_and_keys_match_the_model():
+    spec = specs.parse_spec({"family": "factor_regression", "model": {"factors": ["CMKT"]},
+                             "priors": {"beta_mean": -1.0, "log_sigma_mean": -4.0}})
+    assert spec.priors == {"beta_mean": -1.0, "log_sigma_mean": -4.0}
+    fp = pytest.importorskip("bayesbond.bayes.factor_priors")
+    assert set(specs._prior_keys("factor_regression")) == set(fp.PRIOR_KEYS)
