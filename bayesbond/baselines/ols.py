@@ -1,0 +1,411 @@
+"""Time-series OLS of every bond's return on factor returns, fitted in one batch.
+
+``r_it = alpha_i + beta_i' F_t + e_it`` for each bond ``i`` on the months it is observed. The
+numerics live in :mod:`bayesbond.core.ols`; this module aligns labelled inputs and wraps the
+arrays in :class:`OLSResult`, whose names (``alpha``, ``beta``, ``sigma``) line up with the
+Bayesian factor model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from bayesbond.core.ols import batched_ols
+from bayesbond.data.panel import BondPanel, to_month_end
+from bayesbond.errors import DataError
+
+__all__ = ["OLSResult", "ols"]
+
+
+def _listing(items, limit: int = 10) -> str:
+    items = list(items)
+    text = ", ".join(str(i) for i in items[:limit])
+    return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _as_wide(returns) -> pd.DataFrame:
+    """Returns as a wide DataFrame (month-end dates x series)."""
+    if isinstance(returns, BondPanel):
+        returns = returns.returns
+    if isinstance(returns, xr.DataArray):
+        if set(returns.dims) != {"date", "bond"}:
+            raise DataError(f"returns DataArray needs dims (date, bond), got {returns.dims}")
+        da = returns.transpose("date", "bond")
+        wide = pd.DataFrame(
+            np.asarray(da.values, dtype=float),
+            index=da.indexes["date"],
+            columns=pd.Index(da.indexes["bond"], name="bond"),
+        )
+    elif isinstance(returns, pd.Series):
+        wide = returns.to_frame(name=returns.name if returns.name is not None else "y")
+    elif isinstance(returns, pd.DataFrame):
+        wide = returns
+    else:
+        raise DataError(
+            "returns must be a BondPanel, a wide DataFrame (dates x bonds), a Series or a "
+            f"DataArray (date, bond); got {type(returns).__name__}"
+        )
+    if wide.shape[1] == 0 or wide.shape[0] == 0:
+        raise DataError("returns are empty")
+    try:
+        values = wide.to_numpy(dtype=float)
+    except (TypeError, ValueError) as exc:
+        bad = [c for c in wide.columns if not pd.api.types.is_numeric_dtype(wide[c])]
+        raise DataError(f"non-numeric return column(s): {_listing(bad)}") from exc
+    idx = to_month_end(wide.index, where="the returns index")
+    if idx.has_duplicates:
+        raise DataError(
+            f"duplicated months in the returns index: {_listing(idx[idx.duplicated()].date)}"
+        )
+    out = pd.DataFrame(values, index=idx, columns=pd.Index(wide.columns, name="bond"))
+    inf = np.isinf(values)
+    if inf.any():
+        cells = [
+            f"({out.columns[j]}, {out.index[i].date()})"
+            for i, j in zip(*np.nonzero(inf), strict=True)
+        ]
+        raise DataError(f"non-finite returns at (bond, date): {_listing(cells)}")
+    return out.sort_index()
+
+
+def _as_factors(factors) -> pd.DataFrame:
+    if isinstance(factors, pd.Series):
+        factors = factors.to_frame(name=factors.name if factors.name is not None else "factor")
+    if not isinstance(factors, pd.DataFrame):
+        raise DataError(
+            f"factors must be a DataFrame (dates x factors), got {type(factors).__name__}"
+        )
+    if factors.shape[1] == 0:
+        raise DataError("factors has no columns")
+    names = [str(c) for c in factors.columns]
+    if "alpha" in names:
+        raise DataError("a factor may not be called 'alpha' (the intercept's name)")
+    if len(set(names)) != len(names):
+        raise DataError(f"duplicated factor names: {names}")
+    idx = to_month_end(factors.index, where="the factors index")
+    if idx.has_duplicates:
+        raise DataError(
+            f"duplicated months in the factors index: {_listing(idx[idx.duplicated()].date)}"
+        )
+    try:
+        values = factors.to_numpy(dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError("factors must be numeric") from exc
+    return pd.DataFrame(values, index=idx, columns=pd.Index(names, name="factor")).sort_index()
+
+
+@dataclass(frozen=True, eq=False)
+class OLSResult:
+    """Per-bond time-series OLS: ``r_it = alpha_i + beta_i' F_t + e_it``.
+
+    Attributes
+    ----------
+    params : pandas.DataFrame
+        Bonds x ``["alpha", *factors]``.
+    bse : pandas.DataFrame
+        Standard errors of the covariance in use (``cov_type``).
+    cov_params : xarray.DataArray
+        Covariance in use, dims ``(bond, coef, coef2)``.
+    cov_classical : xarray.DataArray
+        ``s^2 (X'X)^{-1}`` (always available).
+    resid : pandas.DataFrame
+        Residual returns, dates x bonds, ``NaN`` where a bond is not observed.
+    rsquared : pandas.Series
+    nobs : pandas.Series
+    sigma : pandas.Series
+        Residual standard deviation ``sqrt(RSS / (n - p))``.
+    factors : pandas.DataFrame
+        The factor returns on the fitted months.
+    cov_type : str
+        ``"classical"`` or ``"HAC"`` (Newey-West, Bartlett kernel).
+    hac_lags : int or None
+    use_correction : bool
+        Whether the HAC covariance carries the ``n / (n - p)`` factor.
+    """
+
+    params: pd.DataFrame
+    bse: pd.DataFrame
+    cov_params: xr.DataArray
+    cov_classical: xr.DataArray
+    resid: pd.DataFrame
+    rsquared: pd.Series
+    nobs: pd.Series
+    sigma: pd.Series
+    factors: pd.DataFrame
+    cov_type: str
+    hac_lags: int | None
+    use_correction: bool
+
+    @property
+    def factor_names(self) -> list[str]:
+        """Names of the factors (the columns of ``params`` after ``alpha``)."""
+        return list(self.params.columns[1:])
+
+    @property
+    def alpha(self) -> pd.Series:
+        """Intercepts per bond."""
+        return self.params["alpha"]
+
+    @property
+    def beta(self) -> pd.DataFrame:
+        """Factor loadings, bonds x factors."""
+        return self.params[self.factor_names]
+
+    @property
+    def df_resid(self) -> pd.Series:
+        """Residual degrees of freedom ``n - p`` per bond."""
+        return self.nobs - self.params.shape[1]
+
+    @property
+    def rsquared_adj(self) -> pd.Series:
+        """Adjusted R^2, ``1 - (1 - R^2)(n - 1)/(n - p)``."""
+        return 1 - (1 - self.rsquared) * (self.nobs - 1) / self.df_resid
+
+    @property
+    def bse_classical(self) -> pd.DataFrame:
+        """Classical standard errors (whatever ``cov_type``)."""
+        v = np.sqrt(np.diagonal(self.cov_classical.values, axis1=1, axis2=2))
+        return pd.DataFrame(v, index=self.params.index, columns=self.params.columns)
+
+    @property
+    def tvalues(self) -> pd.DataFrame:
+        """``params / bse``."""
+        return self.params / self.bse
+
+    @property
+    def pvalues(self) -> pd.DataFrame:
+        """Two-sided p-values: Student t with ``n - p`` degrees of freedom for the classical
+        covariance, standard normal for HAC (as statsmodels' defaults)."""
+        t = self.tvalues.to_numpy()
+        if self.cov_type == "classical":
+            p = 2 * stats.t.sf(np.abs(t), self.df_resid.to_numpy()[:, None])
+        else:
+            p = 2 * stats.norm.sf(np.abs(t))
+        return pd.DataFrame(p, index=self.params.index, columns=self.params.columns)
+
+    def expected_return(
+        self,
+        factor_means=None,
+        factor_cov=None,
+        n_obs_factors: int | None = None,
+    ) -> pd.DataFrame:
+        """Expected return ``E[R_i] = alpha_i + beta_i' E[F]`` with delta-method standard errors.
+
+        Parameters
+        ----------
+        factor_means : mapping, Series or array, optional
+            ``E[F]`` per factor (decimals per month). By default the sample means of the factors on
+            the fitted months.
+        factor_cov : DataFrame, array or "sample", optional
+            Uncertainty of ``E[F]``. With ``n_obs_factors``: the covariance of the factor returns,
+            so that ``Var(E[F]) = factor_cov / n_obs_factors``; without: ``Var(E[F])`` itself.
+            ``"sample"``: the sample covariance of the fitted months divided by their number.
+            ``None`` treats ``E[F]`` as known.
+        n_obs_factors : int, optional
+            Number of months behind the factor means (see ``factor_cov``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Bonds x ``["mean", "se"]``.
+
+        Notes
+        -----
+        With ``c = (1, E[F]')'`` and ``theta_i = (alpha_i, beta_i')'``,
+        ``Var = c' Cov(theta_i) c + beta_i' Var(E[F]) beta_i``: the first-order (delta-method)
+        variance, taking the estimation error of ``theta_i`` (which given the factors comes from
+        the bond's residuals only) independent of that of ``E[F]``. ``Cov(theta_i)`` is
+        :attr:`cov_params` (HAC when the fit used lags).
+        """
+        names = self.factor_names
+        if factor_means is None:
+            m = self.factors.mean().to_numpy()
+        elif isinstance(factor_means, (Mapping, pd.Series)):
+            fm = pd.Series(factor_means)
+            missing = [f for f in names if f not in fm.index]
+            if missing:
+                raise DataError(f"factor_means lacks factor(s) {missing}")
+            m = fm[names].to_numpy(dtype=float)
+        else:
+            m = np.asarray(factor_means, dtype=float).reshape(-1)
+            if m.shape != (len(names),):
+                raise DataError(f"factor_means needs {len(names)} values ({names}), got {m.size}")
+        if not np.isfinite(m).all():
+            raise DataError("factor_means holds non-finite values")
+        c = np.concatenate([[1.0], m])
+        V = self.cov_params.values
+        mean = self.params.to_numpy() @ c
+        var = np.einsum("i,nij,j->n", c, V, c)
+        if factor_cov is not None:
+            if isinstance(factor_cov, str):
+                if factor_cov != "sample":
+                    raise DataError(f"factor_cov must be a matrix or 'sample', got {factor_cov!r}")
+                Sm = self.factors.cov().to_numpy() / len(self.factors)
+            else:
+                if isinstance(factor_cov, pd.DataFrame):
+                    missing = [f for f in names if f not in factor_cov.index]
+                    if missing:
+                        raise DataError(f"factor_cov lacks factor(s) {missing}")
+                    factor_cov = factor_cov.loc[names, names]
+                Sm = np.asarray(factor_cov, dtype=float)
+                if Sm.shape != (len(names), len(names)):
+                    raise DataError(
+                        f"factor_cov must be {len(names)} x {len(names)}, got {Sm.shape}"
+                    )
+                if n_obs_factors is not None:
+                    if n_obs_factors < 1:
+                        raise DataError(f"n_obs_factors must be positive, got {n_obs_factors}")
+                    Sm = Sm / n_obs_factors
+            B = self.beta.to_numpy()
+            var = var + np.einsum("ni,ij,nj->n", B, Sm, B)
+        return pd.DataFrame(
+            {"mean": mean, "se": np.sqrt(var)}, index=self.params.index.rename("bond")
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """One row per bond: alpha, its t-statistic, the betas, R^2, sigma and nobs."""
+        t = self.tvalues
+        out = pd.DataFrame(index=self.params.index)
+        out["alpha"] = self.params["alpha"]
+        out["t(alpha)"] = t["alpha"]
+        for f in self.factor_names:
+            out[f"beta_{f}"] = self.params[f]
+            out[f"t({f})"] = t[f]
+        out["R2"] = self.rsquared
+        out["sigma"] = self.sigma
+        out["nobs"] = self.nobs
+        return out
+
+    def __repr__(self) -> str:
+        lags = f", HAC({self.hac_lags})" if self.cov_type == "HAC" else ""
+        return (
+            f"OLSResult({len(self.params)} bonds on {self.factor_names}{lags}; "
+            f"median R2 {self.rsquared.median():.3f}, median nobs {int(self.nobs.median())})"
+        )
+
+
+def ols(
+    returns,
+    factors: pd.DataFrame,
+    hac_lags: int | None = None,
+    use_correction: bool = True,
+    hac_gaps: str = "compress",
+) -> OLSResult:
+    """Time-series OLS of every bond on the factors, all bonds at once.
+
+    Parameters
+    ----------
+    returns : BondPanel, pandas.DataFrame, pandas.Series or xarray.DataArray
+        Returns (decimals per month): a panel, a wide table (month-end dates x bonds; ``NaN`` where
+        not observed), one series, or a DataArray with dims ``(date, bond)``.
+    factors : pandas.DataFrame
+        Factor returns, dates x factors. Dates move to month-end on both sides before alignment.
+    hac_lags : int, optional
+        Newey-West (Bartlett) lags for the standard errors; classical ones when omitted.
+    use_correction : bool
+        Scale the HAC covariance by ``n / (n - p)``.
+    hac_gaps : {"compress", "zero"}
+        Lags over missing months: consecutive observed months (``"compress"``, what a per-bond
+        regression on its dropped-NaN data does) or calendar lags with zero scores in missing months
+        (``"zero"``). See :func:`bayesbond.core.ols.batched_ols`.
+
+    Returns
+    -------
+    OLSResult
+
+    Raises
+    ------
+    DataError
+        Months with observed returns but no factor values (named), missing factor values on such
+        months (named), a bond with too few observed months or collinear factors on them (named).
+
+    Notes
+    -----
+    Bond ``i`` is fitted on its own observed months ``O_i``:
+    ``theta_i = argmin sum_{t in O_i} (r_it - alpha_i - beta_i' F_t)^2``, solved through a QR
+    factorisation (never an explicit inverse); the classical covariance is ``s_i^2 (X_i'X_i)^{-1}``
+    and the Newey-West one ``(X_i'X_i)^{-1} S_i (X_i'X_i)^{-1}`` (Newey and West, 1987), times
+    ``n_i / (n_i - p)`` with ``use_correction``. Results equal statsmodels'
+    ``OLS(r_i, X_i).fit(cov_type="HAC", cov_kwds={"maxlags": L, "use_correction": ...})`` bond by
+    bond.
+
+    Examples
+    --------
+    >>> import bayesbond as bb
+    >>> demo = bb.datasets.load_demo()
+    >>> res = bb.ols(demo.panel, demo.factors, hac_lags=6)
+    >>> list(res.params.columns)
+    ['alpha', 'CMKT', 'TERM']
+    """
+    R = _as_wide(returns)
+    F = _as_factors(factors)
+    used = R.index[np.isfinite(R.to_numpy()).any(axis=1)]
+    if len(used) == 0:
+        raise DataError("no observed return at all")
+    absent = used.difference(F.index)
+    if len(absent):
+        raise DataError(
+            f"factors have no row for month(s) with observed returns: {_listing(absent.date)}"
+        )
+    Fu = F.loc[used]
+    bad = ~np.isfinite(Fu.to_numpy())
+    if bad.any():
+        cells = [
+            f"{Fu.columns[j]} on {Fu.index[i].date()}"
+            for i, j in zip(*np.nonzero(bad), strict=True)
+        ]
+        raise DataError(f"missing or non-finite factor values: {_listing(cells)}")
+    Ru = R.loc[used]
+    X = np.column_stack([np.ones(len(used)), Fu.to_numpy()])
+    bonds = pd.Index(R.columns, name="bond")
+    rows = used
+    if hac_gaps == "zero" and hac_lags is not None:
+        # calendar lags: every month between the first and last observation keeps its place
+        # (months without any observed return are placeholders with no observation and no weight)
+        rows = pd.date_range(used[0], used[-1], freq="ME", name="date").as_unit("ns")
+        pos = rows.get_indexer(used)
+        Xc, Yc = np.zeros((len(rows), X.shape[1])), np.full((len(rows), R.shape[1]), np.nan)
+        Xc[pos], Yc[pos] = X, Ru.to_numpy()
+        X, Ru = Xc, pd.DataFrame(Yc, index=rows, columns=R.columns)
+    fit = batched_ols(
+        X,
+        Ru.to_numpy(),
+        hac_lags=hac_lags,
+        use_correction=use_correction,
+        hac_gaps=hac_gaps,
+        names=list(bonds),
+    )
+    coefs = pd.Index(["alpha", *F.columns], name="coef")
+    params = pd.DataFrame(fit.params, index=bonds, columns=coefs)
+    cov_type = "classical" if hac_lags is None else "HAC"
+    cov = fit.cov_classical if hac_lags is None else fit.cov_hac
+    coords = {"bond": bonds, "coef": list(coefs), "coef2": list(coefs)}
+    cov_da = xr.DataArray(cov, dims=("bond", "coef", "coef2"), coords=coords, name="cov_params")
+    cov_cl = xr.DataArray(
+        fit.cov_classical, dims=("bond", "coef", "coef2"), coords=coords, name="cov_classical"
+    )
+    bse = pd.DataFrame(np.sqrt(np.diagonal(cov, axis1=1, axis2=2)), index=bonds, columns=coefs)
+    resid_arr = np.full(R.shape, np.nan)
+    resid_arr[R.index.get_indexer(used)] = fit.resid[rows.get_indexer(used)]
+    resid = pd.DataFrame(resid_arr, index=R.index, columns=bonds)
+    df = fit.nobs - X.shape[1]
+    return OLSResult(
+        params=params,
+        bse=bse,
+        cov_params=cov_da,
+        cov_classical=cov_cl,
+        resid=resid,
+        rsquared=pd.Series(1.0 - fit.rss / fit.tss, index=bonds, name="rsquared"),
+        nobs=pd.Series(fit.nobs, index=bonds, name="nobs"),
+        sigma=pd.Series(np.sqrt(fit.rss / df), index=bonds, name="sigma"),
+        factors=Fu,
+        cov_type=cov_type,
+        hac_lags=None if hac_lags is None else int(hac_lags),
+        use_correction=bool(use_correction),
+    )

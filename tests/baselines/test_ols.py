@@ -1,0 +1,244 @@
+"""Batched OLS against statsmodels' per-bond OLS, NIST Longley, and hand-written references."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import xarray as xr
+
+import bayesbond as bb
+from bayesbond.core.ols import bartlett_weights, batched_ols
+from bayesbond.errors import DataError
+
+RTOL = 1e-9
+
+
+def _panel(T=120, N=25, K=3, missing=0.0, seed=0, ar=0.3):
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2000-01-31", periods=T, freq="ME")
+    F = pd.DataFrame(
+        rng.normal(0.003, 0.02, (T, K)), index=dates, columns=[f"f{k}" for k in range(K)]
+    )
+    X = np.column_stack([np.ones(T), F.to_numpy()])
+    e = rng.normal(0, 0.01, (T, N))
+    for t in range(1, T):  # autocorrelated errors so that HAC differs from classical
+        e[t] += ar * e[t - 1]
+    Y = X @ rng.normal(0.5, 0.5, (K + 1, N)) + e
+    if missing:
+        Y[rng.random((T, N)) < missing] = np.nan
+        Y[:30, 0] = np.nan  # a late starter
+        Y[60:, 1] = np.nan  # an early leaver
+    R = pd.DataFrame(Y, index=dates, columns=[f"C{j:04d}" for j in range(N)])
+    return R, F
+
+
+def _sm_fit(y, X, hac_lags, use_correction):
+    o = np.isfinite(y)
+    mod = sm.OLS(y[o], X[o])
+    if hac_lags is None:
+        return mod.fit()
+    return mod.fit(cov_type="HAC", cov_kwds={"maxlags": hac_lags, "use_correction": use_correction})
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.2], ids=["balanced", "unbalanced"])
+@pytest.mark.parametrize(
+    "hac_lags, use_correction", [(None, True), (6, True), (6, False), (0, True), (3, False)]
+)
+def test_matches_statsmodels_per_bond(missing, hac_lags, use_correction):
+    R, F = _panel(missing=missing)
+    res = bb.ols(R, F, hac_lags=hac_lags, use_correction=use_correction)
+    X = np.column_stack([np.ones(len(F)), F.to_numpy()])
+    assert list(res.params.columns) == ["alpha", "f0", "f1", "f2"]
+    for bond in R.columns:
+        s = _sm_fit(R[bond].to_numpy(), X, hac_lags, use_correction)
+        np.testing.assert_allclose(res.params.loc[bond], s.params, rtol=RTOL)
+        np.testing.assert_allclose(res.bse.loc[bond], s.bse, rtol=RTOL)
+        np.testing.assert_allclose(res.tvalues.loc[bond], s.tvalues, rtol=RTOL)
+        np.testing.assert_allclose(res.pvalues.loc[bond], s.pvalues, rtol=1e-7, atol=1e-300)
+        # covariances relative to sqrt(V_ii V_jj) (off-diagonal entries may be near zero)
+        C, D = res.cov_params.sel(bond=bond).values, np.asarray(s.cov_params())
+        scale = np.sqrt(np.outer(np.diag(D), np.diag(D)))
+        np.testing.assert_allclose(C / scale, D / scale, rtol=0, atol=RTOL)
+        np.testing.assert_allclose(res.rsquared[bond], s.rsquared, rtol=RTOL)
+        np.testing.assert_allclose(np.sqrt(s.scale), res.sigma[bond], rtol=RTOL)
+        assert res.nobs[bond] == s.nobs
+        r = res.resid[bond].dropna()
+        np.testing.assert_allclose(r.to_numpy(), s.resid, rtol=1e-7, atol=1e-13)
+        assert r.index.equals(R[bond].dropna().index)
+    if missing:
+        assert res.resid["C0000"].iloc[:30].isna().all()
+        assert res.nobs["C0001"] <= 60
+
+
+def test_qr_route_matches_statsmodels():
+    # max_cond=0 sends every series through its own Householder QR (the fallback route)
+    R, F = _panel(missing=0.2, seed=4)
+    X = np.column_stack([np.ones(len(F)), F.to_numpy()])
+    fast = batched_ols(X, R.to_numpy(), hac_lags=4)
+    slow = batched_ols(X, R.to_numpy(), hac_lags=4, max_cond=0.0)
+    for j, bond in enumerate(R.columns):
+        s = _sm_fit(R[bond].to_numpy(), X, 4, True)
+        np.testing.assert_allclose(slow.params[j], s.params, rtol=RTOL)
+        np.testing.assert_allclose(np.sqrt(np.diag(slow.cov_hac[j])), s.bse, rtol=RTOL)
+        scale = np.sqrt(np.outer(np.diag(slow.cov_hac[j]), np.diag(slow.cov_hac[j])))
+        np.testing.assert_allclose(fast.cov_hac[j] / scale, slow.cov_hac[j] / scale, atol=RTOL)
+
+
+def test_short_stretch_bond_is_accurate():
+    # a bond observed only on 12 months where one factor barely moves: ill-conditioned G_j
+    R, F = _panel(T=120, N=3, seed=5)
+    F.iloc[50:62, 1] = 0.001 + 1e-7 * np.arange(12)
+    R.iloc[:50, 2] = np.nan
+    R.iloc[62:, 2] = np.nan
+    X = np.column_stack([np.ones(len(F)), F.to_numpy()])
+    res = bb.ols(R, F, hac_lags=2)
+    s = _sm_fit(R["C0002"].to_numpy(), X, 2, True)
+    np.testing.assert_allclose(res.params.loc["C0002"], s.params, rtol=1e-7)
+    np.testing.assert_allclose(res.bse.loc["C0002"], s.bse, rtol=1e-7)
+
+
+# NIST StRD Longley certified values (https://www.itl.nist.gov/div898/strd/lls/data/Longley.shtml)
+LONGLEY_PARAMS = [
+    -3482258.63459582, 15.0618722713733, -0.358191792925910e-01, -2.02022980381683,
+    -1.03322686717359, -0.511041056535807e-01, 1829.15146461355,
+]  # fmt: skip
+LONGLEY_BSE = [
+    890420.383607373, 84.9149257747669, 0.334910077722432e-01, 0.488399681651699,
+    0.214274163161675, 0.226073200069370, 455.478499142212,
+]  # fmt: skip
+
+
+def test_longley_nist_certified():
+    data = sm.datasets.longley.load_pandas()
+    dates = pd.date_range("1947-01-31", periods=16, freq="ME")
+    F = pd.DataFrame(data.exog.to_numpy(), index=dates, columns=list(data.exog.columns))
+    y = pd.Series(data.endog.to_numpy(), index=dates, name="TOTEMP")
+    # the same series twice, once complete and once missing two months: both routes
+    R = pd.DataFrame({"full": y, "gappy": y.where(~y.index.isin(dates[[3, 9]]))})
+    res = bb.ols(R, F)
+    np.testing.assert_allclose(res.params.loc["full"], LONGLEY_PARAMS, rtol=1e-10)
+    np.testing.assert_allclose(res.bse.loc["full"], LONGLEY_BSE, rtol=1e-10)
+    np.testing.assert_allclose(res.rsquared["full"], 0.995479004577296, rtol=1e-12)
+    np.testing.assert_allclose(res.sigma["full"], 304.854073561965, rtol=1e-12)
+    X = np.column_stack([np.ones(16), F.to_numpy()])
+    s = _sm_fit(R["gappy"].to_numpy(), X, None, True)
+    np.testing.assert_allclose(res.params.loc["gappy"], s.params, rtol=1e-8)
+    np.testing.assert_allclose(res.bse.loc["gappy"], s.bse, rtol=1e-8)
+
+
+def test_hac_zero_gaps_against_calendar_loop():
+    R, F = _panel(T=60, N=4, missing=0.25, seed=7)
+    X = np.column_stack([np.ones(len(F)), F.to_numpy()])
+    L = 3
+    res = bb.ols(R, F, hac_lags=L, use_correction=False, hac_gaps="zero")
+    w = bartlett_weights(L)
+    for bond in R.columns:
+        y = R[bond].to_numpy()
+        o = np.isfinite(y)
+        b = np.linalg.lstsq(X[o], y[o], rcond=None)[0]
+        u = np.where(o, y - X @ b, 0.0)  # calendar positions kept, zero where missing
+        S = np.zeros((4, 4))
+        for t in range(len(y)):
+            for s_ in range(len(y)):
+                lag = abs(t - s_)
+                if lag <= L:
+                    S += w[lag] * u[t] * u[s_] * np.outer(X[t], X[s_])
+        B = np.linalg.pinv(X[o].T @ X[o])
+        np.testing.assert_allclose(res.cov_params.sel(bond=bond).values, B @ S @ B, rtol=1e-9)
+
+
+def test_input_forms_agree():
+    sim = bb.datasets.simulate_panel(n_bonds=15, n_dates=48, seed=2, missing=0.1, min_obs=20)
+    a = bb.ols(sim.panel, sim.factors, hac_lags=3)
+    b = bb.ols(sim.panel.returns, sim.factors, hac_lags=3)
+    c = bb.ols(sim.panel.returns.to_pandas(), sim.factors, hac_lags=3)
+    d = bb.ols(sim.panel.returns.transpose("bond", "date"), sim.factors, hac_lags=3)
+    for other in (b, c, d):
+        pd.testing.assert_frame_equal(a.params, other.params)
+        pd.testing.assert_frame_equal(a.bse, other.bse)
+    assert a.resid.shape == (48, 15) and a.resid.index.equals(sim.panel.dates)
+    assert a.cov_params.dims == ("bond", "coef", "coef2")
+    one = bb.ols(sim.panel.returns.to_pandas()["B0003"], sim.factors)
+    np.testing.assert_allclose(one.params.iloc[0], a.params.loc["B0003"], rtol=1e-12)
+    assert "t(alpha)" in a.summary().columns and "OLSResult(15 bonds" in repr(a)
+
+
+def test_noise_free_recovers_truth_and_factor_dates_are_month_end():
+    sim = bb.datasets.simulate_panel(n_bonds=10, n_dates=40, sigma=0.0, seed=9)
+    F = sim.factors.copy()
+    F.index = F.index - pd.Timedelta(days=3)  # mid-month labels still align
+    res = bb.ols(sim.panel, F)
+    np.testing.assert_allclose(res.params["alpha"], sim.truth.alpha, atol=1e-12)
+    np.testing.assert_allclose(res.beta, sim.truth.beta, rtol=1e-9)
+
+
+def test_expected_return_delta_method():
+    R, F = _panel(missing=0.1, seed=3)
+    res = bb.ols(R, F, hac_lags=4)
+    X = np.column_stack([np.ones(len(F)), F.to_numpy()])
+    m = pd.Series({"f0": 0.004, "f1": 0.002, "f2": -0.001})
+    er = res.expected_return(m)
+    c = np.r_[1.0, m.to_numpy()]
+    for bond in R.columns[:5]:
+        s = _sm_fit(R[bond].to_numpy(), X, 4, True)
+        tt = s.t_test(c)
+        np.testing.assert_allclose(er.loc[bond, "mean"], tt.effect[0], rtol=1e-9)
+        np.testing.assert_allclose(er.loc[bond, "se"], tt.sd[0, 0], rtol=1e-9)
+    # with uncertainty of E[F]: numerical delta method on the stacked (theta, m) vector
+    Sigma_F = F.cov().to_numpy()
+    er2 = res.expected_return(m, factor_cov=Sigma_F, n_obs_factors=120)
+    for bond in R.columns[:5]:
+        theta = res.params.loc[bond].to_numpy()
+        z = np.r_[theta, m.to_numpy()]
+
+        def f(z):
+            return z[0] + z[1:4] @ z[4:]
+
+        h = 1e-6
+        J = np.array([(f(z + h * e) - f(z - h * e)) / (2 * h) for e in np.eye(7)])
+        V = np.zeros((7, 7))
+        V[:4, :4] = res.cov_params.sel(bond=bond).values
+        V[4:, 4:] = Sigma_F / 120
+        np.testing.assert_allclose(er2.loc[bond, "se"], np.sqrt(J @ V @ J), rtol=1e-6)
+    # defaults: sample means; "sample" covariance = cov / T
+    er3 = res.expected_return(factor_cov="sample")
+    er4 = res.expected_return(F.mean(), factor_cov=F.cov(), n_obs_factors=len(F))
+    pd.testing.assert_frame_equal(er3, er4)
+    with pytest.raises(DataError, match="f2"):
+        res.expected_return({"f0": 0.0, "f1": 0.0})
+
+
+def test_errors_name_what_and_where():
+    R, F = _panel(T=40, N=3)
+    with pytest.raises(DataError, match="2000-03-31"):
+        bb.ols(R, F.drop(index=F.index[2]))
+    F2 = F.copy()
+    F2.iloc[5, 1] = np.nan
+    with pytest.raises(DataError, match="f1 on 2000-06-30"):
+        bb.ols(R, F2)
+    R2 = R.copy()
+    R2.iloc[4:, 1] = np.nan
+    with pytest.raises(DataError, match=r"C0001 \(4\)"):
+        bb.ols(R2, F)
+    R3 = R.copy()
+    R3.iloc[3, 2] = np.inf
+    with pytest.raises(DataError, match="C0002, 2000-04-30"):
+        bb.ols(R3, F)
+    with pytest.raises(DataError, match="alpha"):
+        bb.ols(R, F.rename(columns={"f0": "alpha"}))
+    F3 = F.copy()
+    F3["f3"] = 2 * F3["f0"]
+    with pytest.raises(DataError, match="collinear"):
+        bb.ols(R, F3)
+    F4 = F.copy()
+    F4.iloc[:20, 2] = 0.01  # constant where C0000 is observed -> collinear with alpha there
+    R4 = R.copy()
+    R4.iloc[20:, 0] = np.nan
+    with pytest.raises(DataError, match="C0000"):
+        bb.ols(R4, F4)
+    with pytest.raises(DataError, match="non-negative integer"):
+        bb.ols(R, F, hac_lags=-1)
+    with pytest.raises(DataError, match="BondPanel"):
+        bb.ols([1, 2], F)
+    with pytest.raises(DataError, match="dims"):
+        bb.ols(xr.DataArray(R.to_numpy(), dims=("t", "b")), F)
