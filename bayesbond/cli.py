@@ -1,0 +1,415 @@
+"""The ``bayesbond`` command line: ``demo``, ``fit``, ``compare``, ``report``.
+
+Exit codes: 0 success; 1 a data, model or runtime error; 2 a usage error (bad arguments, a bad or
+missing spec, a missing input file, an output that exists without ``--overwrite``). Errors are one
+line on stderr naming the file, column, row or key; progress goes to stderr too, results to stdout.
+Outputs are written atomically, so a failed command leaves nothing half-written. Set the
+environment variable ``BAYESBOND_DEBUG=1`` to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from bayesbond.errors import BayesBondError, DataError, ModelError, SpecError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+_EPILOG = """exit codes: 0 success, 1 data/model/runtime error, 2 usage error
+(bad arguments or spec, missing input file, output exists without --overwrite)."""
+
+
+class UsageError(BayesBondError):
+    """A command-line usage problem (exit code 2)."""
+
+
+class _Progress:
+    """Time-stamped progress lines on stderr."""
+
+    def __init__(self, quiet: bool = False):
+        self.t0 = time.perf_counter()
+        self.quiet = quiet
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[bayesbond {time.perf_counter() - self.t0:6.1f}s] {msg}", file=sys.stderr,
+                  flush=True)
+
+
+# --------------------------------------------------------------------------------- data files
+def read_table(path: Path):
+    """Read a CSV or Parquet file into a DataFrame; errors name the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path)
+    except (ValueError, OSError, ImportError) as exc:  # pandas' ParserError is a ValueError
+        raise DataError(f"{path}: cannot be read as a table: {_one_line(exc)}") from None
+    if df.empty:
+        raise DataError(f"{path}: the table has no rows")
+    return df
+
+
+def _in_file(path: Path, exc: Exception) -> DataError:
+    return DataError(f"{path}: {_one_line(exc)}")
+
+
+def _numeric(df, columns, path: Path, date_col: str):
+    """Columns as floats; missing, non-numeric and non-finite values are named by column and file
+    line (line 1 is the header)."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for c in columns:
+        values = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            i = bad[0]
+            raw = df[c].iloc[i]
+            what = "a missing value (empty or NA)" if pd.isna(raw) else (
+                f"a non-numeric or non-finite value {str(raw)!r}")
+            raise DataError(f"{path}: column {c!r} has {what} at line {i + 2} (date "
+                            f"{df[date_col].iloc[i]}); {bad.size} such line(s)")
+        out[c] = values
+    return out
+
+
+def _dated_frame(df, date_col: str, columns, path: Path):
+    """A DataFrame indexed by month-end dates with the given numeric columns; no duplicates."""
+    import pandas as pd
+
+    from bayesbond.data.panel import to_month_end
+
+    try:
+        dates = to_month_end(df[date_col], where=f"column {date_col!r}")
+    except DataError as exc:
+        raise _in_file(path, exc) from None
+    dup = dates.duplicated(keep=False)
+    if dup.any():
+        rows = [str(i + 2) for i in dup.nonzero()[0][:10]]
+        raise DataError(f"{path}: duplicated date {dates[dup][0].date()} in column "
+                        f"{date_col!r} (file lines {', '.join(rows)})")
+    values = _numeric(df, columns, path, date_col)
+    return pd.DataFrame(values, index=pd.DatetimeIndex(dates, name="date"))
+
+
+def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
+    """Panel and factor returns for a factor-regression spec, validated against the files."""
+    from bayesbond.data.panel import BondPanel
+    from bayesbond.workflow.specs import check_columns
+
+    df = read_table(data_path)
+    fdf = read_table(factors_path) if factors_path is not None else None
+    check_columns(spec, list(df.columns), str(data_path),
+                  None if fdf is None else list(fdf.columns), str(factors_path))
+    d = spec.data
+    factors = spec.model["factors"]
+    if fdf is None:  # factor columns in the panel file: one value per date
+        sub = df[[d["date"], *factors]].drop_duplicates()
+        F = _dated_frame(sub, d["date"], factors, data_path)
+    else:
+        F = _dated_frame(fdf, d["factor_date"], factors, factors_path)
+    rating = d["rating"] if d["rating"] in df.columns else None
+    if rating is None and spec.model["pooling"] == "hierarchical":
+        raise DataError(f"{data_path}: column {d['rating']!r} (ratings) is missing; the "
+                        f"hierarchical model of {spec.source} groups bonds by rating bucket")
+    weight = d["weight"] if d["weight"] in df.columns else None
+    try:
+        panel = BondPanel.from_frame(df, date=d["date"], bond=d["bond"], ret=d["ret"],
+                                     rating=rating, weight=weight, signals=[])
+    except DataError as exc:
+        raise _in_file(data_path, exc) from None
+    return panel, F
+
+
+def load_series_inputs(spec, data_path: Path):
+    """Dated numeric columns (OU series or yields), in decimals, for ``ou``/``affine`` specs."""
+    from bayesbond.workflow.specs import check_columns
+
+    df = read_table(data_path)
+    check_columns(spec, list(df.columns), str(data_path))
+    d = spec.data
+    cols = d["columns"] or [c for c in df.columns if c != d["date"]]
+    if spec.family == "ou" and len(cols) != spec.model["n"]:
+        raise DataError(f"{data_path}: {len(cols)} data columns ({', '.join(map(str, cols))}) for "
+                        f"an {spec.model['n']}-dimensional OU model; list the series in "
+                        f"{spec.source} [data] columns")
+    frame = _dated_frame(df, d["date"], cols, data_path)
+    if d["units"] == "percent":
+        frame = frame / 100.0
+    return frame
+
+
+# ----------------------------------------------------------------------------------- commands
+def _check_output(path: Path, overwrite: bool) -> None:
+    from bayesbond.workflow.io import SUFFIXES
+
+    if path.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"{path}: the output must end in .nc (netCDF) or .zarr")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; use --overwrite to replace it")
+    if not path.resolve().parent.is_dir():
+        raise UsageError(f"{path}: folder {path.parent} does not exist")
+
+
+def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
+    """Fit a spec to files; returns ``(DataTree, data_hash)``."""
+    from bayesbond.workflow.io import hash_data
+
+    kw = spec.sample_kwargs()
+    kw["target_accept"] = spec.sampler["target_accept"]
+    files = [data_path] + ([factors_path] if factors_path is not None else [])
+    progress(f"reading {', '.join(map(str, files))}")
+    if spec.family == "factor_regression":
+        panel, F = load_factor_inputs(spec, data_path, factors_path)
+        from bayesbond.bayes.factor_model import FactorModel
+
+        m = spec.model
+        model = FactorModel(factors=m["factors"], pooling=m["pooling"], group=m["group"],
+                            errors=m["errors"], priors=spec.priors or None,
+                            correlated=m["correlated"])
+        progress(f"panel: {panel.shape[0]} dates x {panel.shape[1]} bonds; sampling {spec.name} "
+                 f"({kw['chains']} chains x {kw['draws']} draws after {kw['tune']} tuning)")
+        # the pointwise log-likelihood is not stored (it can take GBs): bb.compare recomputes it
+        # from the posterior in bounded memory
+        idata = model.fit(panel, F, log_likelihood=False, **kw)
+    elif spec.family == "ou":
+        if factors_path is not None:
+            raise UsageError("--factors applies to factor regressions only")
+        x = load_series_inputs(spec, data_path)
+        try:
+            from bayesbond.bayes.ou_model import OUModel
+        except ImportError as exc:
+            raise ModelError(f"{spec.source}: the OU model is not available in this "
+                             f"installation ({exc})") from None
+        progress(f"series: {len(x)} observations of {', '.join(x.columns)}; sampling")
+        model = OUModel(n=spec.model["n"], **({"priors": spec.priors} if spec.priors else {}))
+        series = x.iloc[:, 0] if spec.model["n"] == 1 else x
+        idata = model.fit(series, spec.model["dt"], **kw)
+    elif spec.family == "affine":
+        if factors_path is not None:
+            raise UsageError("--factors applies to factor regressions only")
+        y = load_series_inputs(spec, data_path)
+        try:
+            from bayesbond.bayes.affine_model import AffineModel
+        except ImportError as exc:
+            raise ModelError(f"{spec.source}: the affine model is not available in this "
+                             f"installation ({exc})") from None
+        tau = spec.data["maturities"]
+        if tau is None:
+            raise UsageError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
+        progress(f"yields: {len(y)} dates x {len(tau)} maturities; sampling")
+        model = AffineModel(n_factors=spec.model["n_factors"])
+        idata = model.fit(y, tau, **kw)
+    else:  # pragma: no cover - parse_spec rejects other families
+        raise SpecError(f"{spec.source}: unknown family {spec.family!r}")
+    return idata, hash_data(*files)
+
+
+def cmd_fit(args) -> int:
+    from bayesbond.workflow.io import save
+    from bayesbond.workflow.specs import load_spec
+
+    say = _Progress(args.quiet)
+    spec = load_spec(args.spec)
+    spec = spec.replace_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
+                                seed=args.seed, sampler=args.sampler)
+    out = Path(args.out)
+    _check_output(out, args.overwrite)
+    data = Path(args.data)
+    factors = Path(args.factors) if args.factors else None
+    idata, h = fit_spec(spec, data, factors, progress=say)
+    if "diagnostics" in idata.attrs:
+        say(f"diagnostics: {idata.attrs['diagnostics']}")
+    save(idata, out, overwrite=args.overwrite, spec=spec, data_hash=h)
+    say("done")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from bayesbond.workflow.io import load
+
+    say = _Progress(args.quiet)
+    if len(args.fits) < 2:
+        raise UsageError("compare needs at least two fits")
+    fits = {}
+    for f in args.fits:
+        path = Path(f)
+        if not path.exists():
+            raise UsageError(f"{path}: file not found")
+        name = path.stem
+        while name in fits:
+            name += "'"
+        say(f"loading {path}")
+        fits[name] = load(path)
+    from bayesbond.workflow.compare import compare
+
+    say("comparing by PSIS-LOO")
+    table = compare(fits)
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            raise FileExistsError(f"{out} already exists; use --overwrite to replace it")
+        from bayesbond.workflow.report import staging
+
+        with staging(out.parent if str(out.parent) else Path("."), overwrite=True) as tmp:
+            table.to_csv(tmp / out.name)
+    from bayesbond.workflow.report import markdown_table
+
+    print(markdown_table(table), end="")
+    if args.out:
+        print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from bayesbond.workflow.io import load
+    from bayesbond.workflow.report import write_report
+
+    say = _Progress(args.quiet)
+    path = Path(args.fit)
+    if not path.exists():
+        raise UsageError(f"{path}: file not found")
+    say(f"loading {path}")
+    idata = load(path)
+    files = write_report(idata, Path(args.out), name=path.stem, overwrite=args.overwrite,
+                         progress=say)
+    for f in files:
+        print(f"wrote {f}")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from bayesbond.workflow.demo import run_demo
+
+    say = _Progress(args.quiet)
+    result = run_demo(Path(args.out), fast=args.fast, progress=say)
+    print(result.describe())
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``bayesbond`` (all sub-commands)."""
+    import bayesbond
+
+    p = argparse.ArgumentParser(
+        prog="bayesbond",
+        description="Bayesian models of bond returns and of the term structure.",
+        epilog=_EPILOG)
+    p.add_argument("--version", action="version", version=f"bayesbond {bayesbond.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name, help_, description):
+        sp = sub.add_parser(name, help=help_, description=description, epilog=_EPILOG)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+        return sp
+
+    d = add("demo", "fit the models on the built-in data and write tables, fits and plots",
+            "Fit the OLS baseline and the Bayesian factor models (pooled, hierarchical) on the "
+            "built-in simulated bond panel, compare them by LOO, and write a summary table "
+            "(markdown, CSV), the fits (netCDF), the demo data (CSV) and PNG plots to DIR.")
+    d.add_argument("--out", default="demo-output", metavar="DIR",
+                   help="output folder (default: %(default)s); files of the same name in it are "
+                        "replaced")
+    d.add_argument("--fast", action="store_true",
+                   help="small samples and a smaller panel: about a minute")
+    d.set_defaults(func=cmd_demo)
+
+    f = add("fit", "fit a model spec to data files and save the posterior",
+            "Fit the model of SPEC (a TOML file, or the name of a shipped spec in models/) to "
+            "DATA and save the posterior (ArviZ DataTree) to OUT (.nc or .zarr). A panel file "
+            "has one row per bond and month with columns date, bond, ret[, rating, weight] "
+            "unless the spec's [data] table maps other names; a factor file has a date column "
+            "and one column per factor.")
+    f.add_argument("spec", metavar="SPEC", help="spec file (models/*.toml) or shipped spec name")
+    f.add_argument("--data", required=True, metavar="FILE", help="data file (CSV or Parquet)")
+    f.add_argument("--factors", metavar="FILE",
+                   help="factor returns file (CSV or Parquet); default: factor columns of --data")
+    f.add_argument("--out", required=True, metavar="FIT", help="output file, .nc or .zarr")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    f.add_argument("--draws", type=int, help="override the spec's draws per chain")
+    f.add_argument("--tune", type=int, help="override the spec's tuning steps")
+    f.add_argument("--chains", type=int, help="override the spec's number of chains")
+    f.add_argument("--seed", type=int, help="override the spec's random seed")
+    f.add_argument("--sampler", help="override the spec's NUTS sampler (nutpie, pymc, ...)")
+    f.set_defaults(func=cmd_fit)
+
+    c = add("compare", "compare fits by PSIS-LOO",
+            "Compare two or more fits of the same data by PSIS-LOO expected log predictive "
+            "density; prints the table (markdown) and optionally writes it as CSV.")
+    c.add_argument("fits", nargs="+", metavar="FIT", help="fit files (.nc or .zarr)")
+    c.add_argument("--out", metavar="CSV", help="also write the table to this CSV file")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    c.set_defaults(func=cmd_compare)
+
+    r = add("report", "write tables and plots of one fit",
+            "Write a summary of FIT to DIR: parameter table (markdown and CSV), convergence "
+            "diagnostics, and the model family's plots (betas by rating bucket next to OLS, "
+            "expected-return bands, OU fit or yield-curve fit).")
+    r.add_argument("fit", metavar="FIT", help="fit file (.nc or .zarr)")
+    r.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    r.add_argument("--overwrite", action="store_true", help="replace existing report files")
+    r.set_defaults(func=cmd_report)
+    return p
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"bayesbond: warning: {category.__name__}: {_one_line(message)}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 error, 2 usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        return int(exc.code or 0)
+    old = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        with warnings.catch_warnings():
+            # library deprecation notices are for developers, not for users of the command line
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return args.func(args)
+    except (UsageError, SpecError, FileExistsError, FileNotFoundError) as exc:
+        print(f"bayesbond {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DataError, ModelError) as exc:
+        print(f"bayesbond {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"bayesbond {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI reports every failure in one line
+        if os.environ.get("BAYESBOND_DEBUG"):
+            raise
+        print(f"bayesbond {args.command}: error: {type(exc).__name__}: {_one_line(exc)}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        warnings.showwarning = old
+
+
+if __name__ == "__main__":
+    sys.exit(main())
