@@ -241,3 +241,98 @@ def parts_expm(
         K[:, iu[0], iu[1]] = s[:, h + 2 * n + 2 :]
         K[:, iu[1], iu[0]] = s[:, h + 2 * n + 2 :]
     return LoadingParts(u, U1, q, K)
+
+
+# ---------------------------------------------------------------------- divided differences
+_NTERM = 110
+_FACT_BIG = np.array([float(factorial(k)) for k in range(_NTERM + 40)])
+
+
+def _phi1_taylor_coeff(p: int, c: np.ndarray) -> np.ndarray:
+    """``phi1^{(p)}(c) / p! = int_0^1 s^p e^{cs} ds / p!`` for real ``c``, without cancellation.
+
+    Notes
+    -----
+    ``c <= 0``: ``e^c sum_i (-c)^i / (p+i+1)!`` (positive terms); ``c > 0``:
+    ``sum_i c^i / (i! (p+i+1) p!)`` (positive terms); ``|c| > 30``: the upward recursion
+    ``J_p = (e^c - p J_{p-1}) / c``, ``J_0 = phi1(c)``, stable for ``|c| > p``.
+    """
+    c = np.asarray(c, dtype=float)
+    out = np.empty_like(c)
+    big = np.abs(c) > 30.0
+    neg = ~big & (c <= 0)
+    pos = ~big & (c > 0)
+    i = np.arange(_NTERM)
+    if neg.any():
+        cn = -c[neg, None]
+        terms = np.exp(i * np.log(np.where(cn > 0, cn, 1.0)) - np.log(_FACT_BIG[p + 1 + i]))
+        terms = np.where(cn > 0, terms, (i == 0) / _FACT_BIG[p + 1])
+        out[neg] = np.exp(c[neg]) * terms.sum(axis=1)
+    if pos.any():
+        cp = c[pos, None]
+        terms = np.exp(i * np.log(cp) - np.log(_FACT_BIG[i]) - np.log(p + i + 1.0))
+        out[pos] = terms.sum(axis=1) / _FACT_BIG[p]
+    if big.any():
+        cb = c[big]
+        J = phi1(cb).real
+        for q in range(1, p + 1):
+            J = (np.exp(cb) - q * J) / cb
+        out[big] = J / _FACT_BIG[p]
+    return out
+
+
+def _complete_homogeneous(d: list[np.ndarray], kmax: int) -> list[np.ndarray]:
+    """``h_k(d_0, ..., d_m)`` for ``k = 0..kmax`` (complete homogeneous symmetric polynomials)."""
+    H = [d[0] ** k for k in range(kmax + 1)]
+    for x in d[1:]:
+        new = [H[0]]
+        for k in range(1, kmax + 1):
+            new.append(H[k] + x * new[k - 1])
+        H = new
+    return H
+
+
+def _phi1_dd_cluster(z: list[np.ndarray]) -> np.ndarray:
+    """Divided difference of ``phi1`` at close nodes: Taylor series about their mean.
+
+    ``g[z_0..z_m] = sum_k g^{(m+k)}(c)/(m+k)! h_k(z_0 - c, ..., z_m - c)``.
+    """
+    m = len(z) - 1
+    c = sum(z) / len(z)
+    d = [zi - c for zi in z]
+    kmax = 24
+    H = _complete_homogeneous(d, kmax)
+    return sum(_phi1_taylor_coeff(m + k, c) * H[k] for k in range(kmax + 1))
+
+
+def phi1_divdiff(*z) -> np.ndarray:
+    """Divided difference ``phi1[z_0, ..., z_m]`` (m <= 2) at real nodes, exact for coincident ones.
+
+    Notes
+    -----
+    Nodes within distance 1 of each other use the Taylor series about their mean (confluent nodes
+    give derivatives, so repeated eigenvalues need no special case); otherwise the recurrence
+    ``g[z_0..z_m] = (g[z_1..z_m] - g[z_0..z_{m-1}]) / (z_m - z_0)`` divides by the largest gap.
+    """
+    z = [np.asarray(zi, dtype=float) for zi in np.broadcast_arrays(*z)]
+    m = len(z) - 1
+    if m == 0:
+        return phi1(z[0]).real
+    if m > 2:
+        raise ValueError("phi1_divdiff supports at most three nodes")
+    stack = np.stack(z)
+    spread = stack.max(axis=0) - stack.min(axis=0)
+    out = np.empty(spread.shape)
+    close = spread <= 1.0
+    if close.any():
+        out[close] = _phi1_dd_cluster([zi[close] for zi in z])
+    far = ~close
+    if far.any():
+        zf = np.sort(stack[:, far], axis=0)  # the extreme nodes carry the largest gap
+        if m == 1:
+            out[far] = (phi1(zf[1]).real - phi1(zf[0]).real) / (zf[1] - zf[0])
+        else:
+            right = phi1_divdiff(zf[1], zf[2])
+            left = phi1_divdiff(zf[0], zf[1])
+            out[far] = (right - left) / (zf[2] - zf[0])
+    return out
