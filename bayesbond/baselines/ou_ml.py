@@ -39,8 +39,15 @@ import scipy.optimize as so
 from threadpoolctl import threadpool_limits
 
 from bayesbond.core import linalg
-from bayesbond.core.ou import OU, exact_transition, phi1, transition_loglik
-from bayesbond.errors import DataError, ModelError, SpecError
+from bayesbond.core.ou import (
+    OU,
+    as_observations,
+    as_steps,
+    exact_transition,
+    phi1,
+    transition_loglik,
+)
+from bayesbond.errors import ModelError, SpecError
 
 __all__ = ["ou_ml", "OUMLResult", "kappa_bias", "real_logm", "v_from_q"]
 
@@ -250,53 +257,6 @@ def kappa_bias(kappa: float, dt: float, nobs: int, known_mean: bool = False) -> 
     if known_mean:
         return float((3.0 + e2) / (2.0 * T))
     return float((5.0 + 2.0 * e1 + e2) / (2.0 * T))
-
-
-def _as_data(x):
-    """Observations as a float (T, n) array, the state names and whether the input was 1-D."""
-    if isinstance(x, pd.DataFrame):
-        names = [str(c) for c in x.columns]
-        index = x.index
-        X = x.to_numpy(dtype=float)
-    elif isinstance(x, pd.Series):
-        names = [str(x.name) if x.name is not None else "x"]
-        index = x.index
-        X = x.to_numpy(dtype=float)[:, None]
-    else:
-        X = np.asarray(x, dtype=float)
-        if X.ndim == 1:
-            X = X[:, None]
-        if X.ndim != 2:
-            raise DataError(f"x must be 1-D (T,) or 2-D (T, n), got shape {X.shape}")
-        names = ["x"] if X.shape[1] == 1 else [f"x{i}" for i in range(X.shape[1])]
-        index = pd.RangeIndex(len(X))
-    bad = ~np.isfinite(X)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise DataError(
-            f"x has {int(bad.sum())} missing/non-finite value(s); first at row {index[r]!r}, "
-            f"column {names[c]!r}. Drop or fill them explicitly (irregular steps are supported "
-            "through an array dt)"
-        )
-    if X.shape[0] < 3:
-        raise DataError(f"x needs at least 3 observations, got {X.shape[0]}")
-    return X, names
-
-
-def _as_dt(dt, T: int):
-    d = np.asarray(dt, dtype=float)
-    if d.ndim == 0:
-        if not (np.isfinite(d) and d > 0):
-            raise DataError(f"dt must be a positive number of years, got {dt!r}")
-        return float(d)
-    if d.shape != (T - 1,):
-        raise DataError(f"dt must be a scalar or have T - 1 = {T - 1} entries, got shape {d.shape}")
-    if not np.all(np.isfinite(d) & (d > 0)):
-        k = int(np.argmax(~(np.isfinite(d) & (d > 0))))
-        raise DataError(f"dt must be positive and finite; step {k} is {d[k]!r}")
-    if np.allclose(d, d[0], rtol=1e-12, atol=0):
-        return float(d[0])
-    return d
 
 
 def _num_hessian(f, x, steps) -> np.ndarray:
@@ -658,9 +618,9 @@ def ou_ml(
     Restricted fits maximise :func:`~bayesbond.core.ou.transition_loglik` with BFGS (and a
     Nelder-Mead polish) on standardised data, started from the unrestricted fit.
     """
-    X, names = _as_data(x)
+    X, names, _ = as_observations(x)
     T, n = X.shape
-    dt = _as_dt(dt, T)
+    dt = as_steps(dt, T)
     regular = np.ndim(dt) == 0
     if Sigma_structure not in ("full", "diagonal"):
         raise SpecError(f"Sigma_structure must be 'full' or 'diagonal', got {Sigma_structure!r}")

@@ -19,10 +19,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import scipy.signal as ss
 
 from bayesbond.core import linalg
-from bayesbond.errors import ModelError
+from bayesbond.errors import DataError, ModelError
 
 __all__ = [
     "OU",
@@ -34,6 +35,8 @@ __all__ = [
     "euler_error",
     "psd_factor",
     "transition_loglik",
+    "as_observations",
+    "as_steps",
 ]
 
 
@@ -205,6 +208,60 @@ def psd_factor(Q) -> np.ndarray:
         if np.any(w < -1e-10 * np.maximum(scale, 1e-300)):
             raise ModelError("covariance matrix is not positive semi-definite") from None
         return U * np.sqrt(np.clip(w, 0.0, None))[..., None, :]
+
+
+def as_observations(x):
+    """Validate OU observations: a float (T, n) array, state names and the time index.
+
+    Accepts an array (T,) or (T, n), a pandas Series or DataFrame (column names become state names,
+    the index labels the times). Missing or non-finite values raise :class:`DataError` naming the
+    first offending row and column; fewer than 3 observations raise too.
+    """
+    if isinstance(x, pd.DataFrame):
+        names = [str(c) for c in x.columns]
+        index = x.index
+        X = x.to_numpy(dtype=float)
+    elif isinstance(x, pd.Series):
+        names = [str(x.name) if x.name is not None else "x"]
+        index = x.index
+        X = x.to_numpy(dtype=float)[:, None]
+    else:
+        X = np.asarray(x, dtype=float)
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise DataError(f"x must be 1-D (T,) or 2-D (T, n), got shape {X.shape}")
+        names = ["x"] if X.shape[1] == 1 else [f"x{i}" for i in range(X.shape[1])]
+        index = pd.RangeIndex(len(X))
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(
+            f"x has {int(bad.sum())} missing/non-finite value(s); first at row {index[r]!r}, "
+            f"column {names[c]!r}. Drop or fill them explicitly (irregular steps are supported "
+            "through an array dt)"
+        )
+    if X.shape[0] < 3:
+        raise DataError(f"x needs at least 3 observations, got {X.shape[0]}")
+    return X, names, index
+
+
+def as_steps(dt, T: int):
+    """Validate steps: a positive float, or an array of T - 1 positive steps (a constant array is
+    returned as a float, so regular grids take the fast routes)."""
+    d = np.asarray(dt, dtype=float)
+    if d.ndim == 0:
+        if not (np.isfinite(d) and d > 0):
+            raise DataError(f"dt must be a positive number of years, got {dt!r}")
+        return float(d)
+    if d.shape != (T - 1,):
+        raise DataError(f"dt must be a scalar or have T - 1 = {T - 1} entries, got shape {d.shape}")
+    if not np.all(np.isfinite(d) & (d > 0)):
+        k = int(np.argmax(~(np.isfinite(d) & (d > 0))))
+        raise DataError(f"dt must be positive and finite; step {k} is {d[k]!r}")
+    if np.allclose(d, d[0], rtol=1e-12, atol=0):
+        return float(d[0])
+    return d
 
 
 def transition_loglik(x, dt, A, a, V, stationary_init: bool = False) -> float:
