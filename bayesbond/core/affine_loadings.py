@@ -66,30 +66,41 @@ class LoadingParts(NamedTuple):
     K: np.ndarray | None
 
 
-def _series(z: np.ndarray, offset: int) -> np.ndarray:
-    """``sum_k z^k / (k + offset)!`` (Horner), accurate for ``|z| <= 1``."""
-    out = np.full(z.shape, 1.0 / _FACT[_NSER + offset], dtype=z.dtype)
-    for k in range(_NSER - 1, -1, -1):
-        out = out * z + 1.0 / _FACT[k + offset]
-    return out
+_COEF = {k: 1.0 / _FACT[k : _NSER + k] for k in (1, 2)}
+
+
+def _powers(z: np.ndarray) -> np.ndarray:
+    """``z^j`` for ``j = 0 .. NSER-1`` along a new last axis (cumulative product)."""
+    P = np.empty(z.shape + (_NSER,), dtype=z.dtype)
+    P[..., 0] = 1.0
+    P[..., 1:] = z[..., None]
+    return np.cumprod(P, axis=-1, out=P)
+
+
+def _phi(z, k: int) -> np.ndarray:
+    z = np.asarray(z)
+    z = z.astype(np.result_type(z.dtype, float), copy=False)
+    flat = z.ravel()
+    out = np.empty(flat.shape, dtype=flat.dtype)
+    small = np.abs(flat) < 1.0
+    if small.any():  # power series sum_j z^j / (j + k)!
+        out[small] = _powers(flat[small]) @ _COEF[k]
+    big = ~small
+    if big.any():
+        zb = flat[big]
+        em1 = np.exp(zb) - 1.0
+        out[big] = em1 / zb if k == 1 else (em1 - zb) / (zb * zb)
+    return out.reshape(z.shape)
 
 
 def phi1(z) -> np.ndarray:
     """``phi1(z) = (e^z - 1)/z`` with ``phi1(0) = 1`` (real or complex), without cancellation."""
-    z = np.asarray(z)
-    small = np.abs(z) < 1.0
-    zs = np.where(small, 1.0, z)
-    out = (np.exp(zs) - 1.0) / zs
-    return np.where(small, _series(np.where(small, z, 0.0), 1), out)
+    return _phi(z, 1)
 
 
 def phi2(z) -> np.ndarray:
     """``phi2(z) = (e^z - 1 - z)/z^2`` with ``phi2(0) = 1/2``, without cancellation."""
-    z = np.asarray(z)
-    small = np.abs(z) < 1.0
-    zs = np.where(small, 1.0, z)
-    out = (np.exp(zs) - 1.0 - zs) / zs**2
-    return np.where(small, _series(np.where(small, z, 0.0), 2), out)
+    return _phi(z, 2)
 
 
 _PSI_C = 1.0 / (np.arange(_NSER)[:, None] + np.arange(_NSER)[None, :] + 3.0)
@@ -109,17 +120,19 @@ def psi(x, y) -> np.ndarray:
     * otherwise ``(D - phi2(a)) / b`` with ``D = (e^b phi1(a) - phi1(b)) / (a + b)``, the closed
       form with the small divided difference ``(phi1(a + b) - phi1(b)) / a`` taken analytically.
     """
-    x, y = np.broadcast_arrays(np.asarray(x, dtype=complex), np.asarray(y, dtype=complex))
+    x, y = np.asarray(x), np.asarray(y)
+    dtype = np.result_type(x.dtype, y.dtype, float)
+    x, y = np.broadcast_arrays(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
     swap = np.abs(x) > np.abs(y)
     a = np.where(swap, y, x).ravel()
     b = np.where(swap, x, y).ravel()
-    out = np.empty(a.shape, dtype=complex)
+    out = np.empty(a.shape, dtype=dtype)
     ser = np.abs(b) <= 1.0
     full = ~ser & (np.abs(a) >= 0.5)
     mixed = ~ser & ~full
     if ser.any():
-        pa = a[ser, None] ** np.arange(_NSER) * _PSI_F
-        pb = b[ser, None] ** np.arange(_NSER) * _PSI_F
+        pa = _powers(a[ser]) * _PSI_F
+        pb = _powers(b[ser]) * _PSI_F
         out[ser] = np.einsum("ik,kl,il->i", pa, _PSI_C, pb)
     if full.any():
         af, bf = a[full], b[full]

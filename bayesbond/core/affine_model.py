@@ -109,7 +109,7 @@ class GaussianAffineCore:
     """
 
     #: eigenvector condition number above which the eigen route hands over to the expm route
-    cond_max: float = 1e4
+    cond_max: float = 1e3
 
     def __init__(self, A, a, Sigma, Lambda=None, lambda1=None, delta0=0.0, delta1=None):
         A = linalg.as_square(A, "A")
