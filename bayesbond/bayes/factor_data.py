@@ -1,0 +1,268 @@
+"""Inputs of the Bayesian factor regression: aligned returns and factors, groups, sufficient
+statistics.
+
+The regression of bond ``b`` on ``K`` factors, ``R_bt = alpha_b + beta_b'F_t + eps_bt``, is
+written with
+the design row ``x_t = (1, F_t')`` and coefficients ``theta_b = (alpha_b, beta_b')'`` of length
+``p = K + 1``. For Gaussian errors the likelihood of a bond depends on its data only through the
+exact
+sufficient statistics of its own observed months,
+
+    XtX_b = sum_t x_t x_t',   Xty_b = sum_t x_t R_bt,   yty_b = sum_t R_bt^2,   n_b,
+
+so the model never needs one node per observation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesbond.errors import DataError
+
+__all__ = ["FactorData", "prepare_factor_data", "sufficient_stats"]
+
+_MAX_LISTED = 10
+
+
+def _listing(items, limit: int = _MAX_LISTED) -> str:
+    items = list(items)
+    text = ", ".join(str(i) for i in items[:limit])
+    if len(items) > limit:
+        text += f", ... ({len(items)} in all)"
+    return text
+
+
+@dataclass(frozen=True)
+class FactorData:
+    """Aligned inputs of a factor regression (numpy arrays plus labels).
+
+    Attributes
+    ----------
+    y : ndarray (date, bond)
+        Returns, NaN where not observed.
+    F : ndarray (date, factor)
+        Factor returns on the same dates.
+    dates, bonds : pandas.Index
+    factors : list of str
+    group_names : list of str
+        Labels of the ``rating_bucket`` dimension (groups that have at least one bond).
+    group_idx : ndarray of int (bond,)
+        Position of each bond's group in ``group_names``.
+    """
+
+    y: np.ndarray
+    F: np.ndarray
+    dates: pd.Index
+    bonds: pd.Index
+    factors: list
+    group_names: list
+    group_idx: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Observed cells, (date, bond)."""
+        return np.isfinite(self.y)
+
+    @property
+    def n_coef(self) -> int:
+        """Number of coefficients per bond, ``p = 1 + K``."""
+        return 1 + len(self.factors)
+
+    def design(self) -> np.ndarray:
+        """Design matrix ``X`` (date, 1 + K) with the intercept first."""
+        return np.column_stack([np.ones(len(self.dates)), self.F])
+
+    def stats(self):
+        """Exact per-bond sufficient statistics, see :func:`sufficient_stats`."""
+        return sufficient_stats(self.y, self.design())
+
+    def long(self):
+        """Observed cells in long form: ``(t_idx, b_idx, y)`` in (date, bond) C order."""
+        t_idx, b_idx = np.nonzero(self.mask)
+        return t_idx, b_idx, self.y[t_idx, b_idx]
+
+
+def sufficient_stats(y: np.ndarray, X: np.ndarray):
+    """Per-bond Gaussian sufficient statistics on each bond's own observed months.
+
+    Parameters
+    ----------
+    y : ndarray (T, B)
+        Returns with NaN where not observed.
+    X : ndarray (T, p)
+        Design matrix shared by all bonds.
+
+    Returns
+    -------
+    XtX : ndarray (B, p, p)
+    Xty : ndarray (B, p)
+    yty : ndarray (B,)
+    n : ndarray (B,)
+
+    Notes
+    -----
+    With the observation mask ``m_tb``: ``XtX_b = sum_t m_tb x_t x_t'``, ``Xty_b = sum_t m_tb x_t
+    y_tb``,
+    ``yty_b = sum_t m_tb y_tb^2``, ``n_b = sum_t m_tb``. Then for any ``theta`` and ``sigma``,
+    ``sum_t m_tb log N(y_tb | x_t'theta, sigma^2) = -n_b/2 log(2 pi sigma^2)
+    - (yty_b - 2 theta'Xty_b + theta'XtX_b theta) / (2 sigma^2)`` exactly.
+    """
+    m = np.isfinite(y)
+    y0 = np.where(m, y, 0.0)
+    mf = m.astype(float)
+    XtX = np.einsum("tb,ti,tj->bij", mf, X, X)
+    Xty = np.einsum("tb,ti->bi", y0, X)
+    yty = np.einsum("tb,tb->b", y0, y0)
+    n = mf.sum(axis=0)
+    return XtX, Xty, yty, n
+
+
+def _month_index(index) -> pd.Index:
+    if isinstance(index, pd.PeriodIndex):
+        return pd.DatetimeIndex(index.to_timestamp(how="end").normalize(), name="date")
+    return index
+
+
+def _returns_frame(panel) -> tuple[pd.DataFrame, object]:
+    """Wide (date x bond) returns and the panel object (or None)."""
+    if hasattr(panel, "returns") and hasattr(panel, "bond_bucket"):
+        da = panel.returns
+        return da.transpose("date", "bond").to_pandas(), panel
+    if isinstance(panel, xr.DataArray):
+        missing = [d for d in ("date", "bond") if d not in panel.dims]
+        if missing or panel.ndim != 2:
+            raise DataError(
+                f"returns DataArray must have dims ('date', 'bond'); got {panel.dims}"
+            )
+        return panel.transpose("date", "bond").to_pandas(), None
+    if isinstance(panel, pd.DataFrame):
+        return panel, None
+    raise DataError(
+        "returns must be a BondPanel, an xarray.DataArray (date, bond) or a wide DataFrame "
+        f"(dates x bonds); got {type(panel).__name__}"
+    )
+
+
+def prepare_factor_data(
+    panel,
+    factor_returns: pd.DataFrame,
+    factors,
+    *,
+    pooling: str,
+    groups=None,
+    group_rule: str = "mode",
+) -> FactorData:
+    """Align a panel with factor returns and assign one group per bond.
+
+    Parameters
+    ----------
+    panel : BondPanel, xarray.DataArray (date, bond) or DataFrame (dates x bonds)
+    factor_returns : DataFrame (dates x factors)
+        Must hold every factor in ``factors`` with finite values on every date with an observed
+        return; other dates and columns are not used.
+    factors : list of str or None
+        Factor names (columns of ``factor_returns``); None uses all columns.
+    pooling : str
+        Only ``"hierarchical"`` needs groups.
+    groups : Series or mapping bond -> group, optional
+        Overrides the panel's rule; required for plain arrays when ``pooling="hierarchical"``.
+    group_rule : {"mode", "last"}
+        Rule of :meth:`BondPanel.bond_bucket` (default: the bucket a bond holds in most months).
+
+    Raises
+    ------
+    DataError
+        Missing factor columns, dates with returns but no (finite) factor value, bonds with no
+        observed return, duplicated labels, non-numeric data, bonds without a group.
+    """
+    wide, panel_obj = _returns_frame(panel)
+    if not isinstance(factor_returns, pd.DataFrame):
+        raise DataError(
+            "factor_returns must be a DataFrame (dates x factors); "
+            f"got {type(factor_returns).__name__}"
+        )
+    fr = factor_returns.copy()
+    fr.index = _month_index(fr.index)
+    wide = wide.copy()
+    wide.index = _month_index(wide.index)
+    if factors is None:
+        factors = [str(c) for c in fr.columns]
+    factors = list(factors)
+    if not factors:
+        raise DataError("no factors given")
+    missing = [f for f in factors if f not in fr.columns]
+    if missing:
+        raise DataError(
+            f"factor_returns lacks the factor columns {_listing(missing)}; "
+            f"it has {_listing(fr.columns)}"
+        )
+    if len(set(factors)) != len(factors):
+        raise DataError(f"factors listed twice: {_listing(sorted(set(factors)))}")
+    for label, idx in (("returns dates", wide.index), ("returns bonds", wide.columns),
+                       ("factor_returns dates", fr.index)):
+        dup = idx[idx.duplicated()]
+        if len(dup):
+            raise DataError(f"duplicated {label}: {_listing(dup.unique())}")
+    try:
+        y = wide.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"returns are not numeric: {exc}") from exc
+    if np.isinf(y).any():
+        t, b = np.nonzero(np.isinf(y))
+        cells = [f"({wide.columns[j]}, {wide.index[i]})" for i, j in zip(t, b, strict=True)]
+        raise DataError(f"infinite returns at (bond, date): {_listing(cells)}")
+    has_obs_date = np.isfinite(y).any(axis=1)
+    absent = [d for d, h in zip(wide.index, has_obs_date, strict=True) if h and d not in fr.index]
+    if absent:
+        raise DataError(f"factor_returns has no row for the return dates {_listing(absent)}")
+    F_df = fr.reindex(wide.index)[factors]
+    try:
+        F = F_df.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"factor returns are not numeric: {exc}") from exc
+    bad = ~np.isfinite(F) & has_obs_date[:, None]
+    if bad.any():
+        t, k = np.nonzero(bad)
+        cells = [f"{factors[j]} at {wide.index[i]}" for i, j in zip(t, k, strict=True)]
+        raise DataError(f"non-finite factor returns on dates with returns: {_listing(cells)}")
+    # dates without any return carry no information: drop them from the regression inputs
+    keep = has_obs_date
+    y, F = y[keep], F[keep]
+    dates = pd.Index(wide.index[keep], name="date")
+    bonds = pd.Index([str(b) for b in wide.columns], name="bond")
+    n_b = np.isfinite(y).sum(axis=0)
+    if (n_b == 0).any():
+        raise DataError(f"bonds without any observed return: {_listing(bonds[n_b == 0])}")
+    if y.size == 0:
+        raise DataError("empty panel: no observed return")
+
+    if pooling == "hierarchical":
+        if panel_obj is not None:
+            mapping = None if groups is None else pd.Series(groups)
+            g = panel_obj.bond_bucket(rule=group_rule, mapping=mapping)
+            g.index = pd.Index([str(b) for b in g.index])
+        elif groups is None:
+            raise DataError(
+                "pooling='hierarchical' needs a group per bond: pass groups= (bond -> group) or a "
+                "BondPanel with ratings"
+            )
+        else:
+            g = pd.Series(groups)
+            g.index = pd.Index([str(b) for b in g.index])
+        absent_b = [b for b in bonds if b not in g.index or pd.isna(g.get(b))]
+        if absent_b:
+            raise DataError(f"bonds without a group: {_listing(absent_b)}")
+        labels = [str(g[b]) for b in bonds]
+        order = [k for k in ("IG+", "IG-", "HY") if k in labels]
+        order += sorted(set(labels) - set(order))
+        group_idx = np.array([order.index(lab) for lab in labels], dtype=int)
+        group_names = order
+    else:
+        group_names = ["all"]
+        group_idx = np.zeros(len(bonds), dtype=int)
+    return FactorData(y=y, F=F, dates=dates, bonds=bonds, factors=factors,
+                      group_names=group_names, group_idx=group_idx)

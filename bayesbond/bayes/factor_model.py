@@ -1,0 +1,421 @@
+"""Bayesian factor regression of bond returns: pooled, unpooled or hierarchical by rating bucket.
+
+``R_bt = alpha_b + beta_b'F_t + eps_bt`` for every bond ``b`` and month ``t`` where ``R_bt`` is
+observed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesbond.bayes.factor_data import FactorData, prepare_factor_data
+from bayesbond.bayes.factor_likelihood import (
+    collapsed_loglik_pt,
+    draw_theta,
+    gaussian_loglik_pt,
+)
+from bayesbond.bayes.factor_priors import default_priors, resolve_priors
+from bayesbond.errors import SpecError
+
+__all__ = ["FactorModel"]
+
+POOLINGS = ("pooled", "unpooled", "hierarchical")
+ERRORS = ("normal", "student_t")
+
+
+class FactorModel:
+    r"""Bayesian linear factor model of bond returns.
+
+    Parameters
+    ----------
+    factors : list of str, optional
+        Columns of the factor-return table to use (default: all of them, in their order).
+    pooling : {"hierarchical", "unpooled", "pooled"}
+        How alpha and beta are shared across bonds:
+
+        * ``"hierarchical"``: ``theta_b = (alpha_b, beta_b) ~ N(m_g, S_g S_g')`` around the mean of
+          the bond's group ``g`` (partial pooling), ``m_g = (mu_alpha_g, mu_beta_g)``,
+          ``S_g = diag(tau_alpha_g, tau_beta_g)`` or, with ``correlated=True``,
+          ``blockdiag(tau_alpha_g, diag(tau_beta_g) L_g)`` with ``L_g`` the Cholesky factor of an
+          LKJ
+          correlation matrix of the betas;
+        * ``"unpooled"``: independent ``alpha_b ~ N(0, alpha_scale)``,
+          ``beta_bk ~ N(beta_mean_k, beta_scale_k)`` per bond;
+        * ``"pooled"``: one ``alpha`` and one ``beta`` for all bonds (same priors as unpooled).
+
+        In every case the residual scale is bond-specific and partially pooled on the log scale,
+        non-centred: ``log sigma_b = mu_log_sigma_g + tau_log_sigma_g z_b``, ``z_b ~ N(0, 1)``
+        (one group
+        unless hierarchical).
+    group : str
+        Name of the grouping dimension (``"rating_bucket"``): with a :class:`BondPanel` each bond's
+        group is its rating bucket by ``group_rule`` unless ``groups=`` overrides it in ``fit``.
+    errors : {"normal", "student_t"}
+        Gaussian errors (likelihood from exact per-bond sufficient statistics) or Student-t errors
+        with a common ``nu ~ Gamma(nu_alpha, nu_beta)`` (one likelihood term per observed cell).
+    priors : dict, optional
+        Overrides of the defaults below (keys of :data:`~bayesbond.bayes.factor_priors.PRIOR_KEYS`;
+        per-factor keys take a scalar, a sequence or a mapping factor -> value). Unknown keys raise
+        :class:`~bayesbond.errors.SpecError`.
+    correlated : bool
+        LKJ-correlated betas inside a group (hierarchical only).
+    marginalize : bool, optional
+        Integrate alpha and beta out of the Gaussian likelihood exactly and draw them afterwards
+        from
+        their conditional posterior (default for ``errors="normal"``); not available for Student-t.
+    group_rule : {"mode", "last"}
+        Rule giving a migrating bond one group: the bucket it holds in most months (default) or its
+        last bucket.
+
+    Notes
+    -----
+    Default priors, with ``sd_y`` the standard deviation of all observed returns and ``sd_F`` that
+    of
+    each factor (weakly informative, in the data's units; Gelman et al. 2008):
+
+    * ``mu_alpha_g`` (or ``alpha``) ``~ N(0, sd_y)``; ``mu_beta_gk`` (or ``beta``)
+      ``~ N(0, 2.5 sd_y / sd_Fk)``;
+    * ``tau_alpha_g ~ HalfNormal(sd_y / 2)``; ``tau_beta_gk ~ HalfNormal(sd_y / sd_Fk)``;
+    * ``mu_log_sigma ~ N(log sd_y, 1)``; ``tau_log_sigma ~ HalfNormal(0.5)``; LKJ ``eta = 2``;
+      ``nu ~ Gamma(2, 0.1)``.
+
+    Gaussian likelihood of bond ``b`` from its own observed months only (exact):
+    ``-n_b/2 log(2 pi sigma_b^2) - (y'y - 2 theta'X'y + theta'X'X theta) / (2 sigma_b^2)``. With
+    ``marginalize=True`` the coefficients are integrated out in closed form
+    (``y_b ~ N(X_b m_g, sigma_b^2 I + X_b S_g S_g' X_b')`` evaluated from the same statistics, see
+    :mod:`bayesbond.bayes.factor_likelihood`), so NUTS explores only the group-level parameters
+    and the
+    residual scales; each posterior draw is completed by one exact draw of ``theta_b`` from its
+    conditional posterior, which yields draws from the joint posterior. Otherwise the hierarchy is
+    non-centred, ``theta_b = m_g + S_g z_b``.
+
+    References
+    ----------
+    Gelman, A., Jakulin, A., Pittau, M. G. and Su, Y.-S. (2008). A weakly informative default prior
+    distribution for logistic and other regression models. *Ann. Appl. Stat.* 2(4).
+    Papaspiliopoulos, O., Roberts, G. O. and Skold, M. (2007). A general framework for the
+    parametrization of hierarchical models. *Statist. Sci.* 22(1) (non-centred parameterisation).
+    Lewandowski, D., Kurowicka, D. and Joe, H. (2009). Generating random correlation matrices
+    based on
+    vines and extended onion method. *J. Multivariate Anal.* 100(9).
+    """
+
+    def __init__(
+        self,
+        factors=None,
+        pooling: str = "hierarchical",
+        group: str = "rating_bucket",
+        errors: str = "normal",
+        priors: dict | None = None,
+        correlated: bool = False,
+        marginalize: bool | None = None,
+        group_rule: str = "mode",
+    ):
+        if pooling not in POOLINGS:
+            raise SpecError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
+        if errors not in ERRORS:
+            raise SpecError(f"unknown errors {errors!r}; use one of {ERRORS}")
+        if correlated and pooling != "hierarchical":
+            raise SpecError("correlated=True needs pooling='hierarchical'")
+        if marginalize is None:
+            marginalize = errors == "normal"
+        if marginalize and errors != "normal":
+            raise SpecError("marginalize=True needs errors='normal' (Student-t is not conjugate)")
+        if group_rule not in ("mode", "last"):
+            raise SpecError(f"unknown group_rule {group_rule!r}; use 'mode' or 'last'")
+        if priors is not None and not isinstance(priors, dict):
+            raise SpecError(f"priors must be a dict; got {type(priors).__name__}")
+        self.factors = None if factors is None else [str(f) for f in factors]
+        self.pooling = pooling
+        self.group = str(group)
+        self.errors = errors
+        self.priors = dict(priors or {})
+        self.correlated = bool(correlated)
+        self.marginalize = bool(marginalize)
+        self.group_rule = group_rule
+
+    def __repr__(self) -> str:
+        return (f"FactorModel(factors={self.factors}, pooling={self.pooling!r}, "
+                f"group={self.group!r}, errors={self.errors!r}, correlated={self.correlated}, "
+                f"marginalize={self.marginalize})")
+
+    # ------------------------------------------------------------------------------ building
+    def spec(self) -> dict:
+        """The model specification as a JSON-serialisable dict (stored in the fit's attributes)."""
+        return {
+            "family": "FactorModel",
+            "factors": self.factors,
+            "pooling": self.pooling,
+            "group": self.group,
+            "errors": self.errors,
+            "correlated": self.correlated,
+            "marginalize": self.marginalize,
+            "group_rule": self.group_rule,
+            "priors": {k: np.asarray(v).tolist() for k, v in self.priors.items()},
+        }
+
+    def prepare(self, panel, factor_returns, groups=None) -> tuple[FactorData, dict]:
+        """Aligned data and resolved priors (see :func:`prepare_factor_data`)."""
+        data = prepare_factor_data(panel, factor_returns, self.factors, pooling=self.pooling,
+                                   groups=groups, group_rule=self.group_rule)
+        if self.correlated and len(data.factors) < 2:
+            raise SpecError("correlated=True needs at least two factors")
+        pri = resolve_priors(default_priors(data.y, data.F), self.priors, data.factors)
+        return data, pri
+
+    def build_model(self, data: FactorData, pri: dict):
+        """The PyMC model for prepared ``data`` and resolved priors ``pri``."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        g_dim = self.group
+        hier = self.pooling == "hierarchical"
+        K = len(data.factors)
+        p = K + 1
+        coords = {"bond": list(data.bonds), "factor": list(data.factors),
+                  "date": data.dates}
+        if hier:
+            coords[g_dim] = list(data.group_names)
+        if self.correlated:
+            coords["factor2"] = list(data.factors)
+        gdims = (g_dim,) if hier else ()
+        gi = data.group_idx
+        XtX, Xty, yty, n = data.stats()
+
+        with pm.Model(coords=coords) as model:
+            # residual scales: partially pooled on the log scale, non-centred
+            mu_ls = pm.Normal("mu_log_sigma", pri["log_sigma_mean"], pri["log_sigma_sd"],
+                              dims=gdims)
+            tau_ls = pm.HalfNormal("tau_log_sigma", pri["tau_log_sigma"], dims=gdims)
+            z_s = pm.Normal("z_sigma", 0.0, 1.0, dims="bond")
+            if hier:
+                log_sigma = mu_ls[gi] + tau_ls[gi] * z_s
+            else:
+                log_sigma = mu_ls + tau_ls * z_s
+            sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="bond")
+
+            m_b, S_b = None, None
+            m_shared = np.concatenate([[0.0], pri["beta_mean"]])
+            S_shared = np.concatenate([[pri["alpha_scale"]], pri["beta_scale"]])
+            if hier:
+                mu_a = pm.Normal("mu_alpha", 0.0, pri["alpha_scale"], dims=g_dim)
+                mu_b = pm.Normal("mu_beta", pri["beta_mean"], pri["beta_scale"],
+                                 dims=(g_dim, "factor"))
+                tau_a = pm.HalfNormal("tau_alpha", pri["tau_alpha"], dims=g_dim)
+                tau_b = pm.HalfNormal("tau_beta", pri["tau_beta"], dims=(g_dim, "factor"))
+                m_g = pt.concatenate([mu_a[:, None], mu_b], axis=1)  # (G, p)
+                if self.correlated:
+                    G = len(data.group_names)
+                    L = pm.LKJCorr("chol_corr_beta", n=K, eta=pri["lkj_eta"], shape=(G, K, K))
+                    pm.Deterministic("corr_beta", L @ pt.swapaxes(L, -1, -2),
+                                     dims=(g_dim, "factor", "factor2"))
+                    S_g = pt.zeros((G, p, p))
+                    S_g = pt.set_subtensor(S_g[:, 0, 0], tau_a)
+                    S_g = pt.set_subtensor(S_g[:, 1:, 1:], tau_b[:, :, None] * L)
+                else:
+                    S_g = pt.concatenate([tau_a[:, None], tau_b], axis=1)  # (G, p) diagonal
+                m_b, S_b = m_g[gi], S_g[gi]
+            elif self.pooling == "unpooled":
+                m_b = pt.as_tensor(np.broadcast_to(m_shared, (len(data.bonds), p)).copy())
+                S_b = pt.as_tensor(np.broadcast_to(S_shared, (len(data.bonds), p)).copy())
+
+            if self.marginalize:
+                ll = collapsed_loglik_pt(
+                    pt.as_tensor(XtX), pt.as_tensor(Xty), pt.as_tensor(yty), pt.as_tensor(n),
+                    sigma,
+                    pt.as_tensor(m_shared) if self.pooling == "pooled" else m_b,
+                    pt.as_tensor(S_shared) if self.pooling == "pooled" else S_b,
+                    pooled=self.pooling == "pooled",
+                )
+                pm.Potential("loglik_returns", pt.sum(ll))
+                return model
+
+            # explicit coefficients
+            if self.pooling == "pooled":
+                alpha = pm.Normal("alpha", 0.0, pri["alpha_scale"])
+                beta = pm.Normal("beta", pri["beta_mean"], pri["beta_scale"], dims="factor")
+                theta = pt.concatenate([alpha[None], beta])[None, :]
+                theta = pt.broadcast_to(theta, (len(data.bonds), p))
+            elif self.pooling == "unpooled":
+                alpha = pm.Normal("alpha", 0.0, pri["alpha_scale"], dims="bond")
+                beta = pm.Normal("beta", pri["beta_mean"], pri["beta_scale"],
+                                 dims=("bond", "factor"))
+                theta = pt.concatenate([alpha[:, None], beta], axis=1)
+            else:
+                coords_coef = ["alpha", *data.factors]
+                model.add_coord("coef", coords_coef)
+                z = pm.Normal("z_theta", 0.0, 1.0, dims=("bond", "coef"))
+                if self.correlated:
+                    theta = m_b + pt.sum(S_b * z[:, None, :], axis=-1)
+                else:
+                    theta = m_b + S_b * z
+                pm.Deterministic("alpha", theta[:, 0], dims="bond")
+                pm.Deterministic("beta", theta[:, 1:], dims=("bond", "factor"))
+
+            if self.errors == "normal":
+                ll = gaussian_loglik_pt(pt.as_tensor(XtX), pt.as_tensor(Xty), pt.as_tensor(yty),
+                                        pt.as_tensor(n), theta, sigma)
+                pm.Potential("loglik_returns", pt.sum(ll))
+            else:
+                nu = pm.Gamma("nu", alpha=pri["nu_alpha"], beta=pri["nu_beta"])
+                t_idx, b_idx, y_long = data.long()
+                X = data.design()
+                mu = pt.sum(pt.as_tensor(X[t_idx]) * theta[b_idx], axis=-1)
+                model.add_coord("obs", np.arange(len(y_long)))
+                pm.StudentT("returns", nu=nu, mu=mu, sigma=sigma[b_idx], observed=y_long,
+                            dims="obs")
+        return model
+
+    # -------------------------------------------------------------------------------- fitting
+    def fit(
+        self,
+        panel,
+        factor_returns: pd.DataFrame,
+        *,
+        groups=None,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_seed=None,
+        sampler: str = "nutpie",
+        target_accept: float | None = None,
+        log_likelihood: bool | str = "auto",
+        loglik_dtype="float64",
+        progressbar: bool = False,
+    ) -> xr.DataTree:
+        """Sample the posterior.
+
+        Parameters
+        ----------
+        panel : BondPanel, xarray.DataArray (date, bond) or DataFrame (dates x bonds)
+            Monthly returns, NaN where not observed.
+        factor_returns : DataFrame (dates x factors)
+        groups : Series or mapping bond -> group, optional
+            Group of each bond for the hierarchy (required for plain arrays when hierarchical;
+            overrides the rating rule for a BondPanel).
+        draws, tune, chains, random_seed, sampler, target_accept, progressbar :
+            Passed to :func:`bayesbond.bayes.sampling.sample`.
+        log_likelihood : bool or "auto"
+            Store the pointwise log-likelihood (``log_likelihood`` group, one value per draw and
+            observed cell, dim ``obs``). ``"auto"`` stores it when it takes at most 512 MB; large
+            panels use the chunked routines of :mod:`bayesbond.workflow.loglik` instead.
+        loglik_dtype : dtype
+            ``float64`` or ``float32`` for the stored log-likelihood.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``posterior``: ``alpha`` (bond; scalar when pooled), ``beta`` (bond, factor; (factor)
+            when pooled), ``sigma`` (bond), group parameters ``mu_alpha``, ``mu_beta``,
+            ``tau_alpha``, ``tau_beta`` (rating_bucket[, factor]), ``mu_log_sigma``,
+            ``tau_log_sigma``, ``nu`` (Student-t), ``corr_beta`` (correlated);
+            ``sample_stats``; ``observed_data``: ``returns`` (date, bond);
+            ``constant_data``: ``factor_returns`` (date, factor), ``group`` (bond);
+            ``log_likelihood``: ``returns`` (chain, draw, obs) with ``obs_bond``/``obs_date``
+            labels; attributes ``model`` (JSON spec) and ``bayesbond_version``, ``diagnostics``.
+        """
+        from bayesbond.bayes.sampling import sample
+
+        data, pri = self.prepare(panel, factor_returns, groups)
+        model = self.build_model(data, pri)
+        check = ["sigma"]
+        if not self.marginalize:
+            check += ["alpha", "beta"]
+        if self.pooling == "hierarchical":
+            check += ["mu_alpha", "mu_beta", "tau_alpha", "tau_beta"]
+        spec = self.spec()
+        spec["factors"] = list(data.factors)
+        idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                       sampler=sampler, target_accept=target_accept, progressbar=progressbar,
+                       model_name=f"FactorModel({self.pooling}, {self.errors} errors)",
+                       var_names_check=check)
+        if self.marginalize:
+            self._add_coefficients(idata, data, pri, random_seed)
+        _attach_data(idata, data, self.group)
+        idata.attrs["model"] = json.dumps(spec)
+        idata.attrs["errors"] = self.errors
+        idata.attrs["pooling"] = self.pooling
+        if log_likelihood:
+            from bayesbond.workflow.loglik import add_log_likelihood
+
+            n_cells = int(np.isfinite(data.y).sum())
+            n_samples = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"]
+            nbytes = n_cells * n_samples * np.dtype(loglik_dtype).itemsize
+            if log_likelihood is True or nbytes <= 512 * 2**20:
+                add_log_likelihood(idata, dtype=loglik_dtype)
+        return idata
+
+    def _add_coefficients(self, idata, data: FactorData, pri: dict, random_seed) -> None:
+        """Complete each posterior draw with a draw of (alpha, beta) from its exact conditional."""
+        post = idata["posterior"].to_dataset()
+        seed = random_seed if isinstance(random_seed, int | np.integer) else None
+        rng = np.random.default_rng(np.random.SeedSequence([0 if seed is None else int(seed), 7])
+                                    if seed is not None else None)
+        XtX, Xty, yty, n = data.stats()
+        sigma = post["sigma"].transpose("chain", "draw", "bond").values
+        C, D, B = sigma.shape
+        K = len(data.factors)
+        p = K + 1
+        m_shared = np.concatenate([[0.0], pri["beta_mean"]])
+        S_shared = np.concatenate([[pri["alpha_scale"]], pri["beta_scale"]])
+        thetas = []
+        for c in range(C):  # one chain at a time bounds the memory
+            if self.pooling == "pooled":
+                th = draw_theta(XtX, Xty, yty, n, sigma[c], np.broadcast_to(m_shared, (D, p)),
+                                np.broadcast_to(S_shared, (D, p)), rng, pooled=True)
+            elif self.pooling == "unpooled":
+                th = draw_theta(XtX, Xty, yty, n, sigma[c], np.broadcast_to(m_shared, (D, B, p)),
+                                np.broadcast_to(S_shared, (D, B, p)), rng)
+            else:
+                g = self.group
+                gi = data.group_idx
+                mu_a = post["mu_alpha"].transpose("chain", "draw", g).values[c]
+                mu_b = post["mu_beta"].transpose("chain", "draw", g, "factor").values[c]
+                tau_a = post["tau_alpha"].transpose("chain", "draw", g).values[c]
+                tau_b = post["tau_beta"].transpose("chain", "draw", g, "factor").values[c]
+                m_g = np.concatenate([mu_a[..., None], mu_b], axis=-1)
+                if self.correlated:
+                    L = post["chol_corr_beta"].values[c]
+                    S_g = np.zeros((D, len(data.group_names), p, p))
+                    S_g[..., 0, 0] = tau_a
+                    S_g[..., 1:, 1:] = tau_b[..., :, None] * L
+                else:
+                    S_g = np.concatenate([tau_a[..., None], tau_b], axis=-1)
+                th = draw_theta(XtX, Xty, yty, n, sigma[c], m_g[:, gi], S_g[:, gi], rng)
+            thetas.append(th)
+        theta = np.stack(thetas)
+        chain = post["chain"].values
+        draw = post["draw"].values
+        if self.pooling == "pooled":
+            alpha = xr.DataArray(theta[..., 0], dims=("chain", "draw"),
+                                 coords={"chain": chain, "draw": draw})
+            beta = xr.DataArray(theta[..., 1:], dims=("chain", "draw", "factor"),
+                                coords={"chain": chain, "draw": draw, "factor": data.factors})
+        else:
+            alpha = xr.DataArray(theta[..., 0], dims=("chain", "draw", "bond"),
+                                 coords={"chain": chain, "draw": draw, "bond": list(data.bonds)})
+            beta = xr.DataArray(theta[..., 1:], dims=("chain", "draw", "bond", "factor"),
+                                coords={"chain": chain, "draw": draw, "bond": list(data.bonds),
+                                        "factor": data.factors})
+        ds = post.assign(alpha=alpha, beta=beta)
+        idata["posterior"] = xr.DataTree(ds)
+
+
+def _attach_data(idata: xr.DataTree, data: FactorData, group: str) -> None:
+    """``observed_data`` (returns) and ``constant_data`` (factor returns, bond groups)."""
+    dates = pd.DatetimeIndex(data.dates, name="date")
+    obs = xr.Dataset({"returns": xr.DataArray(
+        data.y, dims=("date", "bond"), coords={"date": dates, "bond": list(data.bonds)})})
+    const = xr.Dataset({
+        "factor_returns": xr.DataArray(data.F, dims=("date", "factor"),
+                                       coords={"date": dates, "factor": list(data.factors)}),
+        "group": xr.DataArray(np.array([data.group_names[i] for i in data.group_idx], dtype=str),
+                              dims=("bond",), coords={"bond": list(data.bonds)},
+                              attrs={"name": group}),
+    })
+    idata["observed_data"] = xr.DataTree(obs)
+    idata["constant_data"] = xr.DataTree(const)

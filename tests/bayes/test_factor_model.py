@@ -1,0 +1,260 @@
+"""FactorModel: likelihood algebra against scipy, priors and input errors, recovery, OLS agreement.
+
+References: scipy's multivariate normal density of the marginal model ``y ~ N(Xm, s^2 I + X S
+S'X')``;
+the conjugate normal posterior written with the prior precision; statsmodels-checked batched OLS
+(``bb.ols``); the known truth of ``bb.datasets.simulate_panel``.
+"""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as st
+import xarray as xr
+
+import bayesbond as bb
+from bayesbond.bayes.factor_data import sufficient_stats
+from bayesbond.bayes.factor_likelihood import (
+    collapsed_loglik_np,
+    collapsed_loglik_pt,
+    draw_theta,
+    gaussian_loglik_np,
+    gaussian_loglik_pt,
+)
+from bayesbond.bayes.sampling import diagnostics
+from bayesbond.errors import DataError, SpecError
+
+
+# ------------------------------------------------------------------------- likelihood algebra
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(3)
+    T, B, K = 25, 5, 2
+    X = np.column_stack([np.ones(T), rng.normal(size=(T, K))])
+    y = rng.normal(size=(T, B))
+    y[rng.random((T, B)) < 0.25] = np.nan
+    sig = rng.uniform(0.5, 2.0, B)
+    m = rng.normal(size=(B, K + 1))
+    S_diag = rng.uniform(0.1, 2.0, (B, K + 1))
+    S_full = np.tril(rng.normal(size=(B, K + 1, K + 1)))
+    return X, y, sig, m, S_diag, S_full
+
+
+def _ref_marginal(X, y, sig, m, S):
+    out = []
+    for b in range(y.shape[1]):
+        o = np.isfinite(y[:, b])
+        Sm = np.diag(S[b]) if S.ndim == 2 else S[b]
+        cov = sig[b] ** 2 * np.eye(o.sum()) + X[o] @ Sm @ Sm.T @ X[o].T
+        out.append(st.multivariate_normal(X[o] @ m[b], cov).logpdf(y[o, b]))
+    return np.array(out)
+
+
+def test_sufficient_stat_likelihood_equals_sum_of_normal_densities(small):
+    X, y, sig, m, *_ = small
+    XtX, Xty, yty, n = sufficient_stats(y, X)
+    ll = gaussian_loglik_np(XtX, Xty, yty, n, m, sig)
+    ref = np.nansum(st.norm.logpdf(y, (X @ m.T), sig), axis=0)
+    np.testing.assert_allclose(ll, ref, rtol=1e-12)
+    import pytensor
+    import pytensor.tensor as pt
+
+    f = pytensor.function([], gaussian_loglik_pt(*(pt.as_tensor(a) for a in (XtX, Xty, yty, n, m,
+                                                                             sig))))
+    np.testing.assert_allclose(f(), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["diag", "full"])
+def test_collapsed_likelihood_equals_marginal_normal(small, kind):
+    import pytensor
+    import pytensor.tensor as pt
+
+    X, y, sig, m, S_diag, S_full = small
+    S = S_diag if kind == "diag" else S_full
+    XtX, Xty, yty, n = sufficient_stats(y, X)
+    ref = _ref_marginal(X, y, sig, m, S)
+    np.testing.assert_allclose(collapsed_loglik_np(XtX, Xty, yty, n, sig, m, S), ref, rtol=1e-11)
+    args = [pt.as_tensor(a) for a in (XtX, Xty, yty, n, sig, m, S)]
+    np.testing.assert_allclose(pytensor.function([], collapsed_loglik_pt(*args))(), ref,
+                               rtol=1e-11)
+
+
+def test_collapsed_pooled_likelihood_equals_stacked_marginal(small):
+    import pytensor
+    import pytensor.tensor as pt
+
+    X, y, sig, _, _, _ = small
+    T, B = y.shape
+    p = X.shape[1]
+    m0, S0 = np.array([0.3, -0.2, 0.5]), np.array([0.5, 1.0, 2.0])
+    XtX, Xty, yty, n = sufficient_stats(y, X)
+    o = np.isfinite(y.T.ravel())
+    Xs = np.vstack([X] * B)[o]
+    cov = np.diag(np.repeat(sig, T)[o] ** 2) + Xs @ np.diag(S0**2) @ Xs.T
+    ref = st.multivariate_normal(Xs @ m0, cov).logpdf(y.T.ravel()[o])
+    got = collapsed_loglik_np(XtX, Xty, yty, n, sig, np.broadcast_to(m0, (B, p)),
+                              np.broadcast_to(S0, (B, p)), pooled=True)
+    np.testing.assert_allclose(got, ref, rtol=1e-11)
+    f = pytensor.function([], collapsed_loglik_pt(*(pt.as_tensor(a) for a in (
+        XtX, Xty, yty, n, sig, m0, S0)), pooled=True))
+    np.testing.assert_allclose(f(), ref, rtol=1e-11)
+
+
+def test_conditional_draws_match_conjugate_posterior(small):
+    X, y, sig, m, S_diag, _ = small
+    XtX, Xty, yty, n = sufficient_stats(y, X)
+    rng = np.random.default_rng(0)
+    N = 40000
+    th = draw_theta(XtX[None], Xty[None], yty[None], n[None], np.broadcast_to(sig, (N, 5)),
+                    np.broadcast_to(m, (N, *m.shape)), np.broadcast_to(S_diag, (N, *m.shape)),
+                    rng)
+    for b in range(y.shape[1]):
+        P0 = np.diag(1 / S_diag[b] ** 2)
+        V = np.linalg.inv(XtX[b] / sig[b] ** 2 + P0)
+        mean = V @ (Xty[b] / sig[b] ** 2 + P0 @ m[b])
+        se = np.sqrt(np.diag(V) / N)
+        np.testing.assert_array_less(np.abs(th[:, b].mean(0) - mean), 5 * se)
+        np.testing.assert_allclose(np.cov(th[:, b].T), V, rtol=0.05, atol=0.03 * np.abs(V).max())
+
+
+# ------------------------------------------------------------------------------ spec and input
+def _frame_inputs(seed=0, T=40, B=6):
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2010-01-31", periods=T, freq="ME")
+    F = pd.DataFrame(rng.normal(0.003, 0.02, (T, 2)), index=dates, columns=["CMKT", "TERM"])
+    R = pd.DataFrame(0.8 * F["CMKT"].to_numpy()[:, None] + rng.normal(0, 0.01, (T, B)),
+                     index=dates, columns=[f"b{i}" for i in range(B)])
+    return R, F
+
+
+def test_bad_specs_raise_with_names():
+    with pytest.raises(SpecError, match="pooling"):
+        bb.FactorModel(pooling="partial")
+    with pytest.raises(SpecError, match="errors"):
+        bb.FactorModel(errors="cauchy")
+    with pytest.raises(SpecError, match="marginalize"):
+        bb.FactorModel(errors="student_t", marginalize=True)
+    with pytest.raises(SpecError, match="correlated"):
+        bb.FactorModel(pooling="pooled", correlated=True)
+    R, F = _frame_inputs()
+    with pytest.raises(SpecError, match=r"unknown prior keys \['beta_sd'\]"):
+        bb.FactorModel(["CMKT"], pooling="unpooled", priors={"beta_sd": 1.0}).prepare(R, F)
+    with pytest.raises(SpecError, match="unknown factors"):
+        bb.FactorModel(["CMKT"], pooling="unpooled",
+                       priors={"beta_scale": {"DEF": 1.0}}).prepare(R, F)
+    with pytest.raises(SpecError, match="positive"):
+        bb.FactorModel(["CMKT"], pooling="unpooled", priors={"tau_beta": -1}).prepare(R, F)
+
+
+def test_priors_scale_with_data_units_and_overrides():
+    R, F = _frame_inputs()
+    m = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled",
+                       priors={"beta_scale": {"TERM": 3.0}, "alpha_scale": 0.5})
+    _, pri = m.prepare(R, F)
+    _, pri100 = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled").prepare(100 * R, F)
+    sd_y = np.nanstd(R.to_numpy())
+    assert pri["alpha_scale"] == 0.5
+    np.testing.assert_allclose(pri["beta_scale"], [2.5 * sd_y / F["CMKT"].std(ddof=0), 3.0])
+    np.testing.assert_allclose(pri100["tau_beta"], 100 * sd_y / F.std(ddof=0).to_numpy())
+
+
+def test_bad_inputs_raise_with_names():
+    R, F = _frame_inputs()
+    model = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled")
+    with pytest.raises(DataError, match="DEF"):
+        bb.FactorModel(["CMKT", "DEF"], pooling="unpooled").prepare(R, F)
+    F2 = F.copy()
+    F2.iloc[3, 1] = np.nan
+    with pytest.raises(DataError, match="TERM at 2010-04-30"):
+        model.prepare(R, F2)
+    with pytest.raises(DataError, match="no row for the return dates 2010-01-31"):
+        model.prepare(R, F.iloc[1:])
+    R2 = R.copy()
+    R2["b3"] = np.nan
+    with pytest.raises(DataError, match="without any observed return: b3"):
+        model.prepare(R2, F)
+    with pytest.raises(DataError, match="needs a group per bond"):
+        bb.FactorModel(["CMKT"], pooling="hierarchical").prepare(R, F)
+    with pytest.raises(DataError, match="without a group: b5"):
+        bb.FactorModel(["CMKT"]).prepare(R, F, groups={f"b{i}": "IG+" for i in range(5)})
+
+
+# ------------------------------------------------------------------------------------ sampling
+@pytest.fixture(scope="module")
+def sim():
+    return bb.datasets.simulate_panel(n_bonds=45, n_dates=120, seed=11, missing=0.15)
+
+
+@pytest.fixture(scope="module")
+def hier_fit(sim):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bb.ConvergenceWarning)
+        return bb.FactorModel(["CMKT", "TERM"], pooling="hierarchical").fit(
+            sim.panel, sim.factors, draws=1000, tune=1000, chains=2, random_seed=5,
+            target_accept=0.9)
+
+
+def test_hierarchical_fit_schema(hier_fit, sim):
+    post = hier_fit["posterior"]
+    assert post["beta"].dims == ("chain", "draw", "bond", "factor")
+    assert list(post["beta"]["factor"].values) == ["CMKT", "TERM"]
+    assert list(post["mu_beta"]["rating_bucket"].values) == ["IG+", "IG-", "HY"]
+    assert list(post["alpha"]["bond"].values) == list(sim.panel.bonds)
+    assert post["sigma"].dims == ("chain", "draw", "bond")
+    assert hier_fit["constant_data"]["factor_returns"].dims == ("date", "factor")
+    np.testing.assert_array_equal(hier_fit["constant_data"]["group"].values,
+                                  sim.panel.bond_bucket().values)
+    ll = hier_fit["log_likelihood"]["returns"]
+    assert ll.sizes["obs"] == int(sim.panel.observed.sum())
+    spec = json.loads(hier_fit.attrs["model"])
+    assert spec["pooling"] == "hierarchical" and spec["factors"] == ["CMKT", "TERM"]
+    assert hier_fit.attrs["bayesbond_version"] == bb.__version__
+
+
+def test_hierarchical_recovery_and_convergence(hier_fit, sim):
+    d = diagnostics(hier_fit, ["sigma", "alpha", "beta", "mu_beta", "mu_alpha", "tau_beta"])
+    assert d.max_rhat <= 1.01 and d.divergences == 0, str(d)
+    post = hier_fit["posterior"]
+    lo = post["mu_beta"].quantile(0.005, dim=("chain", "draw"))
+    hi = post["mu_beta"].quantile(0.995, dim=("chain", "draw"))
+    truth = sim.truth["mu_beta"].sel(rating_bucket=post["rating_bucket"].values)
+    assert bool(((lo.values <= truth.values) & (truth.values <= hi.values)).all())
+    # bond betas: shrunk estimates closer to the truth than OLS on average
+    ols = bb.ols(sim.panel, sim.factors)
+    bm = post["beta"].mean(("chain", "draw")).values
+    tb = sim.truth["beta"].values
+    err_bayes = np.sqrt(np.mean((bm - tb) ** 2))
+    err_ols = np.sqrt(np.mean((ols.params[["CMKT", "TERM"]].to_numpy() - tb) ** 2))
+    assert err_bayes < err_ols
+
+
+def test_unpooled_matches_ols_with_weak_priors(sim):
+    panel = sim.panel.returns.isel(bond=slice(0, 15))
+    big = {"alpha_scale": 1.0, "beta_scale": 1e3}
+    fit = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled", priors=big).fit(
+        panel, sim.factors, draws=2000, tune=500, chains=2, random_seed=2, log_likelihood=False)
+    ols = bb.ols(panel, sim.factors)
+    mean = xr.concat([fit["posterior"]["alpha"].expand_dims(factor=["alpha"]).T,
+                      fit["posterior"]["beta"]], dim="factor").mean(("chain", "draw"))
+    mean = mean.transpose("bond", "factor").to_pandas()
+    mean.columns = ols.params.columns
+    z = (mean - ols.params) / ols.bse
+    assert float(np.abs(z.to_numpy()).max()) < 0.1, z
+
+
+def test_pooled_and_student_t_fit_small_panel(sim):
+    panel = sim.panel.returns.isel(bond=slice(0, 8), date=slice(0, 60))
+    fit = bb.FactorModel(["CMKT"], pooling="pooled").fit(
+        panel, sim.factors, draws=400, tune=400, chains=2, random_seed=3)
+    assert fit["posterior"]["beta"].dims == ("chain", "draw", "factor")
+    assert abs(float(fit["posterior"]["beta"].mean()) - 0.9) < 0.3
+    groups = sim.panel.bond_bucket().iloc[:8]
+    fit_t = bb.FactorModel(["CMKT"], pooling="hierarchical", errors="student_t").fit(
+        panel, sim.factors, groups=groups, draws=300, tune=300, chains=2, random_seed=3,
+        target_accept=0.95)
+    post = fit_t["posterior"]
+    assert "nu" in post and post["beta"].dims == ("chain", "draw", "bond", "factor")
+    assert fit_t["log_likelihood"]["returns"].sizes["obs"] == int(np.isfinite(panel).sum())
