@@ -1,0 +1,219 @@
+"""Result of :func:`bayesbond.affine_ml` and the derived curves (term premia, excess returns)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+
+__all__ = ["AffineMLResult", "eh_yields", "factor_names", "PARAM_NAMES"]
+
+PARAM_NAMES = (
+    "A",
+    "a",
+    "Sigma",
+    "A_star",
+    "a_star",
+    "Lambda",
+    "lambda1",
+    "delta0",
+    "delta1",
+    "lam_star",
+    "lam_star_imag",
+    "k_inf",
+    "sigma_e",
+)
+
+
+def factor_names(n: int) -> list[str]:
+    """Labels of the portfolio states: level, slope, curvature, then pc4, pc5, ..."""
+    base = ["level", "slope", "curvature"]
+    return [base[i] if i < 3 else f"pc{i + 1}" for i in range(n)]
+
+
+def eh_yields(A, a, delta0, delta1, X, tau):
+    """Expectations-hypothesis yields ``(1/tau) int_0^tau E^P_t[r_{t+s}] ds`` for states ``X``.
+
+    Parameters
+    ----------
+    A, a : P drift of the states; delta0, delta1 : short rate ``r = delta0 + delta1'X``.
+    X : array (T, n) of states.
+    tau : array (m,) maturities in years.
+
+    Returns
+    -------
+    ndarray (T, m)
+
+    Notes
+    -----
+    ``E^P_t[X_{t+s}] = e^{sA} X_t + (int_0^s e^{wA} dw) a``, so
+    ``int_0^tau E[X_{t+s}] ds = J1(tau) X_t + J2(tau) a`` with ``J1 = int_0^tau e^{sA} ds`` and
+    ``J2 = int_0^tau int_0^s e^{wA} dw ds``, read off the block exponential
+    ``expm(tau [[A, I, 0], [0, 0, I], [0, 0, 0]])`` (Van Loan 1978; exact for singular ``A``).
+    """
+    A = np.asarray(A, float)
+    n = A.shape[0]
+    tau = np.asarray(tau, float)
+    M = np.zeros((3 * n, 3 * n))
+    M[:n, :n] = A
+    M[:n, n : 2 * n] = np.eye(n)
+    M[n : 2 * n, 2 * n :] = np.eye(n)
+    E = sla.expm(tau[:, None, None] * M[None])
+    J1 = E[:, :n, n : 2 * n]
+    J2 = E[:, :n, 2 * n :]
+    d1 = np.asarray(delta1, float)
+    slope = np.einsum("i,mij->mj", d1, J1)  # (m, n)
+    const = np.einsum("i,mij,j->m", d1, J2, np.asarray(a, float))
+    X = np.asarray(X, float)
+    return delta0 + (X @ slope.T + const) / tau
+
+
+class AffineMLResult:
+    """Maximum-likelihood fit of the canonical Gaussian affine model (see :func:`affine_ml`).
+
+    Attributes
+    ----------
+    A, a, Sigma : P dynamics ``dP = (A P + a) dt + Sigma dW`` of the portfolio states.
+    A_star, a_star : risk-neutral dynamics; ``Lambda = A_star - A``, ``lambda1 = a_star - a``.
+    delta0, delta1 : short rate ``r = delta0 + delta1'P``.
+    lam_star, lam_star_imag : real parts and absolute imaginary parts of the eigenvalues of
+        ``A_star``
+        (ordered; the two fastest may be a complex pair or repeated).
+    k_inf : canonical P* drift of the slowest latent factor.
+    sigma_e : (p,) measurement-error standard deviations.
+    W : (n, p) portfolio weights defining the states.
+    states, filtered_states : DataFrame (date x state), smoothed and filtered states.
+    fitted : DataFrame (date x maturity) model yields at the smoothed states.
+    term_premia : DataFrame, model yield minus the expectations-hypothesis yield under P.
+    expected_excess_returns : DataFrame, instantaneous expected excess return
+        ``u(tau)'(Lambda P + lambda1)``
+        (per year).
+    loglik : float; se : dict of standard errors with the same keys and shapes as the parameters.
+    """
+
+    def __init__(
+        self,
+        *,
+        params,
+        theta,
+        cov_theta,
+        se,
+        loglik,
+        spec,
+        method,
+        states,
+        filtered_states,
+        yields,
+        n_obs,
+        converged,
+    ):
+        self.params = params
+        self.theta = theta
+        self.cov_theta = cov_theta
+        self.se = se
+        self.loglik = float(loglik)
+        self.spec = spec
+        self.method = method
+        self.states = states
+        self.filtered_states = filtered_states
+        self.yields = yields
+        self.n_obs = n_obs
+        self.converged = converged
+        self.maturities = np.asarray(spec.tau)
+        self.dt = spec.dt
+        self.W = spec.W
+        for k in PARAM_NAMES:
+            setattr(self, k, params[k])
+
+    def __repr__(self) -> str:
+        return (
+            f"AffineMLResult(n_factors={self.spec.n}, maturities={len(self.maturities)}, "
+            f"dates={len(self.states)}, method={self.method!r}, loglik={self.loglik:.2f}, "
+            f"rmse_bp={1e4 * float(np.sqrt(np.nanmean(self.residuals.to_numpy() ** 2))):.2f})"
+        )
+
+    # ---------------------------------------------------------------- curves
+    def model_yields(self, states, tau=None) -> np.ndarray:
+        """Model yields ``y = d + Z P`` at the given states (any maturities: closed forms)."""
+        from bayesbond.baselines.affine_canonical import canonical
+
+        tau = self.maturities if tau is None else np.asarray(tau, float)
+        can = canonical(np, self.params["eig"], self.k_inf, self.Sigma @ self.Sigma.T, self.W, tau)
+        return can.d + np.asarray(states, float) @ can.Z.T
+
+    @property
+    def fitted(self) -> pd.DataFrame:
+        """Fitted yields (date x maturity) at the smoothed states."""
+        return pd.DataFrame(
+            self.model_yields(self.states.to_numpy()),
+            index=self.states.index,
+            columns=self.yields.columns,
+        )
+
+    @property
+    def residuals(self) -> pd.DataFrame:
+        """Observed minus fitted yields."""
+        return self.yields - self.fitted
+
+    @property
+    def rmse(self) -> pd.Series:
+        """Root-mean-square fitting error per maturity (decimals)."""
+        r = self.residuals
+        return np.sqrt((r**2).mean(axis=0)).rename("rmse")
+
+    @property
+    def term_premia(self) -> pd.DataFrame:
+        """Model yield minus the expectations-hypothesis yield under P (date x maturity)."""
+        X = self.states.to_numpy()
+        eh = eh_yields(self.A, self.a, self.delta0, self.delta1, X, self.maturities)
+        return pd.DataFrame(
+            self.model_yields(X) - eh, index=self.states.index, columns=self.yields.columns
+        )
+
+    @property
+    def expected_excess_returns(self) -> pd.DataFrame:
+        """Instantaneous expected excess return of zero bonds, ``u(tau)'(Lambda P + lambda1)``."""
+        X = self.states.to_numpy()
+        U = self.maturities[:, None] * self.params["Z"]  # u(tau) in the portfolio coordinates
+        prem = X @ self.Lambda.T + self.lambda1
+        return pd.DataFrame(prem @ U.T, index=self.states.index, columns=self.yields.columns)
+
+    def to_model(self):
+        """The fitted model as a :class:`bayesbond.GaussianAffine` (states = the portfolios)."""
+        from bayesbond.core.affine import GaussianAffine
+
+        return GaussianAffine(
+            self.A,
+            self.a,
+            self.Sigma,
+            Lambda=self.Lambda,
+            lambda1=self.lambda1,
+            delta0=self.delta0,
+            delta1=self.delta1,
+        )
+
+    # ---------------------------------------------------------------- tables
+    def summary(self) -> pd.DataFrame:
+        """One row per scalar parameter: estimate, standard error and z-value."""
+        names = factor_names(self.spec.n)
+        rows = []
+        for k in PARAM_NAMES:
+            val = np.asarray(self.params[k], float)
+            se = None if self.se is None else np.asarray(self.se[k], float)
+            for idx in np.ndindex(val.shape):
+                if k == "sigma_e":
+                    label = f"{k}[{self.maturities[idx[0]]:g}]"
+                elif val.ndim == 0:
+                    label = k
+                else:
+                    label = f"{k}[{','.join(names[i] for i in idx)}]"
+                    if k.startswith("lam_star"):
+                        label = f"{k}[{idx[0] + 1}]"
+                s = np.nan if se is None else float(se[idx])
+                rows.append((label, float(val[idx]), s))
+            if k == "sigma_e" and self.spec.n_sig == 1:
+                rows = rows[: len(rows) - len(self.maturities) + 1]
+                rows[-1] = ("sigma_e", rows[-1][1], rows[-1][2])
+        df = pd.DataFrame(rows, columns=["parameter", "estimate", "se"]).set_index("parameter")
+        df["z"] = df["estimate"] / df["se"]
+        return df

@@ -1,0 +1,206 @@
+"""Canonical affine model and its ML fit: ODE references, simulated recovery and real curves."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.linalg as sla
+from scipy.integrate import quad, solve_ivp
+
+from bayesbond.baselines.affine_canonical import (
+    canonical,
+    eigen_from_raw,
+    eigen_to_raw,
+    eigenvalues,
+)
+from bayesbond.baselines.affine_ml import affine_ml, kalman_loglik, portfolio_loglik
+from bayesbond.baselines.affine_result import eh_yields
+from bayesbond.core.ou import exact_transition
+from bayesbond.errors import DataError, SpecError
+
+TAU = np.array([0.25, 0.5, 1, 2, 3, 5, 7, 10.0])
+DT = 1 / 12
+TRUE = {
+    "raw": eigen_to_raw([-0.03], -0.63, 0.1),  # eigenvalues -0.03, -0.63 +- 0.316
+    "k_inf": 0.0015,
+    "Sigma": np.array([[0.02, 0, 0], [-0.006, 0.01, 0], [0.001, -0.002, 0.004]]),
+    "A": np.array([[-0.15, 0.3, 0.1], [0.05, -0.6, 0.2], [0.0, 0.1, -1.2]]),
+    "mu": np.array([0.14, 0.03, 0.002]),
+    "sigma_e": 5e-4,
+}
+
+
+def weights(tau, n=3):
+    """Orthonormal level/slope/curvature weights (Legendre-like), fixed for the simulation."""
+    x = (tau - tau.mean()) / tau.std()
+    Q, _ = np.linalg.qr(np.vander(x, n, increasing=True))
+    return Q.T * np.sign(Q.T[:, -1:])
+
+
+def simulate(T=400, seed=0):
+    rng = np.random.default_rng(seed)
+    W = weights(TAU)
+    V = TRUE["Sigma"] @ TRUE["Sigma"].T
+    can = canonical(np, eigen_from_raw(np, TRUE["raw"], 3), TRUE["k_inf"], V, W, TAU)
+    A = TRUE["A"]
+    a = -A @ TRUE["mu"]
+    Phi, c, Q = exact_transition(A, a, V, DT)
+    L = np.linalg.cholesky(Q)
+    X = np.empty((T, 3))
+    X[0] = TRUE["mu"]
+    for t in range(1, T):
+        X[t] = c + Phi @ X[t - 1] + L @ rng.standard_normal(3)
+    Y = can.d + X @ can.Z.T + TRUE["sigma_e"] * rng.standard_normal((T, len(TAU)))
+    dates = pd.date_range("1990-01-31", periods=T, freq="ME")
+    return pd.DataFrame(Y, index=dates, columns=TAU), X, W, can, a
+
+
+@pytest.mark.parametrize("D", [0.3, 0.0, -0.2])
+def test_canonical_loadings_solve_the_pricing_odes(D):
+    """y = d + Z P solves du/dt = A*'u + delta1, dv/dt = -delta0 - a*'u + u'Vu/2 (solve_ivp)."""
+    rng = np.random.default_rng(0)
+    tau = np.r_[TAU, 30.0]
+    W = np.linalg.qr(rng.standard_normal((len(tau), 3)))[0].T
+    L = np.array([[0.02, 0, 0], [-0.005, 0.01, 0], [0.002, 0.001, 0.004]])
+    V = L @ L.T
+    eig = eigen_from_raw(np, eigen_to_raw([-0.02], -0.9, D), 3)
+    can = canonical(np, eig, 0.002, V, W, tau)
+
+    def rhs(t, z):
+        u = z[:3]
+        return np.r_[can.A_star.T @ u + can.delta1, -can.delta0 - can.a_star @ u + 0.5 * u @ V @ u]
+
+    sol = solve_ivp(rhs, [0, 30], np.zeros(4), t_eval=tau, rtol=1e-12, atol=1e-14, method="DOP853")
+    np.testing.assert_allclose(sol.y[:3].T / tau[:, None], can.Z, atol=1e-10)
+    np.testing.assert_allclose(-sol.y[3] / tau, can.d, atol=1e-12)
+    # the portfolios are priced exactly by construction; A* has the canonical eigenvalues
+    np.testing.assert_allclose(W @ can.Z, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(W @ can.d, 0, atol=1e-14)
+    ev = np.sort_complex(np.linalg.eigvals(can.A_star))
+    np.testing.assert_allclose(ev, np.sort_complex(eigenvalues(eig)), atol=1e-6)
+
+
+def test_eh_yields_equal_quadrature_of_expected_short_rate():
+    A = np.array([[-0.2, 0.1], [0.05, -0.8]])
+    a = np.array([0.01, -0.004])
+    d0, d1 = 0.001, np.array([0.7, 0.4])
+    x = np.array([0.05, -0.01])
+    tau = np.array([0.5, 3.0, 10.0])
+
+    def er(s):
+        F, J = sla.expm(s * A), None
+        M = np.zeros((3, 3))
+        M[:2, :2], M[:2, 2] = A, a
+        mean = (sla.expm(s * M) @ np.r_[x, 1.0])[:2]
+        del F, J
+        return d0 + d1 @ mean
+
+    ref = [quad(er, 0, t, epsabs=1e-14, epsrel=1e-12)[0] / t for t in tau]
+    np.testing.assert_allclose(eh_yields(A, a, d0, d1, x[None], tau)[0], ref, rtol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def simulated_fits():
+    Y, X, W, can, a = simulate()
+    port = affine_ml(Y, n_starts=1, method="portfolio", weights=W, se=False)
+    kal = affine_ml(Y, n_starts=1, method="kalman", weights=W)
+    return Y, X, W, can, a, port, kal
+
+
+def test_kalman_ml_recovers_simulated_parameters(simulated_fits):
+    """Data simulated from the model (errors on all yields): estimates within 4 SE of the truth."""
+    Y, X, W, can, a, port, res = simulated_fits
+    assert res.converged
+    truth = {
+        "A": TRUE["A"],
+        "a": a,
+        "Sigma": TRUE["Sigma"],
+        "A_star": can.A_star,
+        "a_star": can.a_star,
+        "Lambda": can.A_star - TRUE["A"],
+        "lambda1": can.a_star - a,
+        "delta1": can.delta1,
+        "lam_star": eigenvalues(eigen_from_raw(np, TRUE["raw"], 3)).real,
+        "k_inf": TRUE["k_inf"],
+        "sigma_e": TRUE["sigma_e"],
+    }
+    zs = []
+    for k, v in truth.items():
+        est = np.asarray(getattr(res, k), float)
+        se = np.asarray(res.se[k], float)
+        if k == "sigma_e":
+            est, se = est[0], se[0]
+        ok = np.asarray(se) > 0
+        zs.append(np.atleast_1d(((est - v) / np.where(ok, se, 1.0))[ok]))
+    z = np.concatenate(zs)
+    assert np.max(np.abs(z)) < 4.0, z
+    assert np.mean(np.abs(z) < 2) > 0.8
+    # P* side is sharply identified
+    np.testing.assert_allclose(res.lam_star, truth["lam_star"], rtol=0.1)
+    assert res.sigma_e[0] == pytest.approx(TRUE["sigma_e"], rel=0.05)
+    # smoothed states track the true ones to a few basis points
+    assert np.sqrt(np.mean((res.states.to_numpy() - X) ** 2)) < 5e-4
+    # the fitted curve is the model's: GaussianAffine built from the result prices it identically
+    m = res.to_model()
+    np.testing.assert_allclose(
+        m.yields(res.states.to_numpy(), TAU), res.fitted.to_numpy(), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        m.expected_excess_return(res.states.to_numpy(), TAU),
+        res.expected_excess_returns.to_numpy(),
+        atol=1e-10,
+    )
+    assert res.rmse.max() < 1.2 * TRUE["sigma_e"]
+
+
+def test_kalman_and_portfolio_likelihoods_at_the_estimate(simulated_fits):
+    """Each estimate maximises its own likelihood; both agree on the sharply identified P* side.
+
+    (The portfolio likelihood is misspecified here, the simulated portfolios carry measurement
+    error, so only its P* eigenvalues are compared.)
+    """
+    Y, X, W, can, a, port, kal = simulated_fits
+    Yv = Y.to_numpy()
+    Po = Yv @ W.T
+    assert kalman_loglik(kal.theta, kal.spec, Yv, Po[0]) == pytest.approx(kal.loglik, rel=1e-12)
+    assert kalman_loglik(port.theta, kal.spec, Yv, Po[0]) < kal.loglik
+    assert portfolio_loglik(kal.theta, port.spec, Yv, Po) < port.loglik
+    # the two estimators agree on the sharply identified P* side
+    np.testing.assert_allclose(kal.lam_star, port.lam_star, rtol=0.05)
+    s = kal.summary()
+    assert {"estimate", "se", "z"} <= set(s.columns)
+    assert port.se is None and np.isnan(port.summary()["se"]).all()
+    assert "lam_star[1]" in s.index and "sigma_e" in s.index
+
+
+def test_liuwu_treasury_fit_under_10bp(shared_data):
+    from bayesbond.data.readers import read_liuwu
+
+    curve = read_liuwu(shared_data / "liuwu_zcb_monthly_1to360m.csv")
+    mats = [0.25, 0.5, 1, 2, 3, 5, 7, 10]
+    cols = [c for c in curve.columns if any(abs(c - m) < 1e-9 for m in mats)]
+    Y = curve.loc["1990":"2022", cols]
+    assert Y.shape == (396, 8)
+    res = affine_ml(Y, n_factors=3, n_starts=1, se=False)
+    rmse_bp = 1e4 * np.sqrt(np.mean(res.residuals.to_numpy() ** 2))
+    assert rmse_bp < 10.0
+    assert (1e4 * res.rmse).max() < 10.0
+    assert list(res.fitted.index) == list(Y.index)
+    assert np.all(np.asarray(res.lam_star) < 0)
+    tp = res.term_premia
+    assert tp.shape == Y.shape and np.isfinite(tp.to_numpy()).all()
+
+
+def test_bad_input_is_named():
+    Y, *_ = simulate(T=60)
+    with pytest.raises(DataError, match="percent"):
+        affine_ml(Y * 100, n_starts=1, se=False)
+    with pytest.raises(SpecError, match="identification"):
+        affine_ml(Y, identification="efm")
+    with pytest.raises(SpecError, match="n_factors"):
+        affine_ml(Y, n_factors=8)
+    with pytest.raises(DataError, match="maturities"):
+        affine_ml(Y.to_numpy())
+    Yn = Y.copy()
+    Yn.iloc[5, 2] = np.nan
+    with pytest.raises(DataError, match="complete rows"):
+        affine_ml(Yn, method="portfolio")
