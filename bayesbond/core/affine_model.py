@@ -40,6 +40,16 @@ def _matrix(X, n: int, name: str) -> np.ndarray:
     return X
 
 
+def _sigma(Sigma, n: int) -> np.ndarray:
+    S = np.asarray(Sigma, dtype=float)
+    S = S.reshape(1, 1) if S.ndim == 0 else S
+    if S.ndim != 2 or S.shape[0] != n:
+        raise ModelError(f"Sigma must have shape ({n}, m), got {S.shape}")
+    if not np.all(np.isfinite(S)):
+        raise ModelError("Sigma has non-finite entries")
+    return S
+
+
 def _frozen(x: np.ndarray) -> np.ndarray:
     x = np.array(x, dtype=float)
     x.flags.writeable = False
@@ -71,8 +81,8 @@ class GaussianAffineCore:
         Drift matrix under P (scalar in 1-D).
     a : array_like (n,)
         Drift constant under P.
-    Sigma : array_like (n, n)
-        Volatility matrix; ``V = Sigma Sigma'``.
+    Sigma : array_like (n, m)
+        Volatility matrix (usually square, e.g. a Cholesky factor); ``V = Sigma Sigma'``.
     Lambda : array_like (n, n), optional
         State-dependent part of the market price of risk (default zero).
     lambda1 : array_like (n,), optional
@@ -117,7 +127,7 @@ class GaussianAffineCore:
         self.n = n
         self.A = _frozen(A)
         self.a = _frozen(_vector(a, n, "a"))
-        self.Sigma = _frozen(_matrix(Sigma, n, "Sigma"))
+        self.Sigma = _frozen(_sigma(Sigma, n))
         self.Lambda = _frozen(np.zeros((n, n)) if Lambda is None else _matrix(Lambda, n, "Lambda"))
         self.lambda1 = _frozen(_vector(lambda1, n, "lambda1", np.zeros(n)))
         delta0 = float(delta0)
@@ -184,6 +194,9 @@ class GaussianAffineCore:
             out = parts_eigen(lam, W, self.delta1, self.V, t, with_K)
         else:
             out = parts_expm(self.A_star.T, self.delta1, self.V, t, with_K)
+        for arr in out:
+            if arr is not None:
+                arr.flags.writeable = False  # shared through the cache
         if len(self._cache) > 8:
             self._cache.clear()
         self._cache[key] = out

@@ -160,10 +160,10 @@ class AffineRiskMixin:
         if short.any():
             i = int(np.argmax(short))
             raise DataError(f"tau[{i}] = {t[i]} is shorter than the holding period {h}")
-        ou = self.ou_P()
+        Phi, c, C = self.ou_P().transition(h)
         x2 = np.atleast_2d(x)
-        m = np.atleast_2d(np.stack([ou.mean(x0, h) for x0 in x2]))  # (M, n)
-        C = np.asarray(ou.cov(h))
+        m = x2 @ np.atleast_2d(Phi).T + c  # E[xi_h | xi_0], (M, n)
+        C = np.atleast_2d(C)
         u_rem, v_rem = self.loadings(t - h, method)
         log_now = self.log_price(x2, t, method)  # (M, k)
         log_h = self.log_price(x2, h, method)  # (M,)
@@ -178,7 +178,7 @@ class AffineRiskMixin:
 
     # ------------------------------------------------------------------ sensitivities
     def dyields_dSigma(self, tau, method: str = "auto") -> np.ndarray:
-        """Derivative of the yields with respect to every entry of ``Sigma``, shape (k, n, n).
+        """Derivative of the yields with respect to every entry of ``Sigma``, shape (k, n, m).
 
         Notes
         -----
@@ -189,13 +189,13 @@ class AffineRiskMixin:
         """
         t, _ = as_tau(tau)
         K = self.parts(t, method, with_K=True).K
-        out = np.zeros_like(K)
+        out = np.zeros((len(t),) + self.Sigma.shape)
         pos = t > 0
         out[pos] = -(K[pos] @ self.Sigma) / t[pos, None, None]
         return out
 
     def dprice_dSigma(self, xi, tau, method: str = "auto") -> np.ndarray:
-        """Derivative of bond prices with respect to ``Sigma``: ``p K Sigma``, (..., k, n, n)."""
+        """Derivative of bond prices with respect to ``Sigma``: ``p K Sigma``, (..., k, n, m)."""
         t, _ = as_tau(tau)
         K = self.parts(t, method, with_K=True).K
         p = np.asarray(self.price(xi, t, method))

@@ -43,7 +43,8 @@ def random_model(n: int, seed: int, kind: str = "random") -> GaussianAffine:
         A_star = Q @ J @ Q.T
     elif kind == "singular":  # one zero eigenvalue: a random-walk factor under P*
         D = np.diag(np.r_[0.0, -rng.uniform(0.1, 1.0, n - 1)])
-        S = rng.normal(size=(n, n)) + 2 * np.eye(n)
+        Q1, Q2 = (np.linalg.qr(rng.normal(size=(n, n)))[0] for _ in range(2))
+        S = Q1 @ np.diag(rng.uniform(0.5, 2.0, n)) @ Q2  # eigenvectors with cond(S) <= 4
         A_star = S @ D @ np.linalg.inv(S)
     elif kind == "cascade_defective":  # EFM(2)-type cascade with k_r* = k_x* = k_y*
         k = 0.3
@@ -199,3 +200,18 @@ def test_bad_inputs():
         GaussianAffine(np.ones((2, 3)), [0, 0], np.eye(2))
     with pytest.raises(ValueError, match="method"):
         m.loadings(1.0, method="svd")
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_loadings_sweep_against_ode(n):
+    """Heavier sweep (``make validate``): many random models, both routes, long maturities."""
+    tau = np.r_[TAU, 50.0]
+    for seed in range(25):
+        kind = ("random", "defective", "singular")[seed % 3] if n > 1 else "random"
+        m = random_model(n, 100 + seed, kind)
+        u_ref, v_ref = ode_loadings(m, tau)
+        for method in ("auto", "expm"):
+            u, v = m.loadings(tau, method=method)
+            np.testing.assert_allclose(u, u_ref, atol=1e-10 * max(1.0, np.abs(u_ref).max()))
+            np.testing.assert_allclose(v, v_ref, atol=1e-10 * max(1.0, np.abs(v_ref).max()))

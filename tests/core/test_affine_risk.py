@@ -198,3 +198,25 @@ def test_market_price_of_risk():
     m = model3()
     lam = m.market_price_of_risk(XI)
     np.testing.assert_allclose(m.Sigma @ lam, m.Lambda @ XI + m.lambda1, rtol=1e-12)
+
+
+def test_sensitivities_with_more_shocks_than_factors():
+    """Sigma of shape (n, m), m > n: the derivative has Sigma's shape."""
+    A = np.array([[-0.5, 0.2], [0.0, -0.1]])
+    S = np.array([[0.01, 0.002, 0.001], [0.0, 0.008, 0.003]])
+    m = GaussianAffine(A, [0.0, 0.002], S)
+    tau = np.array([2.0, 15.0])
+    xi = np.array([0.03, 0.02])
+    d = m.dyields_dSigma(tau)
+    assert d.shape == (2, 2, 3)
+    eps = 1e-7
+    for i in range(2):
+        for j in range(3):
+            up, dn = S.copy(), S.copy()
+            up[i, j] += eps
+            dn[i, j] -= eps
+            fd = (
+                GaussianAffine(A, [0.0, 0.002], up).yields(xi, tau)
+                - GaussianAffine(A, [0.0, 0.002], dn).yields(xi, tau)
+            ) / (2 * eps)
+            np.testing.assert_allclose(d[:, i, j], fd, atol=1e-9)
