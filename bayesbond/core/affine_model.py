@@ -255,6 +255,8 @@ class GaussianAffineCore:
         x = np.asarray(xi, dtype=float)
         if self.n == 1 and x.ndim == 0:
             x = x[None]
+        elif self.n == 1 and x.ndim == 1 and x.shape[0] != 1:
+            x = x[:, None]  # one-factor model: a vector of short rates is a batch of states
         if x.ndim == 0 or x.shape[-1] != self.n:
             raise DataError(f"{name} must have last dimension n = {self.n}, got shape {x.shape}")
         if not np.all(np.isfinite(x)):
@@ -294,7 +296,8 @@ class GaussianAffineCore:
         Parameters
         ----------
         xi : array_like (n,) or (m, n)
-            State vector(s).
+            State vector(s). In a one-factor model a scalar is one state and a vector of length
+            ``m != 1`` is a batch of ``m`` states.
         tau : float or array_like (k,)
             Maturities in years; ``tau = 0`` gives the limit ``y(0) = r``.
 

@@ -126,6 +126,14 @@ def test_shapes_and_short_limit():
     np.testing.assert_allclose(Y[1], m.yields(xi * 0.5, tau), rtol=1e-15)
     assert np.isscalar(m.yields(xi, 5.0)) and m.yields(batch, 5.0).shape == (3,)
     np.testing.assert_allclose(m.price(batch, tau), np.exp(-Y * tau), rtol=1e-14)
+    # one-factor model: a vector of short rates is a batch of states
+    v = GaussianAffine(-0.5, 0.02, 0.01)
+    r = np.array([0.01, 0.02, 0.05])
+    Yv = v.yields(r, tau)
+    assert Yv.shape == (3, 4)
+    np.testing.assert_allclose(Yv[:, 0], r, rtol=0)
+    np.testing.assert_allclose(Yv[1], v.yields(0.02, tau), rtol=1e-15)
+    assert v.yields([0.02], tau).shape == (4,)
     assert np.all(m.price(xi, 0.0) == 1.0)
 
 
