@@ -205,3 +205,16 @@ def test_monte_carlo_discount_under_risk_neutral_measure():
     est, se = adj.mean(), adj.std(ddof=1) / np.sqrt(n_paths)
     assert abs(est - m.price(xi0, T)) < 3 * se
     assert se < 2e-4  # the test has power
+
+
+@pytest.mark.parametrize("method", ["eigen", "expm"])
+def test_random_walk_limit_closed_form(method):
+    """A* = 0 (Merton: dr = mu dt + sigma dW*): u = tau, v = -mu tau^2/2 + sigma^2 tau^3/6."""
+    mu, sigma = 0.002, 0.01
+    m = GaussianAffine(0.0, mu, sigma)
+    tau = np.array([0.0, 0.1, 1.0, 10.0, 50.0])
+    u, v = m.loadings(tau, method=method)
+    np.testing.assert_allclose(u[:, 0], tau, rtol=1e-14)
+    np.testing.assert_allclose(v, -mu * tau**2 / 2 + sigma**2 * tau**3 / 6, rtol=1e-12, atol=1e-16)
+    with pytest.raises(ModelError, match="stable"):
+        m.yield_inf()
