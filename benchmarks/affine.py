@@ -110,8 +110,8 @@ def main(argv=None):
     t_expm, Y_expm = best_time(lambda: ours(X, tau, "expm"), max(2, args.repeat // 3))
     m = make_model()
     t_load, _ = best_time(lambda: make_model().loadings(tau), args.repeat)
-    b, c = m.yield_coefficients(tau)
-    t_prod, _ = best_time(lambda: X @ b.T + c, args.repeat)
+    m.yields(X[:1], tau)  # warm the loadings cache: what remains is the product [X, 1] [B'; c]
+    t_prod, _ = best_time(lambda: m.yields(X, tau), args.repeat)
 
     t_peer_sub, Y_peer = best_time(lambda: peer_per_maturity(X, sub), 1)
     t_peer = t_peer_sub * len(tau) / len(sub)
@@ -127,7 +127,7 @@ def main(argv=None):
     )
     print(f"  ours (eigen route, loadings + product)     {t_ours * 1e3:9.2f} ms  (target <= 50 ms)")
     print(f"     of which loadings                        {t_load * 1e3:9.2f} ms")
-    print(f"     of which matrix product X B' + c         {t_prod * 1e3:9.2f} ms")
+    print(f"     of which matrix product [X, 1] [B'; c]   {t_prod * 1e3:9.2f} ms")
     print(f"  ours (exact augmented-expm route)          {t_expm * 1e3:9.2f} ms")
     print(
         f"  peer solve_ivp per maturity (timed on {len(sub)} maturities, scaled x"

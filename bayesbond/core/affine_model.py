@@ -314,8 +314,15 @@ class GaussianAffineCore:
         x = self._state(xi)
         t, scalar = as_tau(tau)
         b, c = self.yield_coefficients(t, method)
-        out = x @ b.T
-        out += c
+        # one pass over the output: [xi, 1] @ [B'; c]
+        x2 = x.reshape(-1, self.n)
+        Xa = np.empty((x2.shape[0], self.n + 1))
+        Xa[:, : self.n] = x2
+        Xa[:, self.n] = 1.0
+        Ba = np.empty((self.n + 1, len(t)))
+        Ba[: self.n] = b.T
+        Ba[self.n] = c
+        out = (Xa @ Ba).reshape(x.shape[:-1] + (len(t),))
         return self._finish(out, scalar)
 
     def forward(self, xi, tau, method: str = "auto"):
