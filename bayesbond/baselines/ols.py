@@ -379,7 +379,7 @@ def ols(
         hac_lags=hac_lags,
         use_correction=use_correction,
         hac_gaps=hac_gaps,
-        names=list(bonds),
+        names=bonds,
     )
     coefs = pd.Index(["alpha", *F.columns], name="coef")
     params = pd.DataFrame(fit.params, index=bonds, columns=coefs)

@@ -114,65 +114,86 @@ def _unpack_sym(S_up: np.ndarray, p: int, iu: tuple) -> np.ndarray:
     return out
 
 
-def _hac_meat_shared(
-    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, hac_gaps: str
-) -> np.ndarray:
-    """Newey-West meat of the scores ``z_t u_tj`` of all series ``j`` (design rows ``Z`` shared).
+def _meat_calendar(Z: np.ndarray, U: np.ndarray, lags: int) -> np.ndarray:
+    """Newey-West meat of the scores ``z_t u_tj`` of all series ``j``, lags in calendar months.
 
-    ``S_j = sum_t u_tj^2 z_t z_t' + sum_{g >= 1} sum_t w(l_j(t, g)) u_tj u_{t-g,j}
-    (z_t z_{t-g}' + z_{t-g} z_t')``, where ``u`` is zero in unobserved months and ``l_j(t, g)`` is
-    the lag between months ``t-g`` and ``t``: ``g`` itself for ``"zero"``, the number of observed
-    months of series ``j`` in ``(t-g, t]`` for ``"compress"``; ``w(l) = max(0, 1 - l/(L+1))``.
-    Each calendar gap ``g`` is one matrix product over all series, on the ``p(p+1)/2`` distinct
-    entries.
+    ``S_j = sum_{|g| <= L} (1 - |g|/(L+1)) sum_t u_tj u_{t-g,j} z_t z_{t-g}'`` (``u`` zero in
+    months a series misses). The design rows ``z_t`` are shared, so each lag ``g`` is one matrix
+    product of the ``p(p+1)/2`` distinct entries of ``z_t z_{t-g}' + z_{t-g} z_t'`` with
+    ``W_g = (u_t u_{t-g})`` over all series.
     """
     T, p = Z.shape
     iu = np.triu_indices(p)
     P0 = (Z[:, :, None] * Z[:, None, :])[:, iu[0], iu[1]]
-    S = P0.T @ (U * U)  # (m, N)
-    if lags == 0:
-        return _unpack_sym(S, p, iu)
-    if hac_gaps == "compress" and mask.all():
-        hac_gaps = "zero"  # no gaps: both conventions agree
+    S = P0.T @ (U * U)  # (p(p+1)/2, N)
     scale = 1.0 / (lags + 1.0)
-    buf = np.empty_like(U)
-    if hac_gaps == "compress":
-        count = np.cumsum(mask, axis=0, dtype=float)
-        wbuf = np.empty_like(U)
-        cols = np.arange(U.shape[1])  # series that can still have pairs within L observed months
-        full = True
-    for g in range(1, T):
-        W = buf[: T - g]
-        if hac_gaps == "zero":
-            if g > lags:
-                break
-            np.multiply(U[g:], U[:-g], out=W)
-            W *= 1.0 - g * scale
-        else:
-            wgt = wbuf[: T - g]
-            if full:
-                np.subtract(count[g:], count[:-g], out=wgt)  # compressed lag
-            else:
-                wgt = count[g:, cols] - count[:-g, cols]
-            alive = (wgt <= lags).any(axis=0)  # shrinks with g: the compressed lag grows
-            if not alive.all():
-                cols, wgt, full = cols[alive], wgt[:, alive], False
-                if cols.size == 0:
-                    break
-            wgt *= -scale
-            wgt += 1.0
-            np.maximum(wgt, 0.0, out=wgt)  # Bartlett weight of the compressed lag
-            if full:
-                np.multiply(U[g:], U[:-g], out=W)
-            else:
-                W = U[g:, cols] * U[:-g, cols]
-            W *= wgt
-        Pg = _pair_products(Z[g:], Z[:-g], iu)
-        if hac_gaps == "zero" or full:
-            S += Pg.T @ W
-        else:
-            S[:, cols] += Pg.T @ W
+    W = np.empty_like(U)
+    for g in range(1, min(lags, T - 1) + 1):
+        Wg = W[: T - g]
+        np.multiply(U[g:], U[:-g], out=Wg)
+        Wg *= 1.0 - g * scale
+        S += _pair_products(Z[g:], Z[:-g], iu).T @ Wg
     return _unpack_sym(S, p, iu)
+
+
+def _meat_compressed(
+    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 256
+) -> np.ndarray:
+    """Newey-West meat with lags counted in observed months (equal spacing), for gappy series.
+
+    The Bartlett kernel is the autocorrelation of a box of width ``L + 1``:
+    ``sum_{k,k'} (1 - |k-k'|/(L+1))_+ h_k h_k'' = (1/(L+1)) sum_{m=-L}^{n-1} c_m c_m'`` with
+    ``c_m = P_{m+L+1} - P_m`` the sum of ``L + 1`` consecutive scores and ``P_k = sum_{i<k} h_i``
+    (``P_k = 0`` for ``k <= 0``, ``P_k = P_n`` for ``k >= n``). Expanding,
+    ``(L+1) S = 2 sum_{k=0}^{n} P_k P_k' + (L-1) P_n P_n' - X - X' - P_n s' - s P_n'`` with
+    ``X = sum_{k=0}^{n-L-1} P_{k+L+1} P_k'`` and ``s = sum_{k=n-L}^{n-1} P_k``; the scores of
+    each series are first packed onto its observed months (padded with zeros to ``T``).
+    """
+    T, p = Z.shape
+    N = U.shape[1]
+    L = lags
+    out = np.empty((N, p, p))
+    # months of each series' observations in order, then zero padding: (N, T)
+    tau = np.ascontiguousarray(np.argsort(~mask, axis=0, kind="stable").T)
+    uc = U.ravel().take(tau * N + np.arange(N)[:, None])  # packed residuals, zero-padded
+    for a in range(0, N, chunk):
+        sl = slice(a, min(a + chunk, N))
+        H = Z.take(tau[sl], axis=0)  # (n, T, p): z of the k-th observed month
+        H *= uc[sl, :, None]
+        P = np.empty((H.shape[0], T + 1, p))
+        P[:, 0] = 0.0
+        np.cumsum(H, axis=1, out=P[:, 1:])
+        Pt = np.ascontiguousarray(np.swapaxes(P, 1, 2))
+        S = 2.0 * (Pt @ P)
+        if L + 1 <= T:
+            X = Pt[:, :, L + 1 :] @ P[:, : T - L]
+            S -= X + np.swapaxes(X, 1, 2)
+        PT = P[:, T]
+        s = P[:, max(T - L, 0) : T].sum(axis=1)
+        S += (L - 1) * PT[:, :, None] * PT[:, None, :]
+        S -= PT[:, :, None] * s[:, None, :] + s[:, :, None] * PT[:, None, :]
+        out[sl] = S
+    return out / (L + 1.0)
+
+
+def _meat(Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, hac_gaps: str) -> np.ndarray:
+    """Newey-West meat of all series: calendar products where lags are calendar months (zero
+    scores in gaps, or series observed on one unbroken stretch), packed windows otherwise."""
+    if lags == 0 or hac_gaps == "zero":
+        return _meat_calendar(Z, U, lags)
+    T = mask.shape[0]
+    idx = np.arange(T)[:, None]
+    first = np.where(mask, idx, T).min(axis=0)
+    last = np.where(mask, idx, -1).max(axis=0)
+    gappy = (last - first + 1) != mask.sum(axis=0)
+    if not gappy.any():
+        return _meat_calendar(Z, U, lags)
+    if gappy.all():
+        return _meat_compressed(Z, U, mask, lags)
+    out = np.empty((U.shape[1], Z.shape[1], Z.shape[1]))
+    out[~gappy] = _meat_calendar(Z, U[:, ~gappy], lags)
+    out[gappy] = _meat_compressed(Z, U[:, gappy], mask[:, gappy], lags)
+    return out
 
 
 def _qr_fit(
@@ -327,50 +348,53 @@ def batched_ols(
     gi = np.flatnonzero(good)
     all_good = gi.size == N
 
-    b_s = np.empty((N, p))  # coefficients of the scaled design X D^{-1}
-    V_s = np.empty((N, p, p))  # (X_j'X_j)^{-1} in scaled coordinates
+    params = np.empty((N, p))
+    cov = np.empty((N, p, p))
+    cov_hac = np.empty((N, p, p)) if hac_lags is not None else None
     U = np.zeros((T, N))  # residuals, zero where unobserved
-    meat = np.empty((N, p, p)) if hac_lags is not None else None
+    df = nobs - p
+    corr = nobs / df if use_correction else np.ones(N)
 
     if gi.size:
         if all_good:
-            Gg, Gig, Mg, yg = G, Ginv, M, y0
+            Gig, Mg, yg = Ginv, M, y0
         else:
-            Gg, Gig, Mg, yg = G[gi], Ginv[gi], M[:, gi], y0[:, gi]
-        gam = np.linalg.solve(Gg, (Z.T @ yg).T[:, :, None])[:, :, 0]
+            Gig, Mg, yg = Ginv[gi], M[:, gi], y0[:, gi]
+        # gamma_j = G_j^{-1} Z'y_j, then one refinement step with the residual
+        gam = np.einsum("nij,jn->ni", Gig, Z.T @ yg)
         ug = (yg - Z @ gam.T) * Mg
-        gam += np.linalg.solve(Gg, (Z.T @ ug).T[:, :, None])[:, :, 0]  # refinement
+        gam += np.einsum("nij,jn->ni", Gig, Z.T @ ug)
         ug = (yg - Z @ gam.T) * Mg
-        Rinv = solve_triangular(R, np.eye(p))
-        b_s[gi] = solve_triangular(R, gam.T).T
-        V_s[gi] = Rinv @ Gig @ Rinv.T
         U[:, gi] = ug
+        # back to the original coefficients: b = K gamma, (X_j'X_j)^{-1} = K G_j^{-1} K'
+        K = solve_triangular(R, np.eye(p)) / d[:, None]
+        KK = np.kron(K, K)  # (K A K').ravel() = KK @ A.ravel()
+        n = gi.size
+        params[gi] = gam @ K.T
+        s2 = (ug * ug).sum(axis=0) / df[gi]
+        cov[gi] = (Gig.reshape(n, p * p) @ KK.T).reshape(n, p, p) * s2[:, None, None]
         if hac_lags is not None:
             mg = mask if all_good else mask[:, gi]
-            Sz = _hac_meat_shared(Z, ug, mg, hac_lags, hac_gaps)
-            # scores in scaled coordinates: x_t = R' z_t, so S_x = R' S_z R
-            meat[gi] = R.T @ Sz @ R
+            Cz = Gig @ _meat(Z, ug, mg, hac_lags, hac_gaps) @ Gig
+            cov_hac[gi] = (Cz.reshape(n, p * p) @ KK.T).reshape(n, p, p) * corr[gi, None, None]
     bi = np.flatnonzero(~good)
     if bi.size:
-        b, V, u, mt = _qr_fit(Xs, Y[:, bi], mask[:, bi], hac_lags, hac_gaps, lambda k: label(bi[k]))
-        b_s[bi], V_s[bi], U[:, bi] = b, V, u
+        b_s, V_s, u, mt = _qr_fit(
+            Xs, Y[:, bi], mask[:, bi], hac_lags, hac_gaps, lambda k: label(bi[k])
+        )
+        U[:, bi] = u
+        dd = np.outer(d, d)
+        params[bi] = b_s / d
+        cov[bi] = ((u * u).sum(axis=0) / df[bi])[:, None, None] * V_s / dd
         if hac_lags is not None:
-            meat[bi] = mt
+            cov_hac[bi] = (V_s @ mt @ V_s) * corr[bi, None, None] / dd
 
     rss = (U * U).sum(axis=0)
-    df = nobs - p
-    dd = np.outer(d, d)
-    cov = (rss / df)[:, None, None] * V_s / dd
-    cov_hac = None
-    if hac_lags is not None:
-        cov_hac = V_s @ meat @ V_s
-        if use_correction:
-            cov_hac *= (nobs / df)[:, None, None]
-        cov_hac /= dd
-    Ynan = np.where(mask, Y, np.nan)
-    tss = np.nansum((Ynan - np.nanmean(Ynan, axis=0)) ** 2, axis=0)
+    dev = y0 - y0.sum(axis=0) / nobs
+    dev *= M
+    tss = np.einsum("tn,tn->n", dev, dev)
     return BatchedOLS(
-        params=b_s / d,
+        params=params,
         cov_classical=cov,
         cov_hac=cov_hac,
         resid=np.where(mask, U, np.nan),
