@@ -284,7 +284,8 @@ class EFM1(_Cascade3):
         dy = (k_y alpha_y + lambda1_y - k_y* y) dt + (Sigma dW*)_3
 
     Closed forms: ``A*' = [[-k_r*, 0, 0], [k_r, -k_x*, 0], [k_r, 0, -k_y*]]`` with eigenvalues
-    ``-k_r*, -k_x*, -k_y*`` (defective when ``k_r* = k_x*`` or ``k_r* = k_y*``);
+    ``-k_r*, -k_x*, -k_y*`` (defective when ``k_r* = k_x*`` or ``k_r* = k_y*``; eigenvectors in
+    :meth:`eigen_A_star_T`, those of ``A`` in :meth:`eigen_A`);
     ``u(inf) = (1/k_r*, k_r/(k_r* k_x*), k_r/(k_r* k_y*))``;
     ``u(tau) = (F[l_r], k_r F[l_r, l_x], k_r F[l_r, l_y])`` with ``l_i = -k_i*``;
     ``mu_inf = (alpha_x + alpha_y, alpha_x, alpha_y)``.
@@ -339,6 +340,30 @@ class EFM1(_Cascade3):
         self._check_star("u(inf)")
         kr_s, kx_s, ky_s = self.k_star
         return np.array([1 / kr_s, self.k_r / (kr_s * kx_s), self.k_r / (kr_s * ky_s)])
+
+    def eigen_A_star_T(self):
+        """Eigenvalues and eigenvectors (columns) of ``A*'`` in closed form.
+
+        Eigenvectors ``(1, k_r/(k_x*-k_r*), k_r/(k_y*-k_r*))``, ``e2``, ``e3``; raises
+        :class:`ModelError` in the defective limits ``k_r* = k_x*`` or ``k_r* = k_y*``.
+        """
+        kr_s, kx_s, ky_s = self.k_star
+        if kr_s in (kx_s, ky_s):
+            raise ModelError(f"A*' is not diagonalisable for k* = {self.k_star} (k_r* repeated)")
+        kr = self.k_r
+        W = np.array([[1.0, 0.0, 0.0], [kr / (kx_s - kr_s), 1.0, 0.0], [kr / (ky_s - kr_s), 0, 1]])
+        return -np.array([kr_s, kx_s, ky_s]), W
+
+    def eigen_A(self):
+        """Eigenvalues and eigenvectors (columns) of the P drift ``A`` in closed form.
+
+        Eigenvectors ``e1``, ``(k_r/(k_r-k_x), 1, 0)``, ``(k_r/(k_r-k_y), 0, 1)``.
+        """
+        kr, kx, ky = self.k_r, self.k_x, self.k_y
+        if kr in (kx, ky):
+            raise ModelError(f"A is not diagonalisable for k = {(kr, kx, ky)} (k_r repeated)")
+        W = np.array([[1.0, kr / (kr - kx), kr / (kr - ky)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        return -np.array([kr, kx, ky]), W
 
     def mu_inf(self) -> np.ndarray:
         """Stationary mean under P, ``(alpha_x + alpha_y, alpha_x, alpha_y)``."""

@@ -93,6 +93,9 @@ def test_efm2_closed_forms(ks):
         assert m.loadings_route == "expm"
         with pytest.raises(ModelError, match="diagonalisable"):
             m.eigen_A_star_T()
+    else:
+        lam, W = m.eigen_A_star_T()
+        np.testing.assert_allclose(m.A_star.T @ W, W * lam, atol=1e-14)
 
 
 def test_efm2_eigen_decompositions():
@@ -127,6 +130,17 @@ def test_efm1_closed_forms(ks):
     assert m.yield_inf() == pytest.approx(
         g.u_inf() @ g.a_star - 0.5 * g.u_inf() @ g.V @ g.u_inf(), abs=1e-15
     )
+
+
+def test_efm1_eigen_decompositions():
+    m = EFM1(1.0, 0.3, 0.05, 0.02, 0.015, [0.01, 0.008, 0.005], l_r=0.1, l_x=0.05)
+    lam, W = m.eigen_A_star_T()
+    np.testing.assert_allclose(m.A_star.T @ W, W * lam, atol=1e-15)
+    lam, W = m.eigen_A()
+    np.testing.assert_allclose(m.A @ W, W * lam, atol=1e-15)
+    assert np.sort(lam) == pytest.approx(np.sort(np.linalg.eigvals(m.A).real))
+    with pytest.raises(ModelError, match="not diagonalisable"):
+        EFM1(0.4, 0.4, 0.05, 0.02, 0.015, [0.01, 0.008, 0.005]).eigen_A_star_T()
 
 
 def test_efm1_needs_independent_x_and_y():
