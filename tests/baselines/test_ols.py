@@ -242,3 +242,20 @@ def test_errors_name_what_and_where():
         bb.ols([1, 2], F)
     with pytest.raises(DataError, match="dims"):
         bb.ols(xr.DataArray(R.to_numpy(), dims=("t", "b")), F)
+
+
+def test_staggered_contiguous_and_gappy_series_and_long_lags():
+    # contiguous issuance-to-maturity windows (calendar route) mixed with gappy series (packed
+    # windows route), and a lag longer than a short series
+    R, F = _panel(T=90, N=8, seed=12)
+    R.iloc[:20, 0] = np.nan
+    R.iloc[70:, 1] = np.nan
+    R.iloc[30:42, 2] = np.nan  # one long gap
+    R.iloc[::3, 3] = np.nan
+    R.iloc[:78, 4] = np.nan  # only 12 months
+    X = np.column_stack([np.ones(len(F)), F.to_numpy()])
+    for lags in (2, 15):
+        res = bb.ols(R, F, hac_lags=lags)
+        for bond in R.columns:
+            s = _sm_fit(R[bond].to_numpy(), X, lags, True)
+            np.testing.assert_allclose(res.bse.loc[bond], s.bse, rtol=RTOL)
