@@ -1,3 +1,4 @@
+# Tests pin BLAS to one thread per worker: two xdist workers on two cores.
 # The two commands of the README: `make demo` and `make test`. Both build .venv on first use.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -17,10 +18,10 @@ demo: $(STAMP)
 	$(VENV)/bin/bayesbond demo --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -q
 
 validate: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q -m validate
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -q -m validate
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
