@@ -179,8 +179,8 @@ def plot_expected_returns(table: pd.DataFrame, buckets=None, ols: pd.Series | No
     ----------
     table : pandas.DataFrame
         Index: bonds; columns ``mean``, ``lower``, ``upper`` (decimals per month), as returned by
-        :func:`bayesbond.expected_returns`; a ``bucket`` (or ``rating_bucket``) column is used when
-        present.
+        :func:`bayesbond.expected_returns`; a ``bucket`` (or ``rating_bucket`` or ``group``) column
+        is used when present.
     buckets : mapping or Series bond -> bucket, optional
         Buckets when ``table`` has none.
     ols : pandas.Series, optional
@@ -197,8 +197,8 @@ def plot_expected_returns(table: pd.DataFrame, buckets=None, ols: pd.Series | No
         if col not in t.columns:
             raise ValueError(f"expected-return table needs a {col!r} column; has {list(t.columns)}")
     if "bucket" not in t.columns:
-        if "rating_bucket" in t.columns:
-            t["bucket"] = t["rating_bucket"]
+        if "rating_bucket" in t.columns or "group" in t.columns:
+            t["bucket"] = t["rating_bucket" if "rating_bucket" in t.columns else "group"]
         elif buckets is not None:
             t["bucket"] = pd.Series(buckets).reindex(t.index).astype(object).values
         else:

@@ -20,6 +20,7 @@ Schema (every table but ``family`` is optional; omitted keys take the defaults s
     alpha_scale = 0.01                #   PRIOR_KEYS); scales and shapes must be positive
     beta_scale = [2.0, 1.0]           # per-factor keys: one number, a list in factor order,
     beta_mean = { CMKT = 1.0 }        #   or a table factor = number
+    # ou / affine: a positive scale, or a pair [location, scale], e.g. kappa = [-0.7, 1.5]
 
     [sampler]
     draws = 1000
@@ -160,34 +161,25 @@ DATA_KEYS: dict[str, dict[str, tuple]] = {
     },
 }
 
-# prior keys a spec may override, per family (the models' own key lists, where they exist, are
-# used instead: see _prior_keys)
+# Prior keys a spec may override, per family: the keys the models accept (FactorModel:
+# bayesbond.bayes.factor_priors.PRIOR_KEYS; OUModel: PRIOR_KEYS_1D / PRIOR_KEYS_ND; AffineModel:
+# DEFAULT_PRIORS), mirrored here so that validating a spec imports no sampler (a test keeps them
+# in step).
 PRIOR_NAMES: dict[str, tuple[str, ...]] = {
     "factor_regression": ("alpha_scale", "beta_mean", "beta_scale", "tau_alpha", "tau_beta",
                           "log_sigma_mean", "log_sigma_sd", "tau_log_sigma", "lkj_eta",
                           "nu_alpha", "nu_beta"),
-    "ou": ("kappa_scale", "theta_mean", "theta_scale", "sigma_scale"),
-    "affine": ("sigma_scale", "lambda1_scale", "measurement_scale"),
+    "ou": ("kappa", "theta", "sigma"),
+    "ou_nd": ("kappa", "A_chol_diag", "A_offdiag", "mu", "Sigma", "lkj_eta"),
+    "affine": ("eig_raw", "k_inf", "log_sigma_diag", "sigma_offdiag", "A_scale", "mu",
+               "log_sigma_e"),
 }
-_PRIOR_MODULES = {"factor_regression": "bayesbond.bayes.factor_priors",
-                  "ou": "bayesbond.bayes.ou_model", "affine": "bayesbond.bayes.affine_model"}
 
 
-def _prior_keys(family: str) -> tuple[str, ...]:
-    """The prior keys the family's model accepts (its ``PRIOR_KEYS``, else :data:`PRIOR_NAMES`)."""
-    import importlib
-
-    try:
-        keys = importlib.import_module(_PRIOR_MODULES[family]).PRIOR_KEYS
-    except (ImportError, AttributeError):
-        return PRIOR_NAMES[family]
-    return tuple(keys)
-
-
-def _is_location(key: str) -> bool:
-    """Location parameters may be any finite number; every other prior parameter is a scale or a
-    shape and must be positive."""
-    return key.endswith("_mean") or key.startswith("mu_") or key in ("theta", "mu", "delta0")
+def _prior_keys(family: str, model: Mapping | None = None) -> tuple[str, ...]:
+    if family == "ou" and model is not None and model.get("n", 1) > 1:
+        return PRIOR_NAMES["ou_nd"]
+    return PRIOR_NAMES[family]
 
 
 def _suggest(key: str, valid: Sequence[str]) -> str:
@@ -308,12 +300,38 @@ def _table(raw, schema: Mapping[str, tuple], source: str, table: str,
     return out
 
 
-def _priors(raw, family: str, source: str, other_tables: Mapping[str, Sequence[str]]) -> dict:
+def _number(v, source: str, at: str, positive: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _fail(source, at, f"must be a number, got {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise _fail(source, at, f"must be finite, got {v!r}")
+    if positive and v <= 0:
+        raise _fail(source, at, f"impossible prior: a scale or shape must be positive, got {v!r}")
+    return v
+
+
+def _numbers(v, source: str, at: str, positive: bool):
+    """A number or a list of numbers (checked element by element)."""
+    if isinstance(v, list):
+        return [_number(x, source, f"{at}[{i}]", positive) for i, x in enumerate(v)]
+    return _number(v, source, at, positive)
+
+
+def _priors(raw, family: str, model: Mapping, source: str,
+            other_tables: Mapping[str, Sequence[str]]) -> dict:
+    """Validate prior overrides.
+
+    Factor regressions: a number, a list (one per factor) or a table ``factor = number``; every
+    value positive except for the location keys ``*_mean``. OU and affine models: a positive
+    number (a scale) or a pair ``[location, scale]`` (location any finite number or list, scale
+    positive), as the models' ``priors`` arguments take them.
+    """
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
         raise _fail(source, "[priors]", f"must be a table, got {raw!r}")
-    names = _prior_keys(family)
+    names = _prior_keys(family, model)
     out = {}
     for name, value in raw.items():
         where = f"[priors] {name}"
@@ -323,31 +341,24 @@ def _priors(raw, family: str, source: str, other_tables: Mapping[str, Sequence[s
                 if name in keys:
                     hint = f"; {name!r} belongs in [{other}]"
             raise _fail(source, "[priors]", f"unknown prior {name!r} for family {family!r}{hint}")
-        if isinstance(value, list):
-            items = list(enumerate(value))
-        elif isinstance(value, Mapping):  # per-factor values: {CMKT = 1.0, TERM = 2.0}
-            items = list(value.items())
+        if family == "factor_regression":
+            positive = not name.endswith("_mean")
+            if isinstance(value, Mapping):  # per factor: {CMKT = 1.0, TERM = 2.0}
+                out[name] = {str(k): _number(v, source, f"{where}[{k!r}]", positive)
+                             for k, v in value.items()}
+            elif isinstance(value, list | int | float) and not isinstance(value, bool):
+                out[name] = _numbers(value, source, where, positive)
+            else:
+                raise _fail(source, where, "must be a number, a list of numbers (one per "
+                            f"factor) or a table factor = number, got {value!r}")
+        elif isinstance(value, list) and len(value) == 2:
+            out[name] = [_numbers(value[0], source, f"{where} location", False),
+                         _numbers(value[1], source, f"{where} scale", True)]
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = _number(value, source, where, True)
         else:
-            items = [(None, value)]
-        checked = []
-        for label, v in items:
-            at = where if label is None else f"{where}[{label!r}]"
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise _fail(source, at, "must be a number, a list of numbers (one per factor) or "
-                            f"a table factor = number, got {v!r}")
-            v = float(v)
-            if not math.isfinite(v):
-                raise _fail(source, at, f"must be finite, got {v!r}")
-            if not _is_location(name) and v <= 0:
-                raise _fail(source, at, f"impossible prior: {name} is a scale or shape and must "
-                            f"be positive, got {v!r}")
-            checked.append((label, v))
-        if isinstance(value, list):
-            out[name] = [v for _, v in checked]
-        elif isinstance(value, Mapping):
-            out[name] = {str(k): v for k, v in checked}
-        else:
-            out[name] = checked[0][1]
+            raise _fail(source, where, "must be a positive number (a scale) or a pair "
+                        f"[location, scale], got {value!r}")
     return out
 
 
@@ -391,7 +402,7 @@ def parse_spec(raw: Mapping, source: str = "<dict>", name: str | None = None) ->
                      {t: k for t, k in others.items() if t != "sampler"})
     data = _table(raw.get("data"), DATA_KEYS[family], source, "data",
                   {t: k for t, k in others.items() if t != "data"})
-    priors = _priors(raw.get("priors"), family, source, others)
+    priors = _priors(raw.get("priors"), family, model, source, others)
 
     if family == "factor_regression" and model["factors"] is None:
         raise _fail(source, "[model] factors", "missing: list the factor columns, "

@@ -80,8 +80,8 @@ BAD = [
     (("draws = 200", "samplr = \"pymc\""), r"unknown key 'samplr'; did you mean 'sampler'\?"),
     (("draws = 200", "sampler = \"gibbs\""), r"\[sampler\] sampler: must be one of 'nutpie'"),
     (("CMKT = 2.0", "CMKT = -2.0"),
-     r"\[priors\] beta_scale\['CMKT'\]: impossible prior: beta_scale is a scale or shape and "
-     r"must be positive, got -2\.0"),
+     r"\[priors\] beta_scale\['CMKT'\]: impossible prior: a scale or shape must be positive, "
+     r"got -2\.0"),
     (("alpha_scale = 0.05", "alpha_scale = 0"), r"\[priors\] alpha_scale: impossible prior"),
     (("alpha_scale = 0.05", "alpha_scal = 1.0"),
      r"unknown prior 'alpha_scal'.*did you mean 'alpha_scale'\?"),
@@ -168,9 +168,37 @@ def test_check_columns_names_file_spec_and_column(tmp_path):
         specs.check_columns(ou, ["date", "DGS10"], "rates.csv")
 
 
-def test_location_priors_may_be_negative_and_keys_match_the_model():
+def test_location_priors_may_be_negative():
     spec = specs.parse_spec({"family": "factor_regression", "model": {"factors": ["CMKT"]},
                              "priors": {"beta_mean": -1.0, "log_sigma_mean": -4.0}})
     assert spec.priors == {"beta_mean": -1.0, "log_sigma_mean": -4.0}
+    ou = specs.parse_spec({"family": "ou", "priors": {"kappa": [-0.7, 1.5], "sigma": 0.02}})
+    assert ou.priors == {"kappa": [-0.7, 1.5], "sigma": 0.02}
+    aff = specs.parse_spec({"family": "affine",
+                            "priors": {"eig_raw": [[-3.0, -0.7, -1.4], [1.5, 1.0, 1.5]]}})
+    assert aff.priors["eig_raw"][1] == [1.5, 1.0, 1.5]
+
+
+@pytest.mark.parametrize(("family", "prior", "pattern"), [
+    ("ou", {"kappa": [-0.7, -1.5]}, r"\[priors\] kappa scale: impossible prior"),
+    ("ou", {"sigma": -0.1}, r"\[priors\] sigma: impossible prior"),
+    ("ou", {"theta": [1.0, 2.0, 3.0]}, r"\[priors\] theta: must be a positive number \(a scale\)"
+                                        r" or a pair \[location, scale\]"),
+    ("ou", {"A_offdiag": 1.0}, r"unknown prior 'A_offdiag' for family 'ou'"),
+    ("affine", {"eig_raw": [[0.0, 0.0, 0.0], [1.0, 0.0, 1.0]]},
+     r"\[priors\] eig_raw scale\[1\]: impossible prior"),
+    ("affine", {"sigma_e": 1.0}, r"unknown prior 'sigma_e'"),
+])
+def test_term_structure_priors(family, prior, pattern):
+    with pytest.raises(SpecError, match=pattern):
+        specs.parse_spec({"family": family, "priors": prior})
+
+
+def test_prior_keys_mirror_the_models():
     fp = pytest.importorskip("bayesbond.bayes.factor_priors")
     assert set(specs._prior_keys("factor_regression")) == set(fp.PRIOR_KEYS)
+    ou = pytest.importorskip("bayesbond.bayes.ou_model")
+    assert set(specs._prior_keys("ou", {"n": 1})) == set(ou.PRIOR_KEYS_1D)
+    assert set(specs._prior_keys("ou", {"n": 2})) == set(ou.PRIOR_KEYS_ND)
+    aff = pytest.importorskip("bayesbond.bayes.affine_model")
+    assert set(specs._prior_keys("affine")) == set(aff.DEFAULT_PRIORS)
