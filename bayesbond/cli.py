@@ -197,8 +197,12 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
             raise ModelError(f"{spec.source}: the OU model is not available in this "
                              f"installation ({exc})") from None
         progress(f"series: {len(x)} observations of {', '.join(x.columns)}; sampling")
-        model = OUModel(n=spec.model["n"], **({"priors": spec.priors} if spec.priors else {}))
-        series = x.iloc[:, 0] if spec.model["n"] == 1 else x
+        n = spec.model["n"]
+        restrictions = {"A": "diagonal"} if spec.model["restrictions"] == "diagonal" else None
+        if restrictions and n == 1:
+            restrictions = None  # a 1-D A is diagonal anyway
+        model = OUModel(n=n, restrictions=restrictions, priors=spec.priors or None)
+        series = x.iloc[:, 0] if n == 1 else x
         idata = model.fit(series, spec.model["dt"], **kw)
     elif spec.family == "affine":
         if factors_path is not None:
@@ -212,12 +216,31 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
         tau = spec.data["maturities"]
         if tau is None:
             raise UsageError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
+        if spec.model["kind"] != "gaussian":
+            raise ModelError(f"{spec.source}: [model] kind {spec.model['kind']!r} has no "
+                             "estimator in this version; the canonical Gaussian model "
+                             "(kind = \"gaussian\", e.g. models/affine3.toml) can be fitted")
         progress(f"yields: {len(y)} dates x {len(tau)} maturities; sampling")
-        model = AffineModel(n_factors=spec.model["n_factors"])
-        idata = model.fit(y, tau, **kw)
+        model = AffineModel(n_factors=spec.model["n_factors"], priors=spec.priors or None)
+        idata = model.fit(y, tau, dt=spec.model["dt"], **kw)
+        idata = _with_yield_bands(idata, model, y, tau)
     else:  # pragma: no cover - parse_spec rejects other families
         raise SpecError(f"{spec.source}: unknown family {spec.family!r}")
     return idata, hash_data(*files)
+
+
+def _with_yield_bands(idata, model, y, tau):
+    """Attach the observed yields and the posterior bands of the fitted yields (for reports)."""
+    import numpy as np
+    import xarray as xr
+
+    obs = xr.Dataset({"yields": xr.DataArray(
+        y.to_numpy(float), dims=("date", "maturity"),
+        coords={"date": y.index.to_numpy(), "maturity": np.asarray(tau, float)})})
+    idata["observed_data"] = xr.DataTree(obs)
+    bands = model.bands(idata)
+    idata["fitted_bands"] = xr.DataTree(bands)
+    return idata
 
 
 def cmd_fit(args) -> int:

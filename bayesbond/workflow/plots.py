@@ -299,9 +299,9 @@ def plot_ou_fit(x: pd.Series, kappa, theta, sigma, dt: float, prob: float = 0.94
 
 
 def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
-                         fitted: np.ndarray, dates: Sequence | None = None, prob: float = 0.94,
-                         units: float = 100.0, ml: pd.DataFrame | None = None,
-                         title: str | None = None) -> Figure:
+                         fitted: np.ndarray | None = None, dates: Sequence | None = None,
+                         prob: float = 0.94, units: float = 100.0, ml: pd.DataFrame | None = None,
+                         title: str | None = None, bands=None) -> Figure:
     """Observed zero-coupon curves on a few dates against the model's posterior bands.
 
     Parameters
@@ -310,8 +310,11 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
         Maturities in years (columns of ``observed``, in order).
     observed : pandas.DataFrame
         Yields (decimals per year), dates x maturities.
-    fitted : ndarray (samples, dates, maturities)
+    fitted : ndarray (samples, dates, maturities), optional
         Posterior draws of the model-implied yields on the same dates and maturities.
+    bands : tuple of three arrays (dates, maturities), optional
+        Instead of ``fitted``: the posterior ``(center, lower, upper)`` of the fitted yields (e.g.
+        :meth:`bayesbond.AffineModel.bands`), each aligned with ``observed``.
     dates : sequence, optional
         Dates to draw (default: four spread over the sample).
     ml : pandas.DataFrame, optional
@@ -324,24 +327,35 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
         points) by maturity over all dates.
     """
     tau = np.asarray(maturities, float)
-    fitted = np.asarray(fitted, float)
-    if fitted.shape[1:] != observed.shape:
-        raise ValueError(f"fitted draws have shape {fitted.shape[1:]} per draw, observed yields "
-                         f"{observed.shape}")
+    if (fitted is None) == (bands is None):
+        raise ValueError("give either fitted draws or bands")
+    if fitted is not None:
+        fitted = np.asarray(fitted, float)
+        if fitted.shape[1:] != observed.shape:
+            raise ValueError(f"fitted draws have shape {fitted.shape[1:]} per draw, observed "
+                             f"yields {observed.shape}")
+        q = (1 - prob) / 2
+        lower, center, upper = np.quantile(fitted, [q, 0.5, 1 - q], axis=0)
+        mean = fitted.mean(0)
+        center_label = "posterior median"
+    else:
+        center, lower, upper = (np.asarray(b, float) for b in bands)
+        if not center.shape == lower.shape == upper.shape == observed.shape:
+            raise ValueError(f"bands have shape {center.shape}, observed yields {observed.shape}")
+        mean = center
+        center_label = "posterior mean"
     idx = observed.index
     if dates is None:
         pos = np.linspace(0, len(idx) - 1, 4).round().astype(int)
     else:
         pos = [idx.get_loc(pd.Timestamp(d)) for d in dates]
-    q = (1 - prob) / 2
     fig = Figure(figsize=(11, 6.5), layout="constrained")
     axes = fig.subplots(2, 3)
     flat = axes.ravel()
     for ax, p in zip(flat[: len(pos)], pos, strict=False):
-        band = np.quantile(fitted[:, p, :], [q, 0.5, 1 - q], axis=0) * units
-        ax.fill_between(tau, band[0], band[2], color="#1f77b4", alpha=0.3,
+        ax.fill_between(tau, lower[p] * units, upper[p] * units, color="#1f77b4", alpha=0.3,
                         label=f"posterior {prob:.0%} band")
-        ax.plot(tau, band[1], color="#1f77b4", lw=1.2, label="posterior median")
+        ax.plot(tau, center[p] * units, color="#1f77b4", lw=1.2, label=center_label)
         ax.plot(tau, observed.iloc[p].to_numpy(float) * units, "ko", ms=3.5, label="observed")
         if ml is not None:
             ax.plot(tau, ml.iloc[p].to_numpy(float) * units, "k--", lw=0.8, label="ML fit")
@@ -352,7 +366,7 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
     flat[0].legend(fontsize=7)
     for ax in flat[len(pos):-1]:
         ax.set_axis_off()
-    err = (fitted.mean(0) - observed.to_numpy(float)) * 1e4
+    err = (mean - observed.to_numpy(float)) * 1e4
     ax = flat[-1]
     ax.boxplot([e[np.isfinite(e)] for e in err.T], positions=np.arange(len(tau)), widths=0.6,
                showfliers=False)

@@ -222,8 +222,8 @@ def _family_figures(idata, fam, ols, say):
         fitted = _fitted_yields(idata)
         if fitted is not None:
             say("plotting the yield-curve fit")
-            observed, draws, tau = fitted
-            yield "yield_curve_fit", plots.plot_yield_curve_fit(tau, observed, draws)
+            observed, bands, tau = fitted
+            yield "yield_curve_fit", plots.plot_yield_curve_fit(tau, observed, bands=bands)
 
 
 def _spec_value(idata, table, key, default):
@@ -263,23 +263,18 @@ def _expected_returns(idata):
 
 
 def _fitted_yields(idata):
-    """(observed DataFrame, draws (samples, dates, maturities), maturities) from an affine fit."""
-    obs_group = idata["observed_data"] if "observed_data" in idata.children else None
-    if obs_group is None:
+    """Observed yields and posterior bands of the fitted yields of an affine fit, if stored.
+
+    Returns ``(observed DataFrame, (center, lower, upper), maturities)`` on the dates the bands
+    cover (the ``fitted_bands`` group written by ``bayesbond fit``), or ``None``.
+    """
+    if "observed_data" not in idata.children or "fitted_bands" not in idata.children:
         return None
-    obs_var = next((v for v in obs_group.data_vars if "maturity" in obs_group[v].dims), None)
-    if obs_var is None:
+    obs = idata["observed_data"]
+    if "yields" not in obs.data_vars or "fitted" not in idata["fitted_bands"].data_vars:
         return None
-    observed = obs_group[obs_var].transpose("date", "maturity")
-    for group in ("posterior_predictive", "posterior"):
-        if group not in idata.children:
-            continue
-        ds = idata[group]
-        name = next((v for v in ("fitted", "fitted_yields", "yields_fitted", "y_hat")
-                     if v in ds.data_vars), None)
-        if name is None:
-            continue
-        draws = ds[name].stack(sample=("chain", "draw")).transpose("sample", "date", "maturity")
-        tau = observed["maturity"].values.astype(float)
-        return observed.to_pandas(), draws.values, tau
-    return None
+    fitted = idata["fitted_bands"]["fitted"]
+    observed = obs["yields"].sel(date=fitted["date"]).transpose("date", "maturity").to_pandas()
+    bands = tuple(fitted.sel(stat=s).transpose("date", "maturity").values
+                  for s in ("mean", "lower", "upper"))
+    return observed, bands, observed.columns.to_numpy(float)

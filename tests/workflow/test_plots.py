@@ -113,3 +113,15 @@ def test_yield_curve_png(tmp_path):
     assert_png(plots.save_png(fig, tmp_path / "curve.png"))
     with pytest.raises(ValueError, match="shape"):
         plots.plot_yield_curve_fit(tau, obs, fitted[:, :10])
+
+
+def test_yield_curve_png_from_bands(tmp_path):
+    tau = np.array([0.25, 1, 5, 10])
+    dates = pd.date_range("2010-01-31", periods=12, freq="ME")
+    obs = pd.DataFrame(0.02 + 0.001 * tau[None, :].repeat(12, 0), index=dates, columns=tau)
+    center = obs.to_numpy() + 0.0002
+    fig = plots.plot_yield_curve_fit(tau, obs, bands=(center, center - 0.001, center + 0.001))
+    assert "RMSE 2.0 bp" in fig.axes[-1].get_title()
+    assert_png(plots.save_png(fig, tmp_path / "curve.png"), min_kb=10)
+    with pytest.raises(ValueError, match="either"):
+        plots.plot_yield_curve_fit(tau, obs)
