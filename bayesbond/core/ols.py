@@ -137,7 +137,7 @@ def _meat_calendar(Z: np.ndarray, U: np.ndarray, lags: int) -> np.ndarray:
 
 
 def _meat_compressed(
-    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 256
+    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 32
 ) -> np.ndarray:
     """Newey-West meat with lags counted in observed months (equal spacing), for gappy series.
 
@@ -153,9 +153,9 @@ def _meat_compressed(
     N = U.shape[1]
     L = lags
     out = np.empty((N, p, p))
-    # months of each series' observations in order, then zero padding: (N, T)
-    tau = np.ascontiguousarray(np.argsort(~mask, axis=0, kind="stable").T)
-    uc = U.ravel().take(tau * N + np.arange(N)[:, None])  # packed residuals, zero-padded
+    # months of each series' observations in order, then padding (whose residual is zero)
+    tau = np.ascontiguousarray(np.argsort(~mask, axis=0, kind="stable").T)  # (N, T)
+    uc = U.ravel().take(tau * N + np.arange(N)[:, None])  # packed residuals
     for a in range(0, N, chunk):
         sl = slice(a, min(a + chunk, N))
         H = Z.take(tau[sl], axis=0)  # (n, T, p): z of the k-th observed month
@@ -181,11 +181,9 @@ def _meat(Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, hac_gaps: s
     scores in gaps, or series observed on one unbroken stretch), packed windows otherwise."""
     if lags == 0 or hac_gaps == "zero":
         return _meat_calendar(Z, U, lags)
-    T = mask.shape[0]
-    idx = np.arange(T)[:, None]
-    first = np.where(mask, idx, T).min(axis=0)
-    last = np.where(mask, idx, -1).max(axis=0)
-    gappy = (last - first + 1) != mask.sum(axis=0)
+    # a series is gappy when its observed months form more than one unbroken stretch
+    starts = mask[0].astype(np.int64) + (mask[1:] & ~mask[:-1]).sum(axis=0)
+    gappy = starts > 1
     if not gappy.any():
         return _meat_calendar(Z, U, lags)
     if gappy.all():
@@ -328,23 +326,31 @@ def batched_ols(
     rdiag = np.abs(np.diag(R))
     if rdiag.min() <= max(T, p) * np.finfo(float).eps * rdiag.max():
         raise DataError("the design is rank deficient: some factors are collinear")
-    y0 = np.where(mask, Y, 0.0)
-    M = mask.astype(float)
+    full = nobs == T  # series observed every month: G_j = Z'Z = I
+    balanced = bool(full.all())
+    y0 = Y if balanced else np.where(mask, Y, 0.0)
+    M = None if balanced else mask.astype(float)
 
-    # Gram matrices of every series in the orthonormal coordinates, in one product
-    iu = np.triu_indices(p)
-    P0 = (Z[:, :, None] * Z[:, None, :])[:, iu[0], iu[1]]
-    G = _unpack_sym(P0.T @ M, p, iu)
-    eye = np.broadcast_to(np.eye(p), G.shape)
-    try:
-        Ginv = np.linalg.solve(G, eye)
-        cond1 = np.abs(G).sum(axis=1).max(axis=1) * np.abs(Ginv).sum(axis=1).max(axis=1)
-        good = np.isfinite(cond1) & (cond1 < max_cond)
-    except np.linalg.LinAlgError:  # some G_j exactly singular: those go to the QR route
-        ev = np.linalg.eigvalsh(G)
-        good = ev[:, 0] > ev[:, -1] / max_cond
-        Ginv = np.zeros_like(G)
-        Ginv[good] = np.linalg.solve(G[good], eye[good])
+    # Gram matrices G_j = Z_j'Z_j of the gappy series in the orthonormal coordinates
+    Ginv = np.broadcast_to(np.eye(p), (N, p, p)).copy()
+    good = np.ones(N, dtype=bool)
+    part = np.flatnonzero(~full)
+    if part.size:
+        iu = np.triu_indices(p)
+        P0 = (Z[:, :, None] * Z[:, None, :])[:, iu[0], iu[1]]
+        G = _unpack_sym(P0.T @ M[:, part], p, iu)
+        eye = np.broadcast_to(np.eye(p), G.shape)
+        try:
+            Gi = np.linalg.solve(G, eye)
+            cond1 = np.abs(G).sum(axis=1).max(axis=1) * np.abs(Gi).sum(axis=1).max(axis=1)
+            ok = np.isfinite(cond1) & (cond1 < max_cond)
+        except np.linalg.LinAlgError:  # some G_j exactly singular: those go to the QR route
+            ev = np.linalg.eigvalsh(G)
+            ok = ev[:, 0] > ev[:, -1] / max_cond
+            Gi = np.zeros_like(G)
+            Gi[ok] = np.linalg.solve(G[ok], eye[ok])
+        Ginv[part] = Gi
+        good[part] = ok
     gi = np.flatnonzero(good)
     all_good = gi.size == N
 
@@ -357,21 +363,31 @@ def batched_ols(
 
     if gi.size:
         if all_good:
-            Gig, Mg, yg = Ginv, M, y0
+            Gig, yg = Ginv, y0
         else:
-            Gig, Mg, yg = Ginv[gi], M[:, gi], y0[:, gi]
-        # gamma_j = G_j^{-1} Z'y_j, then one refinement step with the residual
-        gam = np.einsum("nij,jn->ni", Gig, Z.T @ yg)
-        ug = (yg - Z @ gam.T) * Mg
-        gam += np.einsum("nij,jn->ni", Gig, Z.T @ ug)
-        ug = (yg - Z @ gam.T) * Mg
-        U[:, gi] = ug
+            Gig, yg = Ginv[gi], y0[:, gi]
+        Zty = Z.T @ yg
+        if balanced:  # G = I: gamma = Z'y is the Householder QR solution itself
+            gam = Zty.T
+            ug = yg - Z @ Zty
+        else:  # gamma_j = G_j^{-1} Z'y_j, then one refinement step with the residual
+            Mg = M if all_good else M[:, gi]
+            gam = np.einsum("nij,jn->ni", Gig, Zty)
+            ug = yg - Z @ gam.T
+            ug *= Mg
+            gam += np.einsum("nij,jn->ni", Gig, Z.T @ ug)
+            np.subtract(yg, Z @ gam.T, out=ug)
+            ug *= Mg
+        if all_good:
+            U = ug
+        else:
+            U[:, gi] = ug
         # back to the original coefficients: b = K gamma, (X_j'X_j)^{-1} = K G_j^{-1} K'
         K = solve_triangular(R, np.eye(p)) / d[:, None]
         KK = np.kron(K, K)  # (K A K').ravel() = KK @ A.ravel()
         n = gi.size
         params[gi] = gam @ K.T
-        s2 = (ug * ug).sum(axis=0) / df[gi]
+        s2 = np.einsum("tn,tn->n", ug, ug) / df[gi]
         cov[gi] = (Gig.reshape(n, p * p) @ KK.T).reshape(n, p, p) * s2[:, None, None]
         if hac_lags is not None:
             mg = mask if all_good else mask[:, gi]
@@ -389,15 +405,16 @@ def batched_ols(
         if hac_lags is not None:
             cov_hac[bi] = (V_s @ mt @ V_s) * corr[bi, None, None] / dd
 
-    rss = (U * U).sum(axis=0)
+    rss = np.einsum("tn,tn->n", U, U)
     dev = y0 - y0.sum(axis=0) / nobs
-    dev *= M
+    if not balanced:
+        dev *= M
     tss = np.einsum("tn,tn->n", dev, dev)
     return BatchedOLS(
         params=params,
         cov_classical=cov,
         cov_hac=cov_hac,
-        resid=np.where(mask, U, np.nan),
+        resid=U if balanced else np.where(mask, U, np.nan),
         nobs=nobs,
         rss=rss,
         tss=tss,
