@@ -297,7 +297,15 @@ class BondPanel:
 
         sig = {}
         for c in signal_cols:
-            v = _as_float(df[c], c)
+            try:
+                v = _as_float(df[c], c)
+            except DataError as exc:
+                if signals is not None:
+                    raise
+                raise DataError(
+                    f"{exc} (every column besides date, bond, ret, rating and weight is read as a "
+                    "signal: pass signals=[...] to choose them)"
+                ) from exc
             if np.isinf(v).any():
                 rows = np.flatnonzero(np.isinf(v))
                 raise DataError(

@@ -129,6 +129,14 @@ def test_duplicates_listed_after_month_end():
     assert "(C000, 2020-01-31)" in msg and "(C001, 2020-03-31)" in msg
 
 
+def test_non_numeric_extra_column_names_signals_hint():
+    df = _long().assign(issuer="ACME")
+    with pytest.raises(DataError, match=r"'issuer' is not numeric.*signals="):
+        bb.BondPanel.from_frame(df, bond="cusip", weight="amt")
+    p = bb.BondPanel.from_frame(df, bond="cusip", weight="amt", signals=["spread"])
+    assert list(p.signals.data_vars) == ["spread"]
+
+
 def test_explicit_missing_rating_column_is_an_error():
     with pytest.raises(DataError, match="'sp_rating'"):
         bb.BondPanel.from_frame(_long(), bond="cusip", rating="sp_rating")
