@@ -9,7 +9,7 @@ Bayesian factor model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,49 +29,64 @@ def _listing(items, limit: int = 10) -> str:
     return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
-def _as_wide(returns) -> pd.DataFrame:
-    """Returns as a wide DataFrame (month-end dates x series)."""
+def _month_index(index, where: str) -> pd.DatetimeIndex:
+    """Month-end DatetimeIndex named ``date`` (a fast path when it already is one)."""
+    if (
+        isinstance(index, pd.DatetimeIndex)
+        and index.tz is None
+        and bool(index.is_month_end.all())
+        and bool((index == index.normalize()).all())
+    ):
+        return pd.DatetimeIndex(index.as_unit("ns"), name="date")
+    return to_month_end(index, where=where)
+
+
+def _wide_arrays(returns) -> tuple[np.ndarray, pd.DatetimeIndex, pd.Index]:
+    """Returns as (values (T, N) float, sorted month-end dates, series labels)."""
     if isinstance(returns, BondPanel):
         returns = returns.returns
     if isinstance(returns, xr.DataArray):
         if set(returns.dims) != {"date", "bond"}:
             raise DataError(f"returns DataArray needs dims (date, bond), got {returns.dims}")
         da = returns.transpose("date", "bond")
-        wide = pd.DataFrame(
-            np.asarray(da.values, dtype=float),
-            index=da.indexes["date"],
-            columns=pd.Index(da.indexes["bond"], name="bond"),
-        )
-    elif isinstance(returns, pd.Series):
-        wide = returns.to_frame(name=returns.name if returns.name is not None else "y")
-    elif isinstance(returns, pd.DataFrame):
-        wide = returns
+        values = np.asarray(da.values, dtype=float)
+        index, columns = da.indexes["date"], da.indexes["bond"]
     else:
-        raise DataError(
-            "returns must be a BondPanel, a wide DataFrame (dates x bonds), a Series or a "
-            f"DataArray (date, bond); got {type(returns).__name__}"
-        )
-    if wide.shape[1] == 0 or wide.shape[0] == 0:
+        if isinstance(returns, pd.Series):
+            returns = returns.to_frame(name=returns.name if returns.name is not None else "y")
+        if not isinstance(returns, pd.DataFrame):
+            raise DataError(
+                "returns must be a BondPanel, a wide DataFrame (dates x bonds), a Series or a "
+                f"DataArray (date, bond); got {type(returns).__name__}"
+            )
+        try:
+            values = returns.to_numpy(dtype=float)
+        except (TypeError, ValueError) as exc:
+            bad = [c for c in returns.columns if not pd.api.types.is_numeric_dtype(returns[c])]
+            raise DataError(f"non-numeric return column(s): {_listing(bad)}") from exc
+        index, columns = returns.index, returns.columns
+    if values.size == 0:
         raise DataError("returns are empty")
-    try:
-        values = wide.to_numpy(dtype=float)
-    except (TypeError, ValueError) as exc:
-        bad = [c for c in wide.columns if not pd.api.types.is_numeric_dtype(wide[c])]
-        raise DataError(f"non-numeric return column(s): {_listing(bad)}") from exc
-    idx = to_month_end(wide.index, where="the returns index")
+    idx = _month_index(index, where="the returns index")
     if idx.has_duplicates:
         raise DataError(
             f"duplicated months in the returns index: {_listing(idx[idx.duplicated()].date)}"
         )
-    out = pd.DataFrame(values, index=idx, columns=pd.Index(wide.columns, name="bond"))
+    columns = pd.Index(columns, name="bond")
     inf = np.isinf(values)
     if inf.any():
-        cells = [
-            f"({out.columns[j]}, {out.index[i].date()})"
-            for i, j in zip(*np.nonzero(inf), strict=True)
-        ]
+        cells = [f"({columns[j]}, {idx[i].date()})" for i, j in zip(*np.nonzero(inf), strict=True)]
         raise DataError(f"non-finite returns at (bond, date): {_listing(cells)}")
-    return out.sort_index()
+    if not idx.is_monotonic_increasing:
+        order = np.argsort(idx.to_numpy(), kind="stable")
+        idx, values = idx[order], values[order]
+    return values, idx, columns
+
+
+def _as_wide(returns) -> pd.DataFrame:
+    """Returns as a wide DataFrame (month-end dates x series)."""
+    values, idx, columns = _wide_arrays(returns)
+    return pd.DataFrame(values, index=idx, columns=columns)
 
 
 def _as_factors(factors) -> pd.DataFrame:
@@ -88,7 +103,7 @@ def _as_factors(factors) -> pd.DataFrame:
         raise DataError("a factor may not be called 'alpha' (the intercept's name)")
     if len(set(names)) != len(names):
         raise DataError(f"duplicated factor names: {names}")
-    idx = to_month_end(factors.index, where="the factors index")
+    idx = _month_index(factors.index, where="the factors index")
     if idx.has_duplicates:
         raise DataError(
             f"duplicated months in the factors index: {_listing(idx[idx.duplicated()].date)}"
@@ -110,10 +125,6 @@ class OLSResult:
         Bonds x ``["alpha", *factors]``.
     bse : pandas.DataFrame
         Standard errors of the covariance in use (``cov_type``).
-    cov_params : xarray.DataArray
-        Covariance in use, dims ``(bond, coef, coef2)``.
-    cov_classical : xarray.DataArray
-        ``s^2 (X'X)^{-1}`` (always available).
     resid : pandas.DataFrame
         Residual returns, dates x bonds, ``NaN`` where a bond is not observed.
     rsquared : pandas.Series
@@ -127,12 +138,13 @@ class OLSResult:
     hac_lags : int or None
     use_correction : bool
         Whether the HAC covariance carries the ``n / (n - p)`` factor.
+    cov_array, cov_classical_array : numpy.ndarray
+        (bonds, p, p) arrays behind :attr:`cov_params` and :attr:`cov_classical` (labelled
+        ``xarray.DataArray`` views with dims ``(bond, coef, coef2)``).
     """
 
     params: pd.DataFrame
     bse: pd.DataFrame
-    cov_params: xr.DataArray
-    cov_classical: xr.DataArray
     resid: pd.DataFrame
     rsquared: pd.Series
     nobs: pd.Series
@@ -141,6 +153,27 @@ class OLSResult:
     cov_type: str
     hac_lags: int | None
     use_correction: bool
+    cov_array: np.ndarray = field(repr=False)
+    cov_classical_array: np.ndarray = field(repr=False)
+
+    def _cov_da(self, values: np.ndarray, name: str) -> xr.DataArray:
+        coefs = list(self.params.columns)
+        return xr.DataArray(
+            values,
+            dims=("bond", "coef", "coef2"),
+            coords={"bond": self.params.index, "coef": coefs, "coef2": coefs},
+            name=name,
+        )
+
+    @property
+    def cov_params(self) -> xr.DataArray:
+        """Covariance in use (``cov_type``), dims ``(bond, coef, coef2)``."""
+        return self._cov_da(self.cov_array, "cov_params")
+
+    @property
+    def cov_classical(self) -> xr.DataArray:
+        """``s^2 (X'X)^{-1}`` (always available), dims ``(bond, coef, coef2)``."""
+        return self._cov_da(self.cov_classical_array, "cov_classical")
 
     @property
     def factor_names(self) -> list[str]:
@@ -170,7 +203,7 @@ class OLSResult:
     @property
     def bse_classical(self) -> pd.DataFrame:
         """Classical standard errors (whatever ``cov_type``)."""
-        v = np.sqrt(np.diagonal(self.cov_classical.values, axis1=1, axis2=2))
+        v = np.sqrt(np.diagonal(self.cov_classical_array, axis1=1, axis2=2))
         return pd.DataFrame(v, index=self.params.index, columns=self.params.columns)
 
     @property
@@ -239,7 +272,7 @@ class OLSResult:
         if not np.isfinite(m).all():
             raise DataError("factor_means holds non-finite values")
         c = np.concatenate([[1.0], m])
-        V = self.cov_params.values
+        V = self.cov_array
         mean = self.params.to_numpy() @ c
         var = np.einsum("i,nij,j->n", c, V, c)
         if factor_cov is not None:
@@ -343,39 +376,41 @@ def ols(
     >>> list(res.params.columns)
     ['alpha', 'CMKT', 'TERM']
     """
-    R = _as_wide(returns)
+    Rv, dates, bonds = _wide_arrays(returns)
     F = _as_factors(factors)
-    used = R.index[np.isfinite(R.to_numpy()).any(axis=1)]
-    if len(used) == 0:
+    has_obs = np.isfinite(Rv).any(axis=1)
+    if not has_obs.any():
         raise DataError("no observed return at all")
-    absent = used.difference(F.index)
-    if len(absent):
+    all_rows = bool(has_obs.all())
+    used = dates if all_rows else dates[has_obs]
+    fpos = F.index.get_indexer(used)
+    if (fpos < 0).any():
         raise DataError(
-            f"factors have no row for month(s) with observed returns: {_listing(absent.date)}"
+            "factors have no row for month(s) with observed returns: "
+            f"{_listing(used[fpos < 0].date)}"
         )
-    Fu = F.loc[used]
-    bad = ~np.isfinite(Fu.to_numpy())
+    Fv = F.to_numpy()[fpos]
+    bad = ~np.isfinite(Fv)
     if bad.any():
         cells = [
-            f"{Fu.columns[j]} on {Fu.index[i].date()}"
-            for i, j in zip(*np.nonzero(bad), strict=True)
+            f"{F.columns[j]} on {used[i].date()}" for i, j in zip(*np.nonzero(bad), strict=True)
         ]
         raise DataError(f"missing or non-finite factor values: {_listing(cells)}")
-    Ru = R.loc[used]
-    X = np.column_stack([np.ones(len(used)), Fu.to_numpy()])
-    bonds = pd.Index(R.columns, name="bond")
-    rows = used
+    Ru = Rv if all_rows else Rv[has_obs]
+    X = np.column_stack([np.ones(len(used)), Fv])
+    T_u, N = Ru.shape
+    take = None  # rows of the fitted arrays that are the months with returns
     if hac_gaps == "zero" and hac_lags is not None:
         # calendar lags: every month between the first and last observation keeps its place
         # (months without any observed return are placeholders with no observation and no weight)
         rows = pd.date_range(used[0], used[-1], freq="ME", name="date").as_unit("ns")
-        pos = rows.get_indexer(used)
-        Xc, Yc = np.zeros((len(rows), X.shape[1])), np.full((len(rows), R.shape[1]), np.nan)
-        Xc[pos], Yc[pos] = X, Ru.to_numpy()
-        X, Ru = Xc, pd.DataFrame(Yc, index=rows, columns=R.columns)
+        take = rows.get_indexer(used)
+        Xc, Yc = np.zeros((len(rows), X.shape[1])), np.full((len(rows), N), np.nan)
+        Xc[take], Yc[take] = X, Ru
+        X, Ru = Xc, Yc
     fit = batched_ols(
         X,
-        Ru.to_numpy(),
+        Ru,
         hac_lags=hac_lags,
         use_correction=use_correction,
         hac_gaps=hac_gaps,
@@ -385,27 +420,26 @@ def ols(
     params = pd.DataFrame(fit.params, index=bonds, columns=coefs)
     cov_type = "classical" if hac_lags is None else "HAC"
     cov = fit.cov_classical if hac_lags is None else fit.cov_hac
-    coords = {"bond": bonds, "coef": list(coefs), "coef2": list(coefs)}
-    cov_da = xr.DataArray(cov, dims=("bond", "coef", "coef2"), coords=coords, name="cov_params")
-    cov_cl = xr.DataArray(
-        fit.cov_classical, dims=("bond", "coef", "coef2"), coords=coords, name="cov_classical"
-    )
     bse = pd.DataFrame(np.sqrt(np.diagonal(cov, axis1=1, axis2=2)), index=bonds, columns=coefs)
-    resid_arr = np.full(R.shape, np.nan)
-    resid_arr[R.index.get_indexer(used)] = fit.resid[rows.get_indexer(used)]
-    resid = pd.DataFrame(resid_arr, index=R.index, columns=bonds)
+    fitted_resid = fit.resid if take is None else fit.resid[take]
+    if all_rows:
+        resid_arr = fitted_resid
+    else:
+        resid_arr = np.full(Rv.shape, np.nan)
+        resid_arr[has_obs] = fitted_resid
+    resid = pd.DataFrame(resid_arr, index=dates, columns=bonds, copy=False)
     df = fit.nobs - X.shape[1]
     return OLSResult(
         params=params,
         bse=bse,
-        cov_params=cov_da,
-        cov_classical=cov_cl,
         resid=resid,
         rsquared=pd.Series(1.0 - fit.rss / fit.tss, index=bonds, name="rsquared"),
         nobs=pd.Series(fit.nobs, index=bonds, name="nobs"),
         sigma=pd.Series(np.sqrt(fit.rss / df), index=bonds, name="sigma"),
-        factors=Fu,
+        factors=pd.DataFrame(Fv, index=used, columns=F.columns),
         cov_type=cov_type,
         hac_lags=None if hac_lags is None else int(hac_lags),
         use_correction=bool(use_correction),
+        cov_array=cov,
+        cov_classical_array=fit.cov_classical,
     )
