@@ -8,13 +8,16 @@ Pure numpy/scipy. Every series ``j`` is regressed on the rows of the common desi
    ``G_j = Z_j'Z_j``, for all series in one matrix product; ``G_j`` is close to the identity
    unless a series misses much of the sample, so solving ``G_j gamma_j = Z_j'y_j`` keeps the
    accuracy of QR (the squaring of the condition number of the normal equations applies to
-   ``cond(G_j)``, not to ``cond(X)``); one step of iterative refinement follows;
+   ``cond(G_j)``, not to ``cond(X)``); one step of iterative refinement follows when some
+   ``G_j`` has a 1-norm condition number above 100;
 3. series whose ``G_j`` is not well conditioned (they observe a short or unusual stretch) are
    refitted by their own Householder QR, batched over the distinct patterns of observed rows.
 
 The Newey-West (Bartlett) long-run covariance of the scores is assembled lag by lag as matrix
-products shared by all series, also when gaps make the lags of each series different.
-No explicit inverse of ``X'X`` is ever used to solve for coefficients.
+products shared by all series when lags are calendar months; for series with gaps whose lags are
+counted in observed months (what a per-series regression on dropped-NaN data does), from Bartlett
+windows over the packed scores (:func:`_meat_compressed`). Series observed every month skip the
+Gram step (``G_j = I``). No explicit inverse of ``X'X`` is ever used to solve for coefficients.
 """
 
 from __future__ import annotations
@@ -334,6 +337,8 @@ def batched_ols(
     # Gram matrices G_j = Z_j'Z_j of the gappy series in the orthonormal coordinates
     Ginv = np.broadcast_to(np.eye(p), (N, p, p)).copy()
     good = np.ones(N, dtype=bool)
+    cond1 = np.ones(N)  # 1-norm condition numbers of G_j
+    refine_above = 100.0
     part = np.flatnonzero(~full)
     if part.size:
         iu = np.triu_indices(p)
@@ -342,15 +347,17 @@ def batched_ols(
         eye = np.broadcast_to(np.eye(p), G.shape)
         try:
             Gi = np.linalg.solve(G, eye)
-            cond1 = np.abs(G).sum(axis=1).max(axis=1) * np.abs(Gi).sum(axis=1).max(axis=1)
-            ok = np.isfinite(cond1) & (cond1 < max_cond)
+            c1 = np.abs(G).sum(axis=1).max(axis=1) * np.abs(Gi).sum(axis=1).max(axis=1)
+            ok = np.isfinite(c1) & (c1 < max_cond)
         except np.linalg.LinAlgError:  # some G_j exactly singular: those go to the QR route
             ev = np.linalg.eigvalsh(G)
             ok = ev[:, 0] > ev[:, -1] / max_cond
             Gi = np.zeros_like(G)
             Gi[ok] = np.linalg.solve(G[ok], eye[ok])
+            c1 = np.where(ok, max_cond, np.inf)  # refine all of them
         Ginv[part] = Gi
         good[part] = ok
+        cond1[part] = c1
     gi = np.flatnonzero(good)
     all_good = gi.size == N
 
@@ -370,14 +377,15 @@ def batched_ols(
         if balanced:  # G = I: gamma = Z'y is the Householder QR solution itself
             gam = Zty.T
             ug = yg - Z @ Zty
-        else:  # gamma_j = G_j^{-1} Z'y_j, then one refinement step with the residual
+        else:  # gamma_j = G_j^{-1} Z'y_j (refined once with the residual unless G_j ~ I)
             Mg = M if all_good else M[:, gi]
             gam = np.einsum("nij,jn->ni", Gig, Zty)
             ug = yg - Z @ gam.T
             ug *= Mg
-            gam += np.einsum("nij,jn->ni", Gig, Z.T @ ug)
-            np.subtract(yg, Z @ gam.T, out=ug)
-            ug *= Mg
+            if (cond1[gi] > refine_above).any():
+                gam += np.einsum("nij,jn->ni", Gig, Z.T @ ug)
+                np.subtract(yg, Z @ gam.T, out=ug)
+                ug *= Mg
         if all_good:
             U = ug
         else:
