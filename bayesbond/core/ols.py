@@ -140,7 +140,7 @@ def _meat_calendar(Z: np.ndarray, U: np.ndarray, lags: int) -> np.ndarray:
 
 
 def _meat_compressed(
-    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 32
+    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 64
 ) -> np.ndarray:
     """Newey-West meat with lags counted in observed months (equal spacing), for gappy series.
 
@@ -159,20 +159,22 @@ def _meat_compressed(
     # months of each series' observations in order, then padding (whose residual is zero)
     tau = np.ascontiguousarray(np.argsort(~mask, axis=0, kind="stable").T)  # (N, T)
     uc = U.ravel().take(tau * N + np.arange(N)[:, None])  # packed residuals
+    Zt = np.ascontiguousarray(Z.T)
     for a in range(0, N, chunk):
         sl = slice(a, min(a + chunk, N))
-        H = Z.take(tau[sl], axis=0)  # (n, T, p): z of the k-th observed month
-        H *= uc[sl, :, None]
-        P = np.empty((H.shape[0], T + 1, p))
-        P[:, 0] = 0.0
-        np.cumsum(H, axis=1, out=P[:, 1:])
-        Pt = np.ascontiguousarray(np.swapaxes(P, 1, 2))
-        S = 2.0 * (Pt @ P)
+        n = sl.stop - sl.start
+        P = np.empty((p, n, T + 1))  # cumulative packed scores, time last (contiguous)
+        P[:, :, 0] = 0.0
+        H = Zt.take(tau[sl], axis=1)  # (p, n, T): z of each series' k-th observed month
+        H *= uc[sl]
+        np.cumsum(H, axis=2, out=P[:, :, 1:])
+        A = P.transpose(1, 0, 2)  # (n, p, T+1) view
+        S = 2.0 * (A @ A.transpose(0, 2, 1))
         if L + 1 <= T:
-            X = Pt[:, :, L + 1 :] @ P[:, : T - L]
+            X = A[:, :, L + 1 :] @ A[:, :, : T - L].transpose(0, 2, 1)
             S -= X + np.swapaxes(X, 1, 2)
-        PT = P[:, T]
-        s = P[:, max(T - L, 0) : T].sum(axis=1)
+        PT = A[:, :, T]
+        s = A[:, :, max(T - L, 0) : T].sum(axis=2)
         S += (L - 1) * PT[:, :, None] * PT[:, None, :]
         S -= PT[:, :, None] * s[:, None, :] + s[:, :, None] * PT[:, None, :]
         out[sl] = S
@@ -343,7 +345,7 @@ def batched_ols(
     if part.size:
         iu = np.triu_indices(p)
         P0 = (Z[:, :, None] * Z[:, None, :])[:, iu[0], iu[1]]
-        G = _unpack_sym(P0.T @ M[:, part], p, iu)
+        G = _unpack_sym(P0.T @ (M if part.size == N else M[:, part]), p, iu)
         eye = np.broadcast_to(np.eye(p), G.shape)
         try:
             Gi = np.linalg.solve(G, eye)
