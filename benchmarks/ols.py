@@ -117,6 +117,8 @@ def main(args) -> int:
         f"{args.bonds} bonds x {args.months} months x {args.factors} factors, HAC({args.lags}) "
         f"with small-sample correction, BLAS threads = {args.threads}"
     )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} CPUs, 1-minute load average {load:.1f} at start")
     print(
         f"{'panel':<22}{'statsmodels [s]':>16}{'bayesbond [s]':>15}{'ratio':>9}"
         f"{'max diff params/se':>20}{'bse':>10}{'resid':>10}{'R2':>10}"
