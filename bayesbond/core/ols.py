@@ -220,12 +220,13 @@ def _qr_fit(
             "the factors are collinear (rank deficient) on the observed months of "
             f"{shown}{' ...' if js.size > 10 else ''}"
         )
-    Rinv = solve_triangular(R, np.broadcast_to(np.eye(p), R.shape))
+    # batched back substitution (LU of an upper-triangular matrix needs no row exchange)
+    Rinv = np.linalg.solve(R, np.broadcast_to(np.eye(p), R.shape))
     Vg = Rinv @ np.swapaxes(Rinv, 1, 2)
     Qb, Rb = Q[inv], R[inv]
-    b = solve_triangular(Rb, np.einsum("ntp,tn->np", Qb, y0)[:, :, None])[:, :, 0]
+    b = np.linalg.solve(Rb, np.einsum("ntp,tn->np", Qb, y0)[:, :, None])[:, :, 0]
     u = (y0 - Xs @ b.T) * mask
-    b += solve_triangular(Rb, np.einsum("ntp,tn->np", Qb, u)[:, :, None])[:, :, 0]
+    b += np.linalg.solve(Rb, np.einsum("ntp,tn->np", Qb, u)[:, :, None])[:, :, 0]
     u = (y0 - Xs @ b.T) * mask
     meat = None
     if lags is not None:
