@@ -150,7 +150,8 @@ def _meat_compressed(
     (``P_k = 0`` for ``k <= 0``, ``P_k = P_n`` for ``k >= n``). Expanding,
     ``(L+1) S = 2 sum_{k=0}^{n} P_k P_k' + (L-1) P_n P_n' - X - X' - P_n s' - s P_n'`` with
     ``X = sum_{k=0}^{n-L-1} P_{k+L+1} P_k'`` and ``s = sum_{k=n-L}^{n-1} P_k``; the scores of
-    each series are first packed onto its observed months (padded with zeros to ``T``).
+    each series are first packed onto its observed months (padded with zeros to the longest
+    series of the chunk: the sums do not depend on the padding length ``>= n``).
     """
     T, p = Z.shape
     N = U.shape[1]
@@ -160,21 +161,23 @@ def _meat_compressed(
     tau = np.ascontiguousarray(np.argsort(~mask, axis=0, kind="stable").T)  # (N, T)
     uc = U.ravel().take(tau * N + np.arange(N)[:, None])  # packed residuals
     Zt = np.ascontiguousarray(Z.T)
+    nobs = mask.sum(axis=0)
     for a in range(0, N, chunk):
         sl = slice(a, min(a + chunk, N))
         n = sl.stop - sl.start
-        P = np.empty((p, n, T + 1))  # cumulative packed scores, time last (contiguous)
+        Tc = int(nobs[sl].max())  # packed length: any padding beyond each n_j is exact
+        P = np.empty((p, n, Tc + 1))  # cumulative packed scores, time last (contiguous)
         P[:, :, 0] = 0.0
-        H = Zt.take(tau[sl], axis=1)  # (p, n, T): z of each series' k-th observed month
-        H *= uc[sl]
+        H = Zt.take(tau[sl, :Tc], axis=1)  # (p, n, Tc): z of each series' k-th observed month
+        H *= uc[sl, :Tc]
         np.cumsum(H, axis=2, out=P[:, :, 1:])
-        A = P.transpose(1, 0, 2)  # (n, p, T+1) view
+        A = P.transpose(1, 0, 2)  # (n, p, Tc+1) view
         S = 2.0 * (A @ A.transpose(0, 2, 1))
-        if L + 1 <= T:
-            X = A[:, :, L + 1 :] @ A[:, :, : T - L].transpose(0, 2, 1)
+        if L + 1 <= Tc:
+            X = A[:, :, L + 1 :] @ A[:, :, : Tc - L].transpose(0, 2, 1)
             S -= X + np.swapaxes(X, 1, 2)
-        PT = A[:, :, T]
-        s = A[:, :, max(T - L, 0) : T].sum(axis=2)
+        PT = A[:, :, Tc]
+        s = A[:, :, max(Tc - L, 0) : Tc].sum(axis=2)
         S += (L - 1) * PT[:, :, None] * PT[:, None, :]
         S -= PT[:, :, None] * s[:, None, :] + s[:, :, None] * PT[:, None, :]
         out[sl] = S
