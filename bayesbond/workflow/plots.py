@@ -287,7 +287,9 @@ def plot_ou_fit(x: pd.Series, kappa, theta, sigma, dt: float, prob: float = 0.94
     for j, (name, draws, mult) in enumerate([("kappa", kappa, 1.0), ("theta", theta, units),
                                              ("sigma", sigma, units)]):
         a = fig.add_subplot(grid[1, j])
-        a.hist(draws * mult, bins=40, color="#1f77b4", alpha=0.7, density=True)
+        lo_d, hi_d = np.quantile(draws * mult, [0.005, 0.995])  # keep stray tails off-axis
+        a.hist(draws * mult, bins=40, range=(lo_d, hi_d), color="#1f77b4", alpha=0.7,
+               density=True)
         if ml is not None and name in ml:
             a.axvline(ml[name] * mult, color="k", lw=1.2, label="ML")
             a.legend(fontsize=8)
@@ -301,7 +303,9 @@ def plot_ou_fit(x: pd.Series, kappa, theta, sigma, dt: float, prob: float = 0.94
 def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
                          fitted: np.ndarray | None = None, dates: Sequence | None = None,
                          prob: float = 0.94, units: float = 100.0, ml: pd.DataFrame | None = None,
-                         title: str | None = None, bands=None) -> Figure:
+                         title: str | None = None, bands=None,
+                         center_label: str | None = None,
+                         band_label: str | None = None) -> Figure:
     """Observed zero-coupon curves on a few dates against the model's posterior bands.
 
     Parameters
@@ -315,6 +319,8 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
     bands : tuple of three arrays (dates, maturities), optional
         Instead of ``fitted``: the posterior ``(center, lower, upper)`` of the fitted yields (e.g.
         :meth:`bayesbond.AffineModel.bands`), each aligned with ``observed``.
+    center_label, band_label : str, optional
+        Legend labels (default: posterior median or mean, and the posterior band).
     dates : sequence, optional
         Dates to draw (default: four spread over the sample).
     ml : pandas.DataFrame, optional
@@ -337,13 +343,13 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
         q = (1 - prob) / 2
         lower, center, upper = np.quantile(fitted, [q, 0.5, 1 - q], axis=0)
         mean = fitted.mean(0)
-        center_label = "posterior median"
+        default_center = "posterior median"
     else:
         center, lower, upper = (np.asarray(b, float) for b in bands)
         if not center.shape == lower.shape == upper.shape == observed.shape:
             raise ValueError(f"bands have shape {center.shape}, observed yields {observed.shape}")
         mean = center
-        center_label = "posterior mean"
+        default_center = "posterior mean"
     idx = observed.index
     if dates is None:
         pos = np.linspace(0, len(idx) - 1, 4).round().astype(int)
@@ -354,8 +360,9 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
     flat = axes.ravel()
     for ax, p in zip(flat[: len(pos)], pos, strict=False):
         ax.fill_between(tau, lower[p] * units, upper[p] * units, color="#1f77b4", alpha=0.3,
-                        label=f"posterior {prob:.0%} band")
-        ax.plot(tau, center[p] * units, color="#1f77b4", lw=1.2, label=center_label)
+                        label=band_label or f"posterior {prob:.0%} band")
+        ax.plot(tau, center[p] * units, color="#1f77b4", lw=1.2,
+                label=center_label or default_center)
         ax.plot(tau, observed.iloc[p].to_numpy(float) * units, "ko", ms=3.5, label="observed")
         if ml is not None:
             ax.plot(tau, ml.iloc[p].to_numpy(float) * units, "k--", lw=0.8, label="ML fit")

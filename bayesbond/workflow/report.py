@@ -211,13 +211,17 @@ def _family_figures(idata, fam, ols, say):
     elif fam == "ou" and {"kappa", "theta", "sigma"} <= set(post.data_vars) \
             and "observed_data" in idata.children:
         obs = idata["observed_data"]
-        var = next(iter(obs.data_vars))
-        x = obs[var].to_pandas()
-        if isinstance(x, pd.Series):
-            dt = float(idata.attrs.get("dt", _spec_value(idata, "model", "dt", 1 / 12)))
+        x = obs[next(iter(obs.data_vars))]
+        if "state" in x.dims and x.sizes["state"] == 1:
+            x = x.isel(state=0, drop=True)
+        if x.ndim == 1:
+            dt = _spec_value(idata, "model", "dt", None)
+            if dt is None:
+                dt = float(idata.attrs.get("dt", 1 / 12))
             say("plotting the OU fit")
             yield "ou_fit", plots.plot_ou_fit(
-                x, post["kappa"].values, post["theta"].values, post["sigma"].values, dt)
+                x.to_pandas(), post["kappa"].values, post["theta"].values, post["sigma"].values,
+                float(dt))
     elif fam == "affine":
         fitted = _fitted_yields(idata)
         if fitted is not None:

@@ -1,0 +1,270 @@
+"""The `bayesbond` command line, driven as a user would: subprocesses in temporary folders."""
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.image import imread
+
+import bayesbond as bb
+from bayesbond.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "3"]
+
+
+def run(*args, cwd=None, timeout=600):
+    """Run ``python -m bayesbond.cli ARGS``; returns (exit code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "bayesbond.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def error_line(stderr: str) -> str:
+    """The error line: exactly one line of stderr starts with 'bayesbond <command>: error:'."""
+    lines = [ln for ln in stderr.splitlines() if ": error:" in ln]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def assert_png(path: Path):
+    raw = path.read_bytes()
+    assert raw[:8] == PNG_SIGNATURE and len(raw) > 20_000, path
+    img = imread(path)
+    assert img.shape[0] > 200 and img.shape[1] > 400
+    assert (img[..., :3] < 0.9).any(axis=-1).mean() > 0.01
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    code, stdout, stderr = run("demo", "--fast", "--out", out)
+    assert code == 0, stderr[-3000:]
+    return out, stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small simulated panel written as a user's CSV files."""
+    folder = tmp_path_factory.mktemp("tiny")
+    sim = bb.datasets.simulate_panel(n_bonds=15, n_dates=48, seed=5)
+    sim.panel.to_frame().to_csv(folder / "panel.csv", index=False)
+    sim.factors.rename_axis("date").to_csv(folder / "factors.csv")
+    return folder, sim
+
+
+def test_help_everywhere():
+    for cmd in ([], ["demo"], ["fit"], ["compare"], ["report"]):
+        code, stdout, _ = run(*cmd, "--help")
+        assert code == 0 and "usage: bayesbond" in stdout and "exit codes" in stdout
+    assert main(["--version"]) == 0
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["fit", "benchmark"]) == 2  # --data and --out missing
+    assert "required" in capsys.readouterr().err
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def test_demo_writes_what_it_promises(demo):
+    out, stdout, stderr = demo
+    promised = ["summary.md", "summary.csv", "bucket_betas.csv", "fits/pooled.nc",
+                "fits/hierarchical.nc", "data/panel.csv", "data/factors.csv",
+                "plots/betas_by_bucket.png"]
+    if has("bayesbond.workflow.expected"):
+        promised += ["expected_returns.csv", "plots/expected_returns.png"]
+    if has("bayesbond.bayes.ou_model"):
+        promised += ["fits/ou_short_rate.nc", "data/short_rate.csv", "plots/ou_fit.png"]
+    if has("bayesbond.baselines.affine_ml"):
+        promised += ["data/yields.csv", "plots/yield_curve_fit.png"]
+    for rel in promised:
+        assert (out / rel).is_file(), rel
+        assert rel in stdout  # it says where everything went
+    assert "[bayesbond" in stderr  # progress on stderr
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp left
+    for png in (out / "plots").glob("*.png"):
+        assert_png(png)
+    for nc in (out / "fits").glob("*.nc"):
+        fit = bb.load(nc)
+        assert fit.attrs["bayesbond_spec"]["family"] in ("factor_regression", "ou")
+    fit = bb.load(out / "fits" / "hierarchical.nc")
+    assert fit["posterior"]["beta"].dims[-2:] == ("bond", "factor")
+    assert fit.attrs["bayesbond_spec"]["model"]["pooling"] == "hierarchical"
+    assert fit.attrs["bayesbond_data_hash"].startswith("sha256:")
+
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert {"pooled", "hierarchical"} == set(summary.index)
+    assert summary["diagnostics"].str.contains("R-hat").all()
+    md = (out / "summary.md").read_text()
+    assert "| model |" in md and "hierarchical" in md
+    if has("bayesbond.workflow.compare"):
+        assert "elpd" in summary.columns
+        # the hierarchical model predicts this hierarchical panel better than complete pooling
+        assert summary.index[0] == "hierarchical"
+    # bucket betas: the hierarchical bucket means are near the truth (OLS averages too)
+    buckets = pd.read_csv(out / "bucket_betas.csv", index_col=[0, 1])
+    assert set(buckets.index.get_level_values(0)) == {"IG+", "IG-", "HY"}
+    err = (buckets["hierarchical_mu_beta"] - buckets["true_mean_beta"]).abs()
+    assert (err < 0.15).all(), buckets
+    if has("bayesbond.workflow.expected"):
+        er = pd.read_csv(out / "expected_returns.csv", index_col=0)
+        assert (er["lower"] <= er["mean"]).all() and (er["mean"] <= er["upper"]).all()
+        assert er["ols"].notna().all()
+
+
+def test_demo_data_round_trips_through_fit_report_compare(demo, tiny, tmp_path):
+    out, _, _ = demo
+    folder, sim = tiny
+    fit = tmp_path / "fit.nc"
+    code, stdout, stderr = run("fit", "hierarchical", "--data", folder / "panel.csv",
+                               "--factors", folder / "factors.csv", "--out", fit, *TINY)
+    assert code == 0, stderr[-3000:]
+    assert f"wrote {fit}" in stdout and "sampling" in stderr
+    tree = bb.load(fit)
+    spec = tree.attrs["bayesbond_spec"]
+    assert spec["name"] == "hierarchical" and spec["sampler"]["draws"] == 150
+    assert tree.attrs["bayesbond_data_hash"] == bb.workflow.io.hash_data(
+        folder / "panel.csv", folder / "factors.csv")
+    xr.testing.assert_allclose(
+        tree["observed_data"]["returns"],
+        sim.panel.returns.rename("returns").transpose(*tree["observed_data"]["returns"].dims),
+    )
+    # same command again: refuses to overwrite, says how, exit 2, file untouched
+    before = fit.read_bytes()
+    code, _, stderr = run("fit", "hierarchical", "--data", folder / "panel.csv",
+                          "--factors", folder / "factors.csv", "--out", fit, *TINY)
+    assert code == 2 and "--overwrite" in error_line(stderr)
+    assert fit.read_bytes() == before
+
+    rep = tmp_path / "report"
+    code, stdout, stderr = run("report", fit, "--out", rep)
+    assert code == 0, stderr[-3000:]
+    assert (rep / "fit_summary.md").is_file() and (rep / "fit_summary.csv").is_file()
+    table = pd.read_csv(rep / "fit_summary.csv", index_col=0)
+    assert any(str(i).startswith("mu_beta") for i in table.index)
+    assert_png(rep / "fit_betas_by_bucket.png")
+    code, _, stderr = run("report", fit, "--out", rep)
+    assert code == 2 and "--overwrite" in error_line(stderr)
+
+
+
+def test_compare_demo_fits(demo, tmp_path):
+    pytest.importorskip("bayesbond.workflow.compare")
+    out, _, _ = demo
+    code, stdout, stderr = run("compare", out / "fits" / "pooled.nc",
+                               out / "fits" / "hierarchical.nc", "--method", "subsample",
+                               "--observations", "500", "--out", tmp_path / "cmp.csv")
+    assert code == 0, stderr[-3000:]
+    assert "hierarchical" in stdout and "pooled" in stdout
+    cmp = pd.read_csv(tmp_path / "cmp.csv", index_col=0)
+    assert cmp.index[0] == "hierarchical" and cmp.loc["pooled", "elpd_diff"] < 0
+    code, _, stderr = run("compare", out / "fits" / "pooled.nc")
+    assert code == 2 and "at least two" in error_line(stderr)
+
+
+@pytest.fixture()
+def frames(tiny):
+    folder, _ = tiny
+    return pd.read_csv(folder / "panel.csv"), folder / "factors.csv"
+
+
+@pytest.mark.parametrize(
+    ("mangle", "pattern"),
+    [
+        (lambda df: df.drop(columns="ret"), r"bad\.csv: column 'ret' named by .*hierarchical\.toml"
+                                            r" \[data\] ret is missing"),
+        (lambda df: df.assign(date=df["date"].where(df.index != 7, "2019-13-45")),
+         r"bad\.csv: unparseable or missing dates in column 'date': row 7: '2019-13-45'"),
+        (lambda df: pd.concat([df, df.iloc[[3]]], ignore_index=True),
+         r"bad\.csv: duplicated \(bond, date\) rows .*\(B0003, 2005-01-31\)"),
+        (lambda df: df.assign(rating=df["rating"].where(df.index != 2, "ZZZ")),
+         r"bad\.csv: .*ZZZ"),
+    ],
+    ids=["missing column", "unparseable date", "duplicated rows", "unknown rating"],
+)
+def test_malformed_csv_one_line_error(tmp_path, frames, mangle, pattern):
+    df, factors = frames
+    bad = tmp_path / "bad.csv"
+    mangle(df).to_csv(bad, index=False)
+    out = tmp_path / "fit.nc"
+    code, _, stderr = run("fit", "hierarchical", "--data", bad, "--factors", factors,
+                          "--out", out, *TINY)
+    assert code == 1
+    line = error_line(stderr)
+    assert line.startswith("bayesbond fit: error: ")
+    assert re.search(pattern, line), line
+    assert list(tmp_path.iterdir()) == [bad]  # nothing half-written
+
+
+def test_bad_factor_file_and_unknown_factor(tmp_path, frames):
+    df, factors = frames
+    panel = tmp_path / "panel.csv"
+    df.to_csv(panel, index=False)
+    f = pd.read_csv(factors)
+    f["TERM"] = f["TERM"].astype(object)
+    f.loc[4, "TERM"] = "n/a"
+    f.to_csv(tmp_path / "f1.csv", index=False)
+    code, _, stderr = run("fit", "hierarchical", "--data", panel, "--factors",
+                          tmp_path / "f1.csv", "--out", tmp_path / "x.nc")
+    assert code == 1
+    assert "f1.csv: column 'TERM' has a missing value (empty or NA) at line 6 (date 2005-05-31)" \
+        in error_line(stderr)
+    f = pd.read_csv(factors).rename(columns={"TERM": "TERMS"})
+    f.to_csv(tmp_path / "f2.csv", index=False)
+    code, _, stderr = run("fit", "hierarchical", "--data", panel, "--factors",
+                          tmp_path / "f2.csv", "--out", tmp_path / "x.nc")
+    assert code == 1
+    assert "unknown factor 'TERM'" in error_line(stderr) and "'TERMS'" in error_line(stderr)
+    assert not (tmp_path / "x.nc").exists()
+
+
+def test_bad_spec_exit_2(tmp_path, frames):
+    df, factors = frames
+    panel = tmp_path / "panel.csv"
+    df.to_csv(panel, index=False)
+    spec = tmp_path / "mine.toml"
+    spec.write_text('family = "factor_regression"\n[model]\nfactors = ["CMKT"]\n'
+                    'poolin = "pooled"\n')
+    code, _, stderr = run("fit", spec, "--data", panel, "--factors", factors,
+                          "--out", tmp_path / "x.nc")
+    assert code == 2
+    assert error_line(stderr) == (f"bayesbond fit: error: {spec}: [model]: unknown key 'poolin'; "
+                                  "did you mean 'pooling'?")
+    code, _, stderr = run("fit", tmp_path / "nope.toml", "--data", panel, "--out",
+                          tmp_path / "x.nc")
+    assert code == 2 and "spec file not found" in error_line(stderr)
+    code, _, stderr = run("fit", "benchmark", "--data", tmp_path / "nope.csv", "--out",
+                          tmp_path / "x.nc")
+    assert code == 2 and "nope.csv: file not found" in error_line(stderr)
+    code, _, stderr = run("fit", "benchmark", "--data", panel, "--out", tmp_path / "x.pkl")
+    assert code == 2 and ".nc (netCDF) or .zarr" in error_line(stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.toml", "panel.csv"]
+
+
+def test_interrupted_report_leaves_nothing(tmp_path, monkeypatch):
+    """A report that fails midway leaves no folder and no temporary files."""
+    from bayesbond.workflow import report
+
+    post = xr.Dataset({"beta": (("chain", "draw", "bond", "factor"), np.zeros((1, 5, 2, 1))),
+                       "alpha": (("chain", "draw", "bond"), np.zeros((1, 5, 2)))},
+                      coords={"bond": ["a", "b"], "factor": ["CMKT"]})
+    tree = xr.DataTree.from_dict({"posterior": post})
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("bayesbond.workflow.plots.plot_betas_by_bucket", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.write_report(tree, tmp_path / "rep")
+    assert list(tmp_path.iterdir()) == []
