@@ -65,7 +65,9 @@ class DemoResult:
         if self.comparison is not None:
             from bayesbond.workflow.report import markdown_table
 
-            lines += ["", "model comparison (PSIS-LOO):", markdown_table(self.comparison)]
+            head = ("model comparison (PSIS-LOO):" if "elpd" in self.comparison.columns
+                    else "models:")
+            lines += ["", head, markdown_table(self.comparison)]
         return "\n".join(lines)
 
 
