@@ -268,3 +268,39 @@ def test_interrupted_report_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         report.write_report(tree, tmp_path / "rep")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_term_structure_specs_fail_cleanly_before_sampling(tmp_path):
+    tau = ["m3", "m6", "m12", "m24", "m36", "m60", "m84", "m120"]
+    dates = pd.date_range("2000-01-31", periods=12, freq="ME").strftime("%Y-%m-%d")
+    y = pd.DataFrame(np.linspace(1, 3, 12 * 8).reshape(12, 8), columns=tau)
+    y.insert(0, "date", dates)
+    y.to_csv(tmp_path / "yields.csv", index=False)
+    # EFM(2) is specified (and validated) but has no estimator yet: a clear model error
+    code, _, stderr = run("fit", "efm2", "--data", tmp_path / "yields.csv",
+                          "--out", tmp_path / "e.nc")
+    assert code == 1 and "kind 'efm2' has no estimator" in error_line(stderr)
+    # a yield column the spec names is missing
+    y.drop(columns="m84").to_csv(tmp_path / "short.csv", index=False)
+    code, _, stderr = run("fit", "affine3", "--data", tmp_path / "short.csv",
+                          "--out", tmp_path / "a.nc")
+    assert code == 1 and "column 'm84' named by" in error_line(stderr)
+    # a 1-D OU spec on a two-column file
+    y[["date", "m3", "m6"]].to_csv(tmp_path / "two.csv", index=False)
+    code, _, stderr = run("fit", "ou_short_rate", "--data", tmp_path / "two.csv",
+                          "--out", tmp_path / "o.nc")
+    assert code == 1 and "2 data columns (m3, m6) for an 1-dimensional OU" in error_line(stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.csv", "two.csv", "yields.csv"]
+
+
+def test_factors_inside_the_panel_file_must_be_one_per_date(tmp_path, frames):
+    df, factors = frames
+    f = pd.read_csv(factors)
+    merged = df.merge(f, on="date")
+    merged.loc[5, "CMKT"] += 0.01  # two different CMKT values on the same date
+    merged.to_csv(tmp_path / "panel.csv", index=False)
+    code, _, stderr = run("fit", "hierarchical", "--data", tmp_path / "panel.csv",
+                          "--out", tmp_path / "x.nc")
+    assert code == 1
+    assert re.search(r"panel\.csv: duplicated date 2005-01-31 in column 'date'",
+                     error_line(stderr))
