@@ -13,7 +13,7 @@ __all__ = ["compare"]
 
 
 def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
-            **loo_kwargs) -> pd.DataFrame:
+            round_to="auto", **loo_kwargs) -> pd.DataFrame:
     """Compare fits by PSIS-LOO expected log predictive density.
 
     Parameters
@@ -26,6 +26,8 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
         LOO route for DataTrees (see :func:`bayesbond.workflow.loglik.loo`).
     weights : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
         Model weights of :func:`arviz_stats.compare`.
+    round_to : int or {"auto", "none"}
+        Rounding of the table, as :func:`arviz_stats.compare`.
     **loo_kwargs
         Passed to :func:`bayesbond.workflow.loglik.loo` (``max_bytes``, ``dtype``, ...).
 
@@ -78,6 +80,6 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
                 UserWarning, stacklevel=2)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Pareto.*")
-        table = azs.compare(elpds, method=weights)
+        table = azs.compare(elpds, method=weights, round_to=round_to)
     table["n_high_k"] = [high[name] for name in table.index]
     return table

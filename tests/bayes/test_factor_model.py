@@ -258,3 +258,72 @@ def test_pooled_and_student_t_fit_small_panel(sim):
     post = fit_t["posterior"]
     assert "nu" in post and post["beta"].dims == ("chain", "draw", "bond", "factor")
     assert fit_t["log_likelihood"]["returns"].sizes["obs"] == int(np.isfinite(panel).sum())
+
+
+# ----------------------------------------------------------------- validation (make validate)
+@pytest.mark.validate
+def test_interval_coverage_of_bond_betas_across_seeds():
+    """90% intervals of the bond betas cover the truth about 90% of the time (8 panels)."""
+    hits = []
+    for seed in range(8):
+        s = bb.datasets.simulate_panel(n_bonds=30, n_dates=120, seed=100 + seed, missing=0.1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bb.ConvergenceWarning)
+            fit = bb.FactorModel(["CMKT", "TERM"]).fit(
+                s.panel, s.factors, draws=1000, tune=1000, chains=2, random_seed=seed,
+                log_likelihood=False, target_accept=0.9)
+        d = diagnostics(fit, ["beta", "mu_beta"])
+        assert d.max_rhat <= 1.01 and d.divergences == 0, str(d)
+        beta = fit["posterior"]["beta"]
+        lo = beta.quantile(0.05, dim=("chain", "draw")).values
+        hi = beta.quantile(0.95, dim=("chain", "draw")).values
+        truth = s.truth["beta"].sel(bond=beta["bond"].values).values
+        hits.append(((lo <= truth) & (truth <= hi)).ravel())
+    coverage = np.concatenate(hits).mean()
+    assert 0.83 <= coverage <= 0.96, coverage
+
+
+@pytest.mark.validate
+def test_simulation_based_calibration_unpooled():
+    """SBC (Talts et al. 2018): ranks of prior draws among posterior draws are uniform."""
+    rng = np.random.default_rng(2024)
+    T, B, n_sims, L = 48, 4, 40, 99
+    dates = pd.date_range("2010-01-31", periods=T, freq="ME")
+    priors = {"alpha_scale": 0.01, "beta_mean": 0.0, "beta_scale": 1.0, "tau_alpha": 0.01,
+              "tau_beta": 1.0, "log_sigma_mean": np.log(0.02), "log_sigma_sd": 0.3,
+              "tau_log_sigma": 0.2}
+    ranks = []
+    for i in range(n_sims):
+        F = pd.DataFrame({"CMKT": rng.normal(0.003, 0.02, T)}, index=dates)
+        alpha = rng.normal(0, 0.01, B)
+        beta = rng.normal(0, 1.0, B)
+        mu_ls = rng.normal(np.log(0.02), 0.3)
+        tau_ls = abs(rng.normal(0, 0.2))
+        sigma = np.exp(mu_ls + tau_ls * rng.normal(size=B))
+        y = alpha + np.outer(F["CMKT"], beta) + rng.normal(size=(T, B)) * sigma
+        R = pd.DataFrame(y, index=dates, columns=[f"b{j}" for j in range(B)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bb.ConvergenceWarning)
+            fit = bb.FactorModel(["CMKT"], pooling="unpooled", priors=priors).fit(
+                R, F, draws=500, tune=500, chains=2, random_seed=i, log_likelihood=False)
+        post = fit["posterior"]["beta"].sel(factor="CMKT").values.reshape(-1, B)
+        thin = post[:: max(1, post.shape[0] // L)][:L]
+        ranks.extend((thin < beta).sum(axis=0))
+    counts = np.bincount(np.asarray(ranks) * 10 // (L + 1), minlength=10)
+    p = st.chisquare(counts).pvalue
+    assert p > 0.001, counts
+
+
+@pytest.mark.validate
+def test_marginalised_and_explicit_hierarchies_agree(sim):
+    """Collapsed sampling + conditional draws equals explicit non-centred NUTS (same posterior)."""
+    kw = dict(draws=2000, tune=1000, chains=2, random_seed=9, log_likelihood=False,
+              target_accept=0.95)
+    a = bb.FactorModel(["CMKT", "TERM"]).fit(sim.panel, sim.factors, **kw)
+    b = bb.FactorModel(["CMKT", "TERM"], marginalize=False).fit(sim.panel, sim.factors, **kw)
+    for v in ("beta", "mu_beta", "sigma"):
+        pa, pb = a["posterior"][v], b["posterior"][v]
+        sd = pa.std(("chain", "draw"))
+        z = np.abs(pa.mean(("chain", "draw")) - pb.mean(("chain", "draw"))) / sd
+        assert float(z.max()) < 0.25, (v, float(z.max()))
+        np.testing.assert_allclose(pb.std(("chain", "draw")), sd, rtol=0.2)

@@ -1,0 +1,158 @@
+"""ICE BofA corporate index returns on bond-market (CMKT) and term (TERM) factors, Bayesian style.
+
+Data (``../shared/data``, internal use only):
+
+* ``corp_tr_returns_monthly.csv``: monthly total returns of the ICE BofA US corporate indices: AAA,
+  BBB, 10-15y and 15+y (investment grade) and the high-yield master; the IG master is the market.
+* ``goyal_welch_bond_factors_monthly.csv``: the one-month bill ``rf`` and ``TERM`` (long government
+  bond return minus the bill), ``DEF`` (long corporate minus long government).
+
+Each index is a "bond" of the panel with excess return ``R - rf``; its rating bucket is AAA -> IG+,
+10-15y and 15+y (mostly A-rated) -> IG+, BBB -> IG-, HY -> HY. Factors: ``CMKT`` = IG master
+minus ``rf``, ``TERM``, and ``DEF`` for the multi-factor variant. The indices start and stop at
+different months: the panel is unbalanced and each index uses its own months.
+
+The script fits the benchmark regression (CMKT + TERM) pooled, unpooled and hierarchical by rating
+bucket, plus a three-factor variant, compares them by PSIS-LOO, prints posterior betas and
+expected excess returns with 94% bands, and states what it finds.
+
+Usage::
+
+    python examples/ice_corporate_indices.py [--fast] [--data-dir ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import bayesbond as bb
+from bayesbond.workflow.compare import compare
+from bayesbond.workflow.expected import expected_returns
+from bayesbond.workflow.loglik import loo
+
+SERIES = {  # column -> (label, rating bucket)
+    "BAMLCC0A1AAATRIV": ("AAA", "IG+"),
+    "BAMLCC7A01015YTRIV": ("IG 10-15y", "IG+"),
+    "BAMLCC8A015PYTRIV": ("IG 15y+", "IG+"),
+    "BAMLCC0A4BBBTRIV": ("BBB", "IG-"),
+    "BAMLHYH0A0HYM2TRIV": ("HY", "HY"),
+}
+MARKET = "BAMLCC0A0CMTRIV"
+
+
+def load(data_dir: Path):
+    """Excess returns (dates x index), factors (CMKT, TERM, DEF) and the bucket of each index."""
+    ret = pd.read_csv(data_dir / "corp_tr_returns_monthly.csv", index_col=0, parse_dates=True)
+    gw = pd.read_csv(data_dir / "goyal_welch_bond_factors_monthly.csv", index_col=0,
+                     parse_dates=True)
+    ret.index = ret.index + pd.offsets.MonthEnd(0)
+    gw.index = gw.index + pd.offsets.MonthEnd(0)
+    factors = pd.DataFrame({"CMKT": ret[MARKET] - gw["rf"], "TERM": gw["TERM"],
+                            "DEF": gw["DEF"]}).dropna()
+    excess = ret[list(SERIES)].sub(gw["rf"], axis=0)
+    excess.columns = [SERIES[c][0] for c in SERIES]
+    # the model needs factors on every month with a return: keep the factors' window
+    excess = excess.loc[factors.index.min():factors.index.max()]
+    excess = excess.dropna(how="all")
+    groups = pd.Series({SERIES[c][0]: SERIES[c][1] for c in SERIES})
+    return excess, factors.loc[excess.index], groups
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--fast", action="store_true", help="tiny sampler settings, two models")
+    ap.add_argument("--data-dir", type=Path,
+                    default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    args = ap.parse_args(argv)
+    draws, tune, chains = (150, 150, 2) if args.fast else (1000, 1000, 4)
+
+    excess, factors, groups = load(args.data_dir)
+    span = {c: (s.first_valid_index(), s.last_valid_index()) for c, s in excess.items()}
+    print(f"{excess.shape[1]} ICE indices, {int(excess.notna().sum().sum())} index-months, "
+          f"{excess.index[0]:%Y-%m} .. {excess.index[-1]:%Y-%m} (unbalanced):")
+    for c, (a, b) in span.items():
+        print(f"  {c:10s} {groups[c]:4s} {a:%Y-%m} .. {b:%Y-%m}")
+
+    specs = {
+        "pooled CMKT+TERM": bb.FactorModel(["CMKT", "TERM"], pooling="pooled"),
+        "hierarchical CMKT+TERM": bb.FactorModel(["CMKT", "TERM"], pooling="hierarchical"),
+    }
+    if not args.fast:
+        specs["unpooled CMKT+TERM"] = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled")
+        specs["hierarchical CMKT+TERM+DEF"] = bb.FactorModel(["CMKT", "TERM", "DEF"],
+                                                             pooling="hierarchical")
+    fits = {}
+    for name, model in specs.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", bb.ConvergenceWarning)
+            fits[name] = model.fit(excess, factors, groups=groups, draws=draws, tune=tune,
+                                   chains=chains, random_seed=7, target_accept=0.95)
+        note = "; ".join(str(w.message) for w in caught
+                         if issubclass(w.category, bb.ConvergenceWarning))
+        print(f"{name:28s} {fits[name].attrs['diagnostics']}" + (f"  [{note}]" if note else ""))
+
+    print("\nPSIS-LOO comparison (elpd: higher is better):")
+    table = compare(fits, round_to=1)
+    print(table[["rank", "elpd", "p", "elpd_diff", "dse", "weight", "n_high_k"]].to_string())
+
+    best = table.index[0]
+    hier = fits["hierarchical CMKT+TERM"]
+    beta = hier["posterior"]["beta"]
+    q = beta.quantile([0.03, 0.97], dim=("chain", "draw"))
+    print("\nHierarchical CMKT+TERM: posterior betas (mean [94% interval]) and OLS:")
+    ols = bb.ols(excess, factors[["CMKT", "TERM"]])
+    for b in beta["bond"].values:
+        cells = []
+        for f in ("CMKT", "TERM"):
+            m = float(beta.sel(bond=b, factor=f).mean())
+            lo, hi = (float(v) for v in q.sel(bond=b, factor=f).values)
+            cells.append(f"{f} {m:5.2f} [{lo:5.2f}, {hi:5.2f}] (OLS {ols.params.loc[b, f]:5.2f})")
+        print(f"  {b:10s} " + "   ".join(cells))
+
+    er = expected_returns(hier, prob=0.94)
+    er_u = expected_returns(hier, prob=0.94, factor_uncertainty=True, random_seed=1)
+    print("\nExpected excess returns, % per year (x12), E[F] = sample means; 94% bands "
+          "without / with the uncertainty of E[F]:")
+    for b in er.index:
+        r, u = er.loc[b], er_u.loc[b]
+        print(f"  {b:10s} {12 * 100 * r['mean']:5.2f}  [{12 * 100 * r['lower']:5.2f}, "
+              f"{12 * 100 * r['upper']:5.2f}]   [{12 * 100 * u['lower']:5.2f}, "
+              f"{12 * 100 * u['upper']:5.2f}]")
+
+    # findings, computed from the numbers above
+    print("\nFindings:")
+    diff = table["elpd_diff"].abs()
+    runner = table.index[1]
+    clear = diff[runner] > 2 * table.loc[runner, "dse"]
+    print(f"* LOO prefers '{best}' over '{runner}' by {diff[runner]:.1f} elpd "
+          f"(dse {table.loc[runner, 'dse']:.1f}): "
+          + ("a clear difference." if clear else "within two standard errors, not decisive."))
+    bm = beta.mean(("chain", "draw")).to_pandas()
+    ordered = bm["CMKT"].sort_values()
+    print(f"* Market betas run from {ordered.iloc[0]:.2f} ({ordered.index[0]}) to "
+          f"{ordered.iloc[-1]:.2f} ({ordered.index[-1]}); TERM betas from "
+          f"{bm['TERM'].min():.2f} to {bm['TERM'].max():.2f} "
+          f"({bm['TERM'].idxmin()} lowest: credit risk offsets duration).")
+    wide = er_u["upper"] - er_u["lower"]
+    narrow = er["upper"] - er["lower"]
+    print(f"* Carrying the uncertainty of the factor means widens the expected-return bands by a "
+          f"factor of {float((wide / narrow).median()):.1f} (median): the alphas and betas are "
+          "estimated far more precisely than the factor premia.")
+    res = loo(hier)
+    pk = res.pareto_k
+    order = np.argsort(-pk.values)
+    n_high = int((pk.values > res.good_k).sum())
+    top = ", ".join(f"{pk['obs_bond'].values[i]} {pd.Timestamp(pk['obs_date'].values[i]):%Y-%m}"
+                    for i in order[:4])
+    print(f"* {n_high} index-months have Pareto k > {res.good_k:.2f} in the hierarchical fit "
+          f"(most influential: {top}): under Gaussian errors these months dominate; "
+          "errors='student_t' is the robust alternative.")
+
+
+if __name__ == "__main__":
+    main()
