@@ -7,6 +7,7 @@ observed.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -335,6 +336,7 @@ class FactorModel:
                        var_names_check=check)
         if self.marginalize:
             self._add_coefficients(idata, data, pri, random_seed)
+            self._check_coefficients(idata, check)
         _attach_data(idata, data, self.group)
         idata.attrs["model"] = json.dumps(spec)
         idata.attrs["errors"] = self.errors
@@ -348,6 +350,19 @@ class FactorModel:
             if log_likelihood is True or nbytes <= 512 * 2**20:
                 add_log_likelihood(idata, dtype=loglik_dtype)
         return idata
+
+    @staticmethod
+    def _check_coefficients(idata, check) -> None:
+        """Diagnostics including the redrawn alpha and beta; warn if only they fail."""
+        from bayesbond.bayes.sampling import diagnostics
+        from bayesbond.errors import ConvergenceWarning
+
+        before = diagnostics(idata, check)
+        full = diagnostics(idata, [*check, "alpha", "beta"])
+        idata.attrs["diagnostics"] = str(full)
+        if before.ok and not full.ok:
+            warnings.warn(f"FactorModel alpha/beta did not converge cleanly: {full}",
+                          ConvergenceWarning, stacklevel=3)
 
     def _add_coefficients(self, idata, data: FactorData, pri: dict, random_seed) -> None:
         """Complete each posterior draw with a draw of (alpha, beta) from its exact conditional."""
