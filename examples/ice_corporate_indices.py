@@ -8,8 +8,9 @@ Data (``../shared/data``, internal use only):
   bond return minus the bill), ``DEF`` (long corporate minus long government).
 
 Each index is a "bond" of the panel with excess return ``R - rf``; its rating bucket is AAA -> IG+,
-10-15y and 15+y (mostly A-rated) -> IG+, BBB -> IG-, HY -> HY. Factors: ``CMKT`` = IG master
-minus ``rf``, ``TERM``, and ``DEF`` for the multi-factor variant. The indices start and stop at
+BBB -> IG-, HY -> HY, and the 10-15y and 15+y maturity indices (which mix all investment-grade
+ratings) -> IG+ by assumption. Factors: ``CMKT`` = IG master minus ``rf``, ``TERM``, and ``DEF``
+for the multi-factor variant. The indices start and stop at
 different months: the panel is unbalanced and each index uses its own months.
 
 The script fits the benchmark regression (CMKT + TERM) pooled, unpooled and hierarchical by rating
