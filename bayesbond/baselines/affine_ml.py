@@ -234,15 +234,15 @@ def portfolio_loglik(theta, spec: AffineSpec, Y, Po):
 
     ``log L = sum_t log N(Po_t | c + Phi Po_{t-1}, Q) + sum_t log N_{p-n}(e_t | 0, s^2 I)``, where
     ``e_t = y_t - d - Z Po_t`` lies in the ``p - n``-dimensional complement of the portfolios
-    (``W e_t = 0``); conditional on the first date's portfolios. Only a common measurement-error
+    (``W e_t = 0``); conditional on the first date. Only a common measurement-error
     standard deviation is defined in this likelihood.
     """
     if spec.n_sig != 1:
         raise SpecError("the portfolio likelihood needs measurement_error='common'")
     par = spec.model(theta)
-    e = Y - par["d"] - Po @ par["Z"].T
+    e = Y[1:] - par["d"] - Po[1:] @ par["Z"].T
     s2 = par["sigma_e"][0] ** 2
-    m = Y.shape[0] * (spec.p - spec.n)
+    m = (Y.shape[0] - 1) * (spec.p - spec.n)
     ll_cross = -0.5 * (m * (_LOG2PI + np.log(s2)) + np.sum(e * e) / s2)
     ll_var = transition_loglik(Po, spec.dt, par["A"], par["a"], par["V"])
     return ll_cross + ll_var
