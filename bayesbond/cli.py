@@ -283,10 +283,7 @@ def cmd_compare(args) -> int:
     from bayesbond.workflow.compare import compare
 
     say(f"comparing by PSIS-LOO ({args.method})")
-    kw = {"method": args.method}
-    if args.method == "subsample":
-        kw["observations"] = args.observations
-    table = compare(fits, **kw)
+    table = compare(fits, method=args.method)
     if args.out:
         out = Path(args.out)
         if out.exists() and not args.overwrite:
@@ -380,11 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Compare two or more fits of the same data by PSIS-LOO expected log predictive "
             "density; prints the table (markdown) and optionally writes it as CSV.")
     c.add_argument("fits", nargs="+", metavar="FIT", help="fit files (.nc or .zarr)")
-    c.add_argument("--method", choices=("chunked", "exact", "subsample"), default="chunked",
-                   help="PSIS-LOO route: exact in bounded memory (chunked, default), exact on "
-                        "the stored log-likelihood, or subsampled (fast estimate)")
-    c.add_argument("--observations", type=int, default=2000, metavar="N",
-                   help="observations used by --method subsample (default: %(default)s)")
+    c.add_argument("--method", choices=("chunked", "exact"), default="chunked",
+                   help="PSIS-LOO route: computed from the posterior in bounded memory "
+                        "(chunked, default) or from a stored log_likelihood group (exact)")
     c.add_argument("--out", metavar="CSV", help="also write the table to this CSV file")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     c.set_defaults(func=cmd_compare)

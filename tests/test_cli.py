@@ -157,20 +157,20 @@ def test_demo_data_round_trips_through_fit_report_compare(demo, tiny, tmp_path):
     code, _, stderr = run("report", fit, "--out", rep)
     assert code == 2 and "--overwrite" in error_line(stderr)
 
-
-
-def test_compare_demo_fits(demo, tmp_path):
-    pytest.importorskip("bayesbond.workflow.compare")
-    out, _, _ = demo
-    code, stdout, stderr = run("compare", out / "fits" / "pooled.nc",
-                               out / "fits" / "hierarchical.nc", "--method", "subsample",
-                               "--observations", "500", "--out", tmp_path / "cmp.csv")
+    # a second model on the same data, compared with the first by PSIS-LOO
+    pooled = tmp_path / "pooled.nc"
+    code, _, stderr = run("fit", "benchmark_pooled", "--data", folder / "panel.csv",
+                          "--factors", folder / "factors.csv", "--out", pooled, *TINY)
     assert code == 0, stderr[-3000:]
-    assert "hierarchical" in stdout and "pooled" in stdout
+    code, stdout, stderr = run("compare", pooled, fit, "--out", tmp_path / "cmp.csv")
+    assert code == 0, stderr[-3000:]
+    assert "| fit |" in stdout and "| pooled |" in stdout
     cmp = pd.read_csv(tmp_path / "cmp.csv", index_col=0)
-    assert cmp.index[0] == "hierarchical" and cmp.loc["pooled", "elpd_diff"] < 0
-    code, _, stderr = run("compare", out / "fits" / "pooled.nc")
+    assert set(cmp.index) == {"fit", "pooled"} and "elpd" in cmp.columns
+    assert cmp["elpd_diff"].iloc[0] == 0 and cmp["elpd_diff"].iloc[1] < 0
+    code, _, stderr = run("compare", pooled)
     assert code == 2 and "at least two" in error_line(stderr)
+
 
 
 @pytest.fixture()
