@@ -108,19 +108,16 @@ def sample(
     -------
     xarray.DataTree
         With attributes ``model``, ``bayesbond_version`` and ``diagnostics``; a
-        :class:`~bayesbond.errors.ConvergenceWarning` is issued, with the numbers, when the fit fails
-        R-hat <= 1.01, zero divergences or 100 effective draws per chain.
+        :class:`~bayesbond.errors.ConvergenceWarning` is issued, with the numbers, when the fit
+        fails R-hat <= 1.01, zero divergences or 100 effective draws per chain.
     """
     import pymc as pm
 
     import bayesbond
 
-    nuts_kwargs = dict(kwargs.pop("nuts_sampler_kwargs", {}) or {})
+    nuts_kwargs = dict(kwargs.pop("nuts", {}) or {})
     if target_accept is not None:
-        if sampler == "nutpie":
-            nuts_kwargs.setdefault("target_accept", target_accept)
-        else:
-            kwargs.setdefault("target_accept", target_accept)
+        nuts_kwargs.setdefault("target_accept", target_accept)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         idata = pm.sample(
@@ -131,7 +128,7 @@ def sample(
             nuts_sampler=sampler,
             progressbar=progressbar,
             model=model,
-            nuts_sampler_kwargs=nuts_kwargs or None,
+            nuts=nuts_kwargs,
             compute_convergence_checks=False,
             **kwargs,
         )
