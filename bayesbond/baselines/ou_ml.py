@@ -278,40 +278,49 @@ def _num_hessian(f, x, steps) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- 1-D
-def _dot(u, v) -> float:
-    """Inner product by pairwise summation (more accurate than BLAS dot, and thread-free)."""
-    return float(np.sum(u * v))
-
-
 def _ar1_closed_form(x: np.ndarray, dt: float, theta0):
-    """AR(1) least squares mapped to (kappa, theta, sigma), with delta-method covariance."""
-    y, z = x[1:], x[:-1]
-    N = len(y)
+    """AR(1) least squares mapped to (kappa, theta, sigma), with delta-method covariance.
+
+    The moments come from the series shifted by its mean (or by ``theta0``), ``u``, in four passes:
+    with ``y = u[1:]``, ``z = u[:-1]``: ``S_uu = u'u``, ``S_yz = y'z``, ``S_y = sum y``,
+    ``S_z = sum z`` (end corrections of ``sum u``), then the centred OLS formulas
+    ``b = (S_yz - S_y S_z/N) / (S_zz - S_z^2/N)``, ``RSS = Syy_c - b^2 Szz_c``.
+    """
+    N = len(x) - 1
+    shift = float(x.mean()) if theta0 is None else float(theta0)
+    u = x - shift
+    S_uu = float(np.dot(u, u))
+    S_yz = float(np.dot(u[1:], u[:-1]))
+    S_u = float(u.sum())
+    S_y, S_z = S_u - u[0], S_u - u[-1]
+    S_yy, S_zz = S_uu - u[0] ** 2, S_uu - u[-1] ** 2
     if theta0 is None:
-        zm, ym = z.mean(), y.mean()
-        zc = z - zm
-        Szz = _dot(zc, zc)
-        b = _dot(zc, y - ym) / Szz
-        c = ym - b * zm
-        resid = y - c - b * z
+        zm, ym = S_z / N, S_y / N
+        Szz = S_zz - N * zm * zm
+        Syz = S_yz - N * zm * ym
+        Syy = S_yy - N * ym * ym
+        b = Syz / Szz
+        c_u = ym - b * zm
+        c = c_u + shift * (1.0 - b)
+        rss = Syy - b * Syz
+        zbar = zm + shift
     else:
-        zc, yc = z - theta0, y - theta0
-        Szz = _dot(zc, zc)
-        b = _dot(zc, yc) / Szz
+        Szz = S_zz
+        b = S_yz / Szz
         c = theta0 * (1 - b)
-        resid = yc - b * zc
+        rss = S_yy - b * S_yz
+        zbar = None
     if not (0.0 < b < 1.0):
         raise ModelError(
             f"the AR(1) coefficient is b = {b:.6g}; the OU (mean-reverting) MLE needs 0 < b < 1 "
             "(b >= 1: no mean reversion in the sample, b <= 0: negative autocorrelation)"
         )
-    s2 = _dot(resid, resid) / N
+    s2 = rss / N
     kappa = -np.log(b) / dt
     theta = c / (1.0 - b) if theta0 is None else float(theta0)
     sigma = np.sqrt(s2 * 2.0 * kappa / (1.0 - b * b))
     # covariance of (c, b, s2) from the AR(1) information, then the delta method
     if theta0 is None:
-        zbar = z.mean()
         cov_cb = s2 * np.array([[1.0 / N + zbar**2 / Szz, -zbar / Szz], [-zbar / Szz, 1.0 / Szz]])
     else:
         cov_cb = np.array([[0.0, 0.0], [0.0, s2 / Szz]])
@@ -682,7 +691,11 @@ def ou_ml(
             how = "numerical"
         if kappa <= 0:
             raise ModelError(f"estimated kappa = {kappa:.6g} <= 0: no mean reversion in the data")
-        ll = transition_loglik(X, dt, -kappa, kappa * theta, sigma**2, stationary_init)
+        if how == "closed_form":  # at the conditional MLE the residual variance is s^2 = RSS/N
+            s2 = sigma**2 * dt * float(phi1(-2.0 * kappa * dt))
+            ll = -0.5 * N * (np.log(2.0 * np.pi * s2) + 1.0)
+        else:
+            ll = transition_loglik(X, dt, -kappa, kappa * theta, sigma**2, stationary_init)
         k_ml = bias = None
         if bias_correction:
             k_ml = kappa
