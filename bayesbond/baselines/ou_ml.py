@@ -244,7 +244,7 @@ def kappa_bias(kappa: float, dt: float, nobs: int, known_mean: bool = False) -> 
     With ``b = e^{-kappa dt}``, the AR(1) least-squares bias is ``-(1 + 3b)/N`` with an estimated
     mean and ``-2b/N`` with a known one (Kendall 1954; Marriott & Pope 1954), and
     ``Var(b_hat) = (1 - b^2)/N``. A second-order expansion of ``kappa_hat = -ln(b_hat)/dt`` gives
-    (Tang & Chen 2009, eq. 3.4; Yu 2012, eq. 11)::
+    (Tang & Chen 2009; Yu 2012)::
 
         unknown mean:  (5 + 2 e^{kappa dt} + e^{2 kappa dt}) / (2 T)
         known mean:    (3 + e^{2 kappa dt}) / (2 T)

@@ -118,7 +118,7 @@ def ou_loglik_grad(A, a, V, stats: OUStats, dt: float, stationary_init: bool = F
     -----
     Value: ``e_i = Delta_i - G z_i - c`` with ``G = Phi - I`` has the cross-product
     ``S = S_DD - S_Dz G' - G S_Dz' + G S_zz G' - r c' - c r' + N c c'``, ``r = s_D - G s_z``, and
-    ``ll = -N/2 (n log 2 pi + log det Q) - tr(Q^{-1} S)/2`` (Hamilton 1994, eq. 11.1.9).
+    ``ll = -N/2 (n log 2 pi + log det Q) - tr(Q^{-1} S)/2`` (Hamilton 1994, ch. 11).
     ``Phi, c`` come from ``E1 = expm(dt [[A, a], [0, 0]])``, ``Q = F22' F12`` from Van Loan's
     ``E2 = expm(dt [[-A, V], [0, A']])``.
 

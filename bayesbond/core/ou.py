@@ -186,7 +186,7 @@ def euler_error(A, a, V, dt) -> EulerError:
     To leading order (see :func:`euler_transition`) the error is
     ``-(A^2 dt^2/2, A a dt^2/2, (A V + V A') dt^2/2)``: it shrinks like ``dt^2`` per step, so the
     Euler scheme is accurate when ``dt`` is small against the fastest mean-reversion time
-    ``1/max|eig(A)|`` (Kloeden & Platen 1992, ch. 10).
+    ``1/max|eig(A)|`` (Kloeden & Platen 1992).
     """
     ex = exact_transition(A, a, V, dt)
     eu = euler_transition(A, a, V, dt)
@@ -355,7 +355,7 @@ class OU:
     Notes
     -----
     When ``A`` is given as a scalar the process is 1-D and every method returns scalars (or 1-D
-    arrays over the time axis) instead of (1,)/(1, 1) arrays. Moments (Gardiner 2009, sec. 4.5.6):
+    arrays over the time axis) instead of (1,)/(1, 1) arrays. Moments (Gardiner 2009, sec. 4.5):
 
     ``E[xi_t | xi_0] = e^{tA} xi_0 + (int_0^t e^{sA} ds) a``,
     ``Cov[xi_t | xi_0] = int_0^t e^{sA} V e^{sA'} ds``,
@@ -546,7 +546,7 @@ class OU:
         -----
         Fourier convention ``S(w) = int C(tau) e^{-i w tau} dtau``, so
         ``C(tau) = (1/2 pi) int S(w) e^{i w tau} dw`` and ``int S dw / (2 pi) = P`` (Gardiner 2009,
-        eq. 4.5.78). Needs a stable ``A``.
+        sec. 4.5). Needs a stable ``A``.
         """
         self._check_stable("the stationary spectrum")
         w = np.asarray(freq, dtype=float)
