@@ -51,7 +51,8 @@ def expm_and_integral(A, t):
 
     Notes
     -----
-    Van Loan's block exponential: ``expm(t [[A, I], [0, 0]]) = [[e^{tA}, int_0^t e^{sA} ds], [0, I]]``.
+    Van Loan's block exponential:
+    ``expm(t [[A, I], [0, 0]]) = [[e^{tA}, int_0^t e^{sA} ds], [0, I]]``.
     """
     A = as_square(A)
     n = A.shape[0]
@@ -70,8 +71,8 @@ def van_loan(A, V, t):
     Notes
     -----
     ``expm(t [[-A, V], [0, A']]) = [[F11, F12], [0, F22]]`` with ``F22 = e^{tA'}`` and
-    ``G(t) = F22' F12`` (Van Loan 1978). Exact for any ``A`` but forms ``e^{-tA}``, which overflows for
-    long horizons when ``A`` is stable; :func:`integrated_cov` switches to the Lyapunov route there.
+    ``G(t) = F22' F12`` (Van Loan 1978). Exact for any ``A`` but forms ``e^{-tA}``, which overflows
+    for long horizons when ``A`` is stable; :func:`integrated_cov` switches to the Lyapunov route.
     """
     A = as_square(A)
     V = as_square(V, "V")
@@ -119,12 +120,14 @@ def solve_lyapunov(A, V) -> np.ndarray:
 
 
 def solve_discrete_lyapunov(Phi, Q) -> np.ndarray:
-    """Solve ``P = Phi P Phi' + Q`` (stationary covariance of a VAR(1)); needs spectral radius < 1."""
+    """Solve ``P = Phi P Phi' + Q`` (stationary covariance of a VAR(1)); needs radius < 1."""
     Phi = as_square(Phi, "Phi")
     Q = as_square(Q, "Q")
     rho = np.max(np.abs(np.linalg.eigvals(Phi)))
     if rho >= 1:
-        raise ModelError(f"Phi has spectral radius {rho:.6g} >= 1; no stationary distribution exists")
+        raise ModelError(
+            f"Phi has spectral radius {rho:.6g} >= 1; no stationary distribution exists"
+        )
     P = sla.solve_discrete_lyapunov(Phi, Q)
     return 0.5 * (P + P.T)
 
@@ -137,30 +140,37 @@ def integrated_cov(A, V, t, method: str = "auto"):
     A, V : array_like (n, n)
     t : float or array_like
     method : {"auto", "van_loan", "lyapunov"}
-        ``"lyapunov"`` uses ``G = X - e^{tA} X e^{tA'}`` with ``A X + X A' + V = 0`` (needs stable ``A``);
-        ``"auto"`` uses it when ``A`` is stable and Van Loan otherwise.
+        ``"lyapunov"`` uses ``G = X - e^{tA} X e^{tA'}`` with ``A X + X A' + V = 0`` (needs a
+        stable ``A``); ``"auto"`` picks the accurate route per horizon (see Notes).
 
     Notes
     -----
-    Both routes are exact; Van Loan overflows for long horizons of a stable ``A`` and the Lyapunov
-    route loses relative accuracy for very short ones (cancellation in ``X - F X F'``), so ``"auto"``
-    uses Van Loan for ``t * |A| < 1`` and the Lyapunov route beyond.
+    Both routes are exact in exact arithmetic. Van Loan loses accuracy like ``eps e^{t max|eig|}``
+    (it forms ``e^{-tA}``); the Lyapunov route like ``eps / (t min|Re eig|)`` (cancellation in
+    ``X - F X F'`` for short horizons or a mode close to a unit root). ``"auto"`` therefore uses the
+    Lyapunov route only for stable ``A`` with ``t ||A|| >= 1`` and ``t min|Re eig| >= 1e-3``.
     """
     A = as_square(A)
     V = as_square(V, "V")
     ts, scalar = _times(t)
-    if method == "van_loan" or (method == "auto" and not is_stable(A)):
-        F, G = van_loan(A, V, ts)
-    elif method in ("lyapunov", "auto"):
-        X = solve_lyapunov(A, V)
-        F = expm_t(A, ts)
-        G = X[None] - F @ X[None] @ np.swapaxes(F, -1, -2)
-        if method == "auto":
-            short = np.abs(ts) * np.linalg.norm(A, 2) < 1.0
-            if short.any():
-                _, G_short = van_loan(A, V, ts[short])
-                G[short] = G_short
-        G = 0.5 * (G + np.swapaxes(G, -1, -2))
-    else:
+    if method not in ("auto", "van_loan", "lyapunov"):
         raise ValueError(f"method must be 'auto', 'van_loan' or 'lyapunov', got {method!r}")
+    if method == "van_loan":
+        lyap = np.zeros(ts.shape, dtype=bool)
+    elif method == "lyapunov":
+        lyap = np.ones(ts.shape, dtype=bool)
+    else:
+        eig = np.linalg.eigvals(A)
+        stable = np.max(eig.real) < 0
+        lyap = stable & (np.abs(ts) * np.linalg.norm(A, 2) >= 1.0)
+        lyap &= stable and (np.abs(ts) * np.min(-eig.real) >= 1e-3)
+    F = expm_t(A, ts)
+    G = np.empty(ts.shape + A.shape)
+    if lyap.any():
+        X = solve_lyapunov(A, V)
+        Fl = F[lyap]
+        G[lyap] = X[None] - Fl @ X[None] @ np.swapaxes(Fl, -1, -2)
+    if (~lyap).any():
+        G[~lyap] = van_loan(A, V, ts[~lyap])[1]
+    G = 0.5 * (G + np.swapaxes(G, -1, -2))
     return (F[0], G[0]) if scalar else (F, G)

@@ -134,23 +134,12 @@ def exact_transition(A, a, V, dt) -> Transition:
 
 
 def _transition_cov(A, V, ds) -> np.ndarray:
-    """``int_0^d e^{sA} V e^{sA'} ds`` per step, choosing the numerically safe exact route.
+    """``int_0^d e^{sA} V e^{sA'} ds`` per step by the numerically safe exact route.
 
-    Van Loan's block exponential loses accuracy like ``eps e^{d max|eig|}``; the Lyapunov route
-    ``P - F P F'`` loses it like ``eps / (d min|Re eig|)`` (cancellation when a mode is nearly a
-    unit root). The Lyapunov route is used only for stable ``A`` with ``d ||A|| >= 1`` and
-    ``d min|Re eig| >= 1e-3``; Van Loan otherwise.
+    See :func:`bayesbond.core.linalg.integrated_cov` for the choice between Van Loan's block
+    exponential and the Lyapunov route.
     """
-    eig = np.linalg.eigvals(A)
-    if np.max(eig.real) >= 0:
-        return linalg.van_loan(A, V, ds)[1]
-    lyap = (ds * np.linalg.norm(A, 2) >= 1.0) & (ds * np.min(-eig.real) >= 1e-3)
-    Q = np.empty((len(ds),) + A.shape)
-    if lyap.any():
-        Q[lyap] = linalg.integrated_cov(A, V, ds[lyap], method="lyapunov")[1]
-    if (~lyap).any():
-        Q[~lyap] = linalg.van_loan(A, V, ds[~lyap])[1]
-    return Q
+    return linalg.integrated_cov(A, V, ds, method="auto")[1]
 
 
 def euler_transition(A, a, V, dt) -> Transition:

@@ -71,3 +71,10 @@ def test_discrete_lyapunov_residual():
     assert np.max(np.abs(Phi @ P @ Phi.T + V - P)) < 1e-14
     with pytest.raises(ModelError, match="spectral radius"):
         linalg.solve_discrete_lyapunov(np.diag([1.01, 0.5]), V)
+
+
+def test_auto_route_near_unit_root_mode():
+    # a stable A with a nearly zero eigenvalue beside a fast one: the Lyapunov route cancels badly
+    A = np.diag([-1e-12, -1.0])
+    _, G = linalg.integrated_cov(A, V, 1.0)
+    np.testing.assert_allclose(G, _quad_cov(A, V, 1.0), rtol=1e-10, atol=1e-15)
