@@ -76,8 +76,8 @@ def naive_model(sim, bb_pri):
         mu_ls = pm.Normal("mu_log_sigma", bb_pri["log_sigma_mean"], bb_pri["log_sigma_sd"],
                           dims="rating_bucket")
         tau_ls = pm.HalfNormal("tau_log_sigma", bb_pri["tau_log_sigma"], dims="rating_bucket")
-        z_s = pm.Normal("z_sigma", 0, 1, dims="bond")
-        sigma = pt.exp(mu_ls[gi] + tau_ls[gi] * z_s)
+        log_sigma = pm.Normal("log_sigma", mu_ls[gi], tau_ls[gi], dims="bond")  # as FactorModel
+        sigma = pt.exp(log_sigma)
         mu_a = pm.Normal("mu_alpha", 0, bb_pri["alpha_scale"], dims="rating_bucket")
         mu_b = pm.Normal("mu_beta", bb_pri["beta_mean"], bb_pri["beta_scale"],
                          dims=("rating_bucket", "factor"))

@@ -49,9 +49,9 @@ class FactorModel:
         * ``"pooled"``: one ``alpha`` and one ``beta`` for all bonds (same priors as unpooled).
 
         In every case the residual scale is bond-specific and partially pooled on the log scale,
-        non-centred: ``log sigma_b = mu_log_sigma_g + tau_log_sigma_g z_b``, ``z_b ~ N(0, 1)``
-        (one group
-        unless hierarchical).
+        centred: ``log sigma_b ~ N(mu_log_sigma_g, tau_log_sigma_g)`` (one group unless
+        hierarchical); each bond's own months identify its sigma sharply, which is where the
+        centred form samples well.
     group : str
         Name of the grouping dimension (``"rating_bucket"``): with a :class:`BondPanel` each bond's
         group is its rating bucket by ``group_rule`` unless ``groups=`` overrides it in ``fit``.
@@ -188,15 +188,15 @@ class FactorModel:
         XtX, Xty, yty, n = data.stats()
 
         with pm.Model(coords=coords) as model:
-            # residual scales: partially pooled on the log scale, non-centred
+            # residual scales: partially pooled on the log scale, centred (every bond's own months
+            # identify its sigma sharply, where a non-centred form mixes badly)
             mu_ls = pm.Normal("mu_log_sigma", pri["log_sigma_mean"], pri["log_sigma_sd"],
                               dims=gdims)
             tau_ls = pm.HalfNormal("tau_log_sigma", pri["tau_log_sigma"], dims=gdims)
-            z_s = pm.Normal("z_sigma", 0.0, 1.0, dims="bond")
             if hier:
-                log_sigma = mu_ls[gi] + tau_ls[gi] * z_s
+                log_sigma = pm.Normal("log_sigma", mu_ls[gi], tau_ls[gi], dims="bond")
             else:
-                log_sigma = mu_ls + tau_ls * z_s
+                log_sigma = pm.Normal("log_sigma", mu_ls, tau_ls, dims="bond")
             sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="bond")
 
             m_b, S_b = None, None
@@ -323,20 +323,16 @@ class FactorModel:
 
         data, pri = self.prepare(panel, factor_returns, groups)
         model = self.build_model(data, pri)
-        check = ["sigma"]
-        if not self.marginalize:
-            check += ["alpha", "beta"]
-        if self.pooling == "hierarchical":
-            check += ["mu_alpha", "mu_beta", "tau_alpha", "tau_beta"]
         spec = self.spec()
         spec["factors"] = list(data.factors)
         idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                        sampler=sampler, target_accept=target_accept, progressbar=progressbar,
                        model_name=f"FactorModel({self.pooling}, {self.errors} errors)",
-                       var_names_check=check)
+                       var_names_check=None)  # every posterior variable, hyperparameters included
         if self.marginalize:
+            sampled = list(idata["posterior"].data_vars)
             self._add_coefficients(idata, data, pri, random_seed)
-            self._check_coefficients(idata, check)
+            self._check_coefficients(idata, sampled)
         _attach_data(idata, data, self.group)
         idata.attrs["model"] = json.dumps(spec)
         idata.attrs["errors"] = self.errors
@@ -358,7 +354,7 @@ class FactorModel:
         from bayesbond.errors import ConvergenceWarning
 
         before = diagnostics(idata, check)
-        full = diagnostics(idata, [*check, "alpha", "beta"])
+        full = diagnostics(idata)
         idata.attrs["diagnostics"] = str(full)
         if before.ok and not full.ok:
             warnings.warn(f"FactorModel alpha/beta did not converge cleanly: {full}",
