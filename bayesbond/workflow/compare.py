@@ -22,8 +22,10 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
         :meth:`FactorModel.fit` results (their LOO is computed by
         :func:`bayesbond.workflow.loglik.loo`) or precomputed LOO objects. All must be fitted on the
         same observed cells.
-    method : {"chunked", "exact", "subsample"}
-        LOO route for DataTrees (see :func:`bayesbond.workflow.loglik.loo`).
+    method : {"chunked", "exact"}
+        LOO route for DataTrees (see :func:`bayesbond.workflow.loglik.loo`). The subsampled route
+        is refused: :func:`arviz_stats.compare` indexes the subsample's pointwise elpd with global
+        observation indices and fails; use ``loo(fit, method="subsample")`` per model instead.
     weights : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
         Model weights of :func:`arviz_stats.compare`.
     round_to : int or {"auto", "none"}
@@ -44,6 +46,10 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
 
     from bayesbond.workflow.loglik import loo
 
+    if method not in ("chunked", "exact"):
+        raise SpecError(f"compare: method must be 'chunked' or 'exact', got {method!r} (subsampled "
+                        "LOO cannot be compared by arviz_stats.compare; use loo(fit, "
+                        "method='subsample') per model)")
     if not isinstance(models, dict) or len(models) < 2:
         raise SpecError("compare needs a dict of at least two named fits")
     elpds = {}

@@ -62,3 +62,8 @@ def test_compare_errors(fits):
         warnings.simplefilter("ignore")
         with pytest.raises(SpecError, match="different"):
             compare({"a": two, "b": other})
+
+
+def test_subsample_method_is_refused_with_a_clear_error():
+    with pytest.raises(SpecError, match="subsample"):
+        compare({"a": None, "b": None}, method="subsample")
