@@ -1,7 +1,7 @@
 """bayesbond: Bayesian modelling of bond returns and of the term structure of interest rates.
 
-The public names are loaded lazily (PEP 562), so ``import bayesbond`` and the command line start fast
-and PyMC is imported only when a Bayesian model is used.
+The public names are loaded lazily (PEP 562), so ``import bayesbond`` and the command line start
+fast and PyMC is imported only when a Bayesian model is used.
 """
 
 from importlib import import_module

@@ -14,7 +14,7 @@ class SpecError(BayesBondError, ValueError):
 
 
 class ModelError(BayesBondError, ValueError):
-    """Parameters that do not define a valid model (e.g. an unstable A where stability is needed)."""
+    """Parameters that do not define a valid model (e.g. an unstable A where one is needed)."""
 
 
 class ConvergenceWarning(UserWarning):
