@@ -108,27 +108,20 @@ class OUMLResult:
         """Instantaneous covariance ``Sigma Sigma'``."""
         return self.Sigma @ self.Sigma.T
 
-    def _need_1d(self, name):
-        if self.n != 1:
-            raise ModelError(f"{name} is defined for 1-D fits only (this fit has n={self.n})")
-
     @property
     def kappa(self) -> float:
         """Mean-reversion speed (1-D): ``-A``."""
-        self._need_1d("kappa")
-        return float(-self.A[0, 0])
+        return self.to_ou().kappa
 
     @property
     def theta(self) -> float:
         """Long-run mean (1-D): ``-a / A``."""
-        self._need_1d("theta")
-        return float(-self.a[0] / self.A[0, 0])
+        return self.to_ou().theta
 
     @property
     def sigma(self) -> float:
         """Instantaneous volatility (1-D)."""
-        self._need_1d("sigma")
-        return float(abs(self.Sigma[0, 0]))
+        return self.to_ou().sigma
 
     @property
     def mu(self) -> np.ndarray:

@@ -40,16 +40,6 @@ def _matrix(X, n: int, name: str) -> np.ndarray:
     return X
 
 
-def _sigma(Sigma, n: int) -> np.ndarray:
-    S = np.asarray(Sigma, dtype=float)
-    S = S.reshape(1, 1) if S.ndim == 0 else S
-    if S.ndim != 2 or S.shape[0] != n:
-        raise ModelError(f"Sigma must have shape ({n}, m), got {S.shape}")
-    if not np.all(np.isfinite(S)):
-        raise ModelError("Sigma has non-finite entries")
-    return S
-
-
 def _frozen(x: np.ndarray) -> np.ndarray:
     x = np.array(x, dtype=float)
     x.flags.writeable = False
@@ -127,7 +117,7 @@ class GaussianAffineCore:
         self.n = n
         self.A = _frozen(A)
         self.a = _frozen(_vector(a, n, "a"))
-        self.Sigma = _frozen(_sigma(Sigma, n))
+        self.Sigma = _frozen(linalg.as_vol_matrix(Sigma, n))
         self.Lambda = _frozen(np.zeros((n, n)) if Lambda is None else _matrix(Lambda, n, "Lambda"))
         self.lambda1 = _frozen(_vector(lambda1, n, "lambda1", np.zeros(n)))
         delta0 = float(delta0)

@@ -13,6 +13,7 @@ from bayesbond.errors import ModelError
 
 __all__ = [
     "as_square",
+    "as_vol_matrix",
     "expm_t",
     "expm_and_integral",
     "van_loan",
@@ -31,6 +32,17 @@ def as_square(A, name: str = "A") -> np.ndarray:
     if not np.all(np.isfinite(A)):
         raise ModelError(f"{name} has non-finite entries")
     return A
+
+
+def as_vol_matrix(Sigma, n: int) -> np.ndarray:
+    """Return the volatility matrix ``Sigma`` as a float (n, m) array; a scalar becomes (1, 1)."""
+    S = np.asarray(Sigma, dtype=float)
+    S = S.reshape(1, 1) if S.ndim == 0 else S
+    if S.ndim != 2 or S.shape[0] != n:
+        raise ModelError(f"Sigma must have shape ({n}, m), got {np.shape(Sigma)}")
+    if not np.all(np.isfinite(S)):
+        raise ModelError("Sigma has non-finite entries")
+    return S
 
 
 def _times(t) -> tuple[np.ndarray, bool]:

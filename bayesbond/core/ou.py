@@ -73,16 +73,6 @@ def _as_vector(a, n: int, name: str) -> np.ndarray:
     return a
 
 
-def _as_sigma(Sigma, n: int) -> np.ndarray:
-    S = np.asarray(Sigma, dtype=float)
-    S = S.reshape(1, 1) if S.ndim == 0 else S
-    if S.ndim != 2 or S.shape[0] != n:
-        raise ModelError(f"Sigma must have shape ({n}, m), got {np.shape(Sigma)}")
-    if not np.all(np.isfinite(S)):
-        raise ModelError("Sigma has non-finite entries")
-    return S
-
-
 def exact_transition(A, a, V, dt) -> Transition:
     """Exact VAR(1) form of the OU process over the step(s) ``dt``.
 
@@ -363,7 +353,7 @@ class OU:
         self.A = linalg.as_square(A)
         self.n = self.A.shape[0]
         self.a = _as_vector(a, self.n, "a")
-        self.Sigma = _as_sigma(Sigma, self.n)
+        self.Sigma = linalg.as_vol_matrix(Sigma, self.n)
         self.V = self.Sigma @ self.Sigma.T
 
     # ---------------------------------------------------------------- construction
