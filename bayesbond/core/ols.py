@@ -8,16 +8,18 @@ Pure numpy/scipy. Every series ``j`` is regressed on the rows of the common desi
    ``G_j = Z_j'Z_j``, for all series in one matrix product; ``G_j`` is close to the identity
    unless a series misses much of the sample, so solving ``G_j gamma_j = Z_j'y_j`` keeps the
    accuracy of QR (the squaring of the condition number of the normal equations applies to
-   ``cond(G_j)``, not to ``cond(X)``); one step of iterative refinement follows when some
-   ``G_j`` has a 1-norm condition number above 100;
+   ``cond(G_j)``, not to ``cond(X)``). The ``G_j`` are inverted together by Gauss-Jordan
+   elimination vectorised over the series (:func:`_spd_inverse`), and one step of iterative
+   refinement follows for the series whose ``G_j`` has a 1-norm condition number above 100;
 3. series whose ``G_j`` is not well conditioned (they observe a short or unusual stretch) are
    refitted by their own Householder QR, batched over the distinct patterns of observed rows.
 
 The Newey-West (Bartlett) long-run covariance of the scores is assembled lag by lag as matrix
 products shared by all series when lags are calendar months; for series with gaps whose lags are
 counted in observed months (what a per-series regression on dropped-NaN data does), from Bartlett
-windows over the packed scores (:func:`_meat_compressed`). Series observed every month skip the
-Gram step (``G_j = I``). No explicit inverse of ``X'X`` is ever used to solve for coefficients.
+windows over the packed scores, the window sums being matrix products with a shared band of ones
+(:func:`_meat_compressed`). Series observed every month skip the Gram step (``G_j = I``). No
+explicit inverse of ``X'X`` is ever used to solve for coefficients.
 """
 
 from __future__ import annotations
@@ -122,66 +124,73 @@ def _meat_calendar(Z: np.ndarray, U: np.ndarray, lags: int) -> np.ndarray:
 
     ``S_j = sum_{|g| <= L} (1 - |g|/(L+1)) sum_t u_tj u_{t-g,j} z_t z_{t-g}'`` (``u`` zero in
     months a series misses). The design rows ``z_t`` are shared, so each lag ``g`` is one matrix
-    product of the ``p(p+1)/2`` distinct entries of ``z_t z_{t-g}' + z_{t-g} z_t'`` with
+    product of the ``p(p+1)/2`` distinct entries of ``w_g (z_t z_{t-g}' + z_{t-g} z_t')`` with
     ``W_g = (u_t u_{t-g})`` over all series.
     """
     T, p = Z.shape
     iu = np.triu_indices(p)
     P0 = (Z[:, :, None] * Z[:, None, :])[:, iu[0], iu[1]]
-    S = P0.T @ (U * U)  # (p(p+1)/2, N)
-    scale = 1.0 / (lags + 1.0)
-    W = np.empty_like(U)
+    W = U * U
+    S = P0.T @ W  # (p(p+1)/2, N)
+    w = bartlett_weights(lags)
     for g in range(1, min(lags, T - 1) + 1):
         Wg = W[: T - g]
         np.multiply(U[g:], U[:-g], out=Wg)
-        Wg *= 1.0 - g * scale
-        S += _pair_products(Z[g:], Z[:-g], iu).T @ Wg
+        S += (w[g] * _pair_products(Z[g:], Z[:-g], iu)).T @ Wg
     return _unpack_sym(S, p, iu)
 
 
 def _meat_compressed(
-    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 64
+    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 128, width: int = 16
 ) -> np.ndarray:
     """Newey-West meat with lags counted in observed months (equal spacing), for gappy series.
 
-    The Bartlett kernel is the autocorrelation of a box of width ``L + 1``:
-    ``sum_{k,k'} (1 - |k-k'|/(L+1))_+ h_k h_k'' = (1/(L+1)) sum_{m=-L}^{n-1} c_m c_m'`` with
-    ``c_m = P_{m+L+1} - P_m`` the sum of ``L + 1`` consecutive scores and ``P_k = sum_{i<k} h_i``
-    (``P_k = 0`` for ``k <= 0``, ``P_k = P_n`` for ``k >= n``). Expanding,
-    ``(L+1) S = 2 sum_{k=0}^{n} P_k P_k' + (L-1) P_n P_n' - X - X' - P_n s' - s P_n'`` with
-    ``X = sum_{k=0}^{n-L-1} P_{k+L+1} P_k'`` and ``s = sum_{k=n-L}^{n-1} P_k``; the scores of
-    each series are first packed onto its observed months (padded with zeros to the longest
-    series of the chunk: the sums do not depend on the padding length ``>= n``).
+    Each series' scores ``h_k = u_k z_{t_k}`` are packed onto its observed months ``t_0 < t_1 <
+    ...`` (padded with zero scores). The Bartlett kernel is the autocorrelation of a box of width
+    ``L + 1``, ``(1 - |k-k'|/(L+1))_+ = (1/(L+1)) #{m : k, k' in [m-L, m]}``, so
+    ``S = (1/(L+1)) sum_m c_m c_m'`` with the window sums ``c_m = sum_{k=m-L}^{m} h_k``,
+    ``m = 0..n+L-1``. The window sums of all series of a chunk are matrix products with the
+    (shared) band of ones, a block of ``width`` windows at a time; ``S`` is then one small Gram
+    matrix per series. Series are taken in order of their number of observations, so each chunk is
+    padded only to its longest series.
     """
     T, p = Z.shape
     N = U.shape[1]
     L = lags
-    out = np.empty((N, p, p))
-    # months of each series' observations in order, then padding (whose residual is zero)
-    tau = np.ascontiguousarray(np.argsort(~mask, axis=0, kind="stable").T)  # (N, T)
-    uc = U.ravel().take(tau * N + np.arange(N)[:, None])  # packed residuals
+    U = np.ascontiguousarray(U)
+    mT = np.ascontiguousarray(mask.T)
+    nobs = mT.sum(axis=1)
+    order = np.argsort(nobs, kind="stable")
     Zt = np.ascontiguousarray(Z.T)
-    nobs = mask.sum(axis=0)
+    out = np.empty((N, p, p))
+    n_max = int(nobs[order[-1]])
+    diff = np.arange(n_max)[:, None] - np.arange(n_max + L)[None, :]  # k - m
+    band = ((diff <= 0) & (diff >= -L)).astype(float)  # band[k, m] = 1 if m - L <= k <= m
+    chunk = min(chunk, N)
+    Hbuf = np.empty(p * chunk * n_max)  # work space reused by every chunk
+    Cbuf = np.empty(p * chunk * (n_max + L))
     for a in range(0, N, chunk):
-        sl = slice(a, min(a + chunk, N))
-        n = sl.stop - sl.start
-        Tc = int(nobs[sl].max())  # packed length: any padding beyond each n_j is exact
-        P = np.empty((p, n, Tc + 1))  # cumulative packed scores, time last (contiguous)
-        P[:, :, 0] = 0.0
-        H = Zt.take(tau[sl, :Tc], axis=1)  # (p, n, Tc): z of each series' k-th observed month
-        H *= uc[sl, :Tc]
-        np.cumsum(H, axis=2, out=P[:, :, 1:])
-        A = P.transpose(1, 0, 2)  # (n, p, Tc+1) view
-        S = 2.0 * (A @ A.transpose(0, 2, 1))
-        if L + 1 <= Tc:
-            X = A[:, :, L + 1 :] @ A[:, :, : Tc - L].transpose(0, 2, 1)
-            S -= X + np.swapaxes(X, 1, 2)
-        PT = A[:, :, Tc]
-        s = A[:, :, max(Tc - L, 0) : Tc].sum(axis=2)
-        S += (L - 1) * PT[:, :, None] * PT[:, None, :]
-        S -= PT[:, :, None] * s[:, None, :] + s[:, :, None] * PT[:, None, :]
-        out[sl] = S
-    return out / (L + 1.0)
+        idx = order[a : a + chunk]
+        n = idx.size
+        nc = int(nobs[idx[-1]])  # packed length of the chunk
+        mc = nc + L  # number of windows
+        # months of each series' observations in order (then missing months, whose u is zero)
+        tau = np.argsort(~mT[idx], axis=1, kind="stable")[:, :nc]
+        H = Hbuf[: p * n * nc].reshape(p, n, nc)
+        Zt.take(tau, axis=1, out=H, mode="clip")
+        tau *= N
+        tau += idx[:, None]
+        H *= U.take(tau)  # packed scores u_k z_{t_k}
+        Hf = H.reshape(p * n, nc)
+        C = Cbuf[: p * n * mc].reshape(p * n, mc)
+        for m0 in range(0, mc, width):
+            m1 = min(m0 + width, mc)
+            k0, k1 = max(0, m0 - L), min(nc, m1)
+            np.matmul(Hf[:, k0:k1], band[k0:k1, m0:m1], out=C[:, m0:m1])
+        Cs = C.reshape(p, n, mc).transpose(1, 0, 2)  # (n, p, mc) views per series
+        out[idx] = Cs @ Cs.transpose(0, 2, 1)
+    out /= L + 1.0
+    return out
 
 
 def _meat(Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, hac_gaps: str) -> np.ndarray:
@@ -200,6 +209,50 @@ def _meat(Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, hac_gaps: s
     out[~gappy] = _meat_calendar(Z, U[:, ~gappy], lags)
     out[gappy] = _meat_compressed(Z, U[:, gappy], mask[:, gappy], lags)
     return out
+
+
+def _spd_inverse(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses of a stack of symmetric positive definite matrices, and their condition numbers.
+
+    Gauss-Jordan elimination without pivoting, vectorised over the stack (stack index last, so
+    every step is a few array operations): for SPD matrices the pivots are the positive
+    diagonals of successive Schur complements and need no exchange (Higham, Accuracy and Stability
+    of Numerical Algorithms, 2nd ed., sections 10.1 and 14.4).
+
+    Parameters
+    ----------
+    A : ndarray (p, p, n)
+        The matrices, stack index last.
+
+    Returns
+    -------
+    Ai : ndarray (p, p, n)
+        The inverses, stack index last.
+    cond : ndarray (n,)
+        1-norm condition numbers ``||A||_1 ||A^{-1}||_1``; ``inf`` where a pivot is not positive
+        or the inverse is not finite (singular or indefinite matrix).
+    """
+    p, _, n = A.shape
+    work = np.abs(A)
+    norm1 = work.sum(axis=0).max(axis=0)
+    Ai = A.copy()
+    bad = np.zeros(n, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for k in range(p):
+            piv = Ai[k, k].copy()
+            bad |= ~(piv > 0)
+            r = 1.0 / piv
+            row = Ai[k] * r
+            col = Ai[:, k].copy()
+            np.multiply(col[:, None, :], row[None, :, :], out=work)
+            Ai -= work
+            Ai[k] = row
+            np.multiply(col, -r, out=Ai[:, k])
+            Ai[k, k] = r
+        np.abs(Ai, out=work)
+        cond = norm1 * work.sum(axis=0).max(axis=0)
+    cond[bad | ~np.isfinite(cond)] = np.inf
+    return Ai, cond
 
 
 def _qr_fit(
@@ -295,6 +348,13 @@ def batched_ols(
     ``(X_j'X_j)^{-1} S_j (X_j'X_j)^{-1}`` with ``S_j = sum_{|l| <= L} (1 - |l|/(L+1)) Gamma_l``
     of the scores ``x_t u_t``, times ``n_j / (n_j - p)`` with the correction.
 
+    When ``X`` has a constant column ``c``, the centred total sum of squares needs no pass over
+    the data: ``Z r_0 = 1`` for ``r_0 = R e_c d_c / x_c``, so ``ybar_j = r_0' Z'y_j / n_j`` and
+    ``TSS_j = RSS_j + ESS_j`` with ``ESS_j = ||Z_j (gamma_j - ybar_j r_0)||^2
+    = v_j' G_j v_j``, ``v_j = gamma_j - ybar_j r_0`` (fitted values minus their mean; no
+    cancellation, both terms are non-negative). Otherwise ``TSS_j = sum_{t in O_j} (y_tj -
+    ybar_j)^2`` directly.
+
     References: Golub, G. H. and Van Loan, C. F., Matrix Computations, 4th ed., sections 5.3
     (least squares by QR) and 3.5 (iterative refinement); Newey, W. K. and West, K. D. (1987),
     Econometrica 55(3), 703-708; Datta, D. D. and Du, W. (2012), "Nonparametric HAC estimation
@@ -337,98 +397,152 @@ def batched_ols(
         raise DataError("the design is rank deficient: some factors are collinear")
     full = nobs == T  # series observed every month: G_j = Z'Z = I
     balanced = bool(full.all())
-    y0 = Y if balanced else np.where(mask, Y, 0.0)
-    M = None if balanced else mask.astype(float)
+    # one (T, N) work array serves in turn as y with zeros where unobserved, the 0/1 mask, the
+    # fitted values and the residuals (large fresh arrays cost page faults on every call)
+    U = np.empty((T, N))
+    if balanced:
+        Zty = Z.T @ Y  # (p, N)
+    else:  # zeros where a series is not observed: bitwise and with all-ones / all-zeros words
+        bits = np.negative(mask.view(np.int8))
+        np.bitwise_and(Y.view(np.int64), bits, out=U.view(np.int64))
+        Zty = Z.T @ U
 
-    # Gram matrices G_j = Z_j'Z_j of the gappy series in the orthonormal coordinates
-    Ginv = np.broadcast_to(np.eye(p), (N, p, p)).copy()
-    good = np.ones(N, dtype=bool)
-    cond1 = np.ones(N)  # 1-norm condition numbers of G_j
-    refine_above = 100.0
+    # Gram matrices G_j = Z_j'Z_j of the partly observed series, their inverses and conditions
     part = np.flatnonzero(~full)
+    good = np.ones(N, dtype=bool)
+    refine_above = 100.0
+    gp = part  # partly observed series solved through G_j
+    Gp = Gip = cond = None
     if part.size:
         iu = np.triu_indices(p)
         P0 = (Z[:, :, None] * Z[:, None, :])[:, iu[0], iu[1]]
-        G = _unpack_sym(P0.T @ (M if part.size == N else M[:, part]), p, iu)
-        eye = np.broadcast_to(np.eye(p), G.shape)
-        try:
-            Gi = np.linalg.solve(G, eye)
-            c1 = np.abs(G).sum(axis=1).max(axis=1) * np.abs(Gi).sum(axis=1).max(axis=1)
-            ok = np.isfinite(c1) & (c1 < max_cond)
-        except np.linalg.LinAlgError:  # some G_j exactly singular: those go to the QR route
-            ev = np.linalg.eigvalsh(G)
-            ok = ev[:, 0] > ev[:, -1] / max_cond
-            Gi = np.zeros_like(G)
-            Gi[ok] = np.linalg.solve(G[ok], eye[ok])
-            c1 = np.where(ok, max_cond, np.inf)  # refine all of them
-        Ginv[part] = Gi
-        good[part] = ok
-        cond1[part] = c1
-    gi = np.flatnonzero(good)
-    all_good = gi.size == N
+        Mp = U[:, : part.size]
+        np.copyto(Mp, mask if part.size == N else mask[:, part])
+        G_up = P0.T @ Mp  # upper triangles of G_j, (p(p+1)/2, n)
+        G = np.empty((p, p, part.size))  # stack index last
+        G[iu] = G_up
+        G[iu[1], iu[0]] = G_up
+        Gi, c1 = _spd_inverse(G)
+        Gi = Gi.transpose(2, 0, 1)
+        ok = c1 < max_cond
+        if ok.all():
+            Gp, Gip, cond = G, np.ascontiguousarray(Gi), c1
+        else:
+            good[part[~ok]] = False
+            gp, Gp, Gip, cond = part[ok], G[:, :, ok], Gi[ok], c1[ok]
+    all_part = gp.size == N
+
+    # coefficients gamma_j in the orthonormal coordinates: Z'y_j (complete series) or
+    # G_j^{-1} Z_j'y_j, refined once with the residual where G_j is not close to the identity
+    gam = np.ascontiguousarray(Zty.T)
+    if gp.size:
+        Ztyp = Zty if all_part else Zty[:, gp]
+        gam_p = np.einsum("nij,jn->ni", Gip, Ztyp)
+        if all_part:
+            gam = gam_p
+        else:
+            gam[gp] = gam_p
+    np.matmul(Z, gam.T, out=U)
+    np.subtract(Y, U, out=U)  # residuals, NaN where a series is not observed
+    if balanced:
+        U0 = U
+    else:  # the same with zeros there
+        U0 = np.bitwise_and(U.view(np.int64), bits).view(np.float64)
+    if gp.size:
+        rf = np.flatnonzero(cond > refine_above)
+        if rf.size:
+            js = gp[rf]
+            gam[js] += np.einsum("nij,jn->ni", Gip[rf], Z.T @ U0[:, js])
+            Ur = Y[:, js] - Z @ gam[js].T
+            U[:, js] = Ur
+            U0[:, js] = np.where(mask[:, js], Ur, 0.0)
 
     params = np.empty((N, p))
     cov = np.empty((N, p, p))
     cov_hac = np.empty((N, p, p)) if hac_lags is not None else None
-    U = np.zeros((T, N))  # residuals, zero where unobserved
     df = nobs - p
     corr = nobs / df if use_correction else np.ones(N)
-
-    if gi.size:
-        if all_good:
-            Gig, yg = Ginv, y0
-        else:
-            Gig, yg = Ginv[gi], y0[:, gi]
-        Zty = Z.T @ yg
-        if balanced:  # G = I: gamma = Z'y is the Householder QR solution itself
-            gam = Zty.T
-            ug = yg - Z @ Zty
-        else:  # gamma_j = G_j^{-1} Z'y_j (refined once with the residual unless G_j ~ I)
-            Mg = M if all_good else M[:, gi]
-            gam = np.einsum("nij,jn->ni", Gig, Zty)
-            ug = yg - Z @ gam.T
-            ug *= Mg
-            if (cond1[gi] > refine_above).any():
-                gam += np.einsum("nij,jn->ni", Gig, Z.T @ ug)
-                np.subtract(yg, Z @ gam.T, out=ug)
-                ug *= Mg
-        if all_good:
-            U = ug
-        else:
-            U[:, gi] = ug
-        # back to the original coefficients: b = K gamma, (X_j'X_j)^{-1} = K G_j^{-1} K'
-        K = solve_triangular(R, np.eye(p)) / d[:, None]
-        KK = np.kron(K, K)  # (K A K').ravel() = KK @ A.ravel()
-        n = gi.size
-        params[gi] = gam @ K.T
-        s2 = np.einsum("tn,tn->n", ug, ug) / df[gi]
-        cov[gi] = (Gig.reshape(n, p * p) @ KK.T).reshape(n, p, p) * s2[:, None, None]
-        if hac_lags is not None:
-            mg = mask if all_good else mask[:, gi]
-            Cz = Gig @ _meat(Z, ug, mg, hac_lags, hac_gaps) @ Gig
-            cov_hac[gi] = (Cz.reshape(n, p * p) @ KK.T).reshape(n, p, p) * corr[gi, None, None]
     bi = np.flatnonzero(~good)
-    if bi.size:
+    if bi.size:  # series whose G_j is not well conditioned: their own Householder QR
         b_s, V_s, u, mt = _qr_fit(
             Xs, Y[:, bi], mask[:, bi], hac_lags, hac_gaps, lambda k: label(bi[k])
         )
-        U[:, bi] = u
+        U0[:, bi] = u
+        U[:, bi] = np.where(mask[:, bi], u, np.nan)
+    rss = np.einsum("tn,tn->n", U0, U0)
+    s2 = rss / df
+
+    # back to the original coefficients: b = K gamma, (X_j'X_j)^{-1} = K G_j^{-1} K'
+    K = solve_triangular(R, np.eye(p)) / d[:, None]
+    KK = np.kron(K, K)  # (K A K').ravel() = KK @ A.ravel()
+    params[:] = gam @ K.T
+    fi = np.flatnonzero(full)
+    if fi.size:
+        cov[fi] = (K @ K.T)[None] * s2[fi, None, None]
+    if gp.size:
+        covp = (Gip.reshape(gp.size, p * p) @ KK.T).reshape(gp.size, p, p) * s2[gp, None, None]
+        if all_part:
+            cov = covp
+        else:
+            cov[gp] = covp
+    if hac_lags is not None:
+        gi = np.flatnonzero(good)
+        all_good = gi.size == N
+        S = _meat(
+            Z,
+            U0 if all_good else U0[:, gi],
+            mask if all_good else mask[:, gi],
+            hac_lags,
+            hac_gaps,
+        )
+        if gp.size:  # sandwich in the orthonormal coordinates: G_j^{-1} S_j G_j^{-1}
+            if all_part:
+                S = Gip @ S @ Gip
+            else:
+                at = np.searchsorted(gi, gp)
+                S[at] = Gip @ S[at] @ Gip
+        n = gi.size
+        ch = (S.reshape(n, p * p) @ KK.T).reshape(n, p, p) * corr[gi, None, None]
+        if all_good:
+            cov_hac = ch
+        else:
+            cov_hac[gi] = ch
+    if bi.size:
         dd = np.outer(d, d)
         params[bi] = b_s / d
-        cov[bi] = ((u * u).sum(axis=0) / df[bi])[:, None, None] * V_s / dd
+        cov[bi] = s2[bi, None, None] * V_s / dd
         if hac_lags is not None:
             cov_hac[bi] = (V_s @ mt @ V_s) * corr[bi, None, None] / dd
 
-    rss = np.einsum("tn,tn->n", U, U)
-    dev = y0 - y0.sum(axis=0) / nobs
-    if not balanced:
-        dev *= M
-    tss = np.einsum("tn,tn->n", dev, dev)
+    # centred total sum of squares: with a constant column, tss = rss + ess where
+    # ess = ||Z_j (gamma_j - ybar_j r0)||^2 = v' G_j v and Z r0 = 1 (no pass over the data)
+    tss = np.empty(N)
+    const = np.flatnonzero(np.all(X == X[0], axis=0) & (X[0] != 0))
+    two_pass = np.arange(N) if not const.size else bi
+    if const.size:
+        c = const[0]
+        r0 = R[:, c] * (d[c] / X[0, c])
+        ybar = (r0 @ Zty) / nobs
+        v = gam - ybar[:, None] * r0
+        ess = np.einsum("ni,ni->n", v, v)  # G_j = I
+        if gp.size:
+            vp = v if all_part else v[gp]
+            ess_p = np.einsum("ni,ijn,nj->n", vp, Gp, vp)
+            if all_part:
+                ess = ess_p
+            else:
+                ess[gp] = ess_p
+        tss[:] = rss + ess
+    if two_pass.size:
+        mt_ = mask[:, two_pass]
+        y0t = np.where(mt_, Y[:, two_pass], 0.0)
+        dev = np.where(mt_, y0t - y0t.sum(axis=0) / nobs[two_pass], 0.0)
+        tss[two_pass] = np.einsum("tn,tn->n", dev, dev)
     return BatchedOLS(
         params=params,
         cov_classical=cov,
         cov_hac=cov_hac,
-        resid=U if balanced else np.where(mask, U, np.nan),
+        resid=U,
         nobs=nobs,
         rss=rss,
         tss=tss,

@@ -7,7 +7,13 @@ import statsmodels.api as sm
 import xarray as xr
 
 import bayesbond as bb
-from bayesbond.core.ols import bartlett_weights, batched_ols
+from bayesbond.core.ols import (
+    _meat_compressed,
+    _spd_inverse,
+    bartlett_weights,
+    batched_ols,
+    newey_west_meat,
+)
 from bayesbond.errors import DataError
 
 RTOL = 1e-9
@@ -95,6 +101,90 @@ def test_short_stretch_bond_is_accurate():
     s = _sm_fit(R["C0002"].to_numpy(), X, 2, True)
     np.testing.assert_allclose(res.params.loc["C0002"], s.params, rtol=1e-7)
     np.testing.assert_allclose(res.bse.loc["C0002"], s.bse, rtol=1e-7)
+
+
+def test_refined_route_matches_statsmodels():
+    # a bond observed on 30 months where two factors nearly coincide: 100 < cond(G_j) < 1e4, so
+    # its coefficients take the step of iterative refinement; a gappy bond and complete ones beside
+    R, F = _panel(T=120, N=3, seed=8)
+    rng = np.random.default_rng(1)
+    F.iloc[40:70, 1] = F.iloc[40:70, 0] + 0.1 * rng.normal(0, 0.02, 30)
+    R.iloc[:40, 1] = np.nan
+    R.iloc[70:, 1] = np.nan
+    R.iloc[::4, 2] = np.nan
+    X = np.column_stack([np.ones(len(F)), F.to_numpy()])
+    Q = np.linalg.qr(X / np.linalg.norm(X, axis=0))[0][40:70]  # the fit's orthonormal rows
+    assert 100 < np.linalg.cond(Q.T @ Q, 1) < 1e4
+    res = bb.ols(R, F, hac_lags=3)
+    for bond in R.columns:
+        s = _sm_fit(R[bond].to_numpy(), X, 3, True)
+        np.testing.assert_allclose(res.params.loc[bond], s.params, rtol=RTOL)
+        np.testing.assert_allclose(res.bse.loc[bond], s.bse, rtol=RTOL)
+        np.testing.assert_allclose(res.rsquared[bond], s.rsquared, rtol=RTOL)
+        np.testing.assert_allclose(np.sqrt(s.scale), res.sigma[bond], rtol=RTOL)
+        r = res.resid[bond].dropna()
+        np.testing.assert_allclose(r.to_numpy(), s.resid, rtol=1e-7, atol=1e-13)
+
+
+def test_design_without_constant_and_total_sum_of_squares():
+    # no constant column: coefficients against least squares, the centred total sum of squares
+    # against its definition (the fast route for it needs a constant column)
+    R, F = _panel(T=60, N=5, missing=0.2, seed=11)
+    X = F.to_numpy()
+    Y = R.to_numpy()
+    fit = batched_ols(X, Y, hac_lags=2)
+    for j in range(Y.shape[1]):
+        o = np.isfinite(Y[:, j])
+        b = np.linalg.lstsq(X[o], Y[o, j], rcond=None)[0]
+        np.testing.assert_allclose(fit.params[j], b, rtol=1e-10)
+        e = Y[o, j] - X[o] @ b
+        np.testing.assert_allclose(fit.rss[j], e @ e, rtol=1e-10)
+        y = Y[o, j]
+        np.testing.assert_allclose(fit.tss[j], ((y - y.mean()) ** 2).sum(), rtol=1e-12)
+    # with a constant column, tss = rss + ess must equal the same definition
+    X1 = np.column_stack([np.full(60, 2.0), X])
+    fit1 = batched_ols(X1, Y)
+    for j in range(Y.shape[1]):
+        y = Y[np.isfinite(Y[:, j]), j]
+        np.testing.assert_allclose(fit1.tss[j], ((y - y.mean()) ** 2).sum(), rtol=1e-12)
+
+
+def test_spd_inverse_against_lapack():
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(50, 5, 5))
+    G = A @ A.transpose(0, 2, 1) + 1e-3 * np.eye(5)
+    G[0] = np.diag([1.0, 2.0, 0.0, 3.0, 4.0])  # singular
+    G[1] = np.diag([1.0, -2.0, 1.0, 3.0, 4.0])  # indefinite
+    Gi, cond = _spd_inverse(np.ascontiguousarray(G.transpose(1, 2, 0)))
+    Gi = Gi.transpose(2, 0, 1)
+    assert np.isinf(cond[:2]).all()
+    np.testing.assert_allclose(
+        Gi[2:], np.linalg.inv(G[2:]), rtol=1e-9, atol=1e-9 * np.abs(Gi[2:]).max()
+    )
+    np.testing.assert_allclose(cond[2:], np.linalg.cond(G[2:], 1), rtol=1e-8)
+
+
+@pytest.mark.parametrize("lags", [0, 1, 4, 30])
+def test_packed_windows_meat_against_lag_sums(lags):
+    # gaps of every length (one spanning most of the sample), chunks and window blocks that do
+    # not divide the sizes: against the lag-by-lag sums on each series' dropped-NaN scores
+    rng = np.random.default_rng(lags)
+    T, N, p = 70, 23, 3
+    Z = np.linalg.qr(rng.normal(size=(T, p)))[0]
+    mask = rng.random((T, N)) < 0.7
+    mask[5:60, 0] = False
+    mask[:, 1] = True
+    mask[::2, 2] = False
+    U = np.where(mask, rng.normal(size=(T, N)), 0.0)
+    ref = np.stack(
+        [
+            newey_west_meat((Z[mask[:, j]] * U[mask[:, j], j][:, None])[None], lags)[0]
+            for j in range(N)
+        ]
+    )
+    for chunk, width in [(5, 3), (7, 16), (64, 1)]:
+        got = _meat_compressed(Z, U, mask, lags, chunk=chunk, width=width)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14 * np.abs(ref).max())
 
 
 # NIST StRD Longley certified values (https://www.itl.nist.gov/div898/strd/lls/data/Longley.shtml)
