@@ -448,6 +448,8 @@ def batched_ols(
         U0 = U
     else:  # the same with zeros there
         U0 = np.bitwise_and(U.view(np.int64), bits).view(np.float64)
+        if mask.size - nobs.sum() != np.count_nonzero(np.isnan(U)):  # infinite responses
+            U[~mask] = np.nan
     if gp.size:
         rf = np.flatnonzero(cond > refine_above)
         if rf.size:

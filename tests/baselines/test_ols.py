@@ -149,6 +149,19 @@ def test_design_without_constant_and_total_sum_of_squares():
         np.testing.assert_allclose(fit1.tss[j], ((y - y.mean()) ** 2).sum(), rtol=1e-12)
 
 
+def test_core_treats_infinite_responses_as_missing():
+    R, F = _panel(T=50, N=3, seed=13)
+    X = np.column_stack([np.ones(50), F.to_numpy()])
+    Y = R.to_numpy().copy()
+    Y[3, 1], Y[7, 2] = np.inf, np.nan
+    fit = batched_ols(X, Y, hac_lags=2)
+    ref = batched_ols(X, np.where(np.isinf(Y), np.nan, Y), hac_lags=2)
+    assert np.isnan(fit.resid[3, 1]) and np.isnan(fit.resid[7, 2])
+    np.testing.assert_array_equal(fit.nobs, [50, 49, 49])
+    np.testing.assert_allclose(fit.params, ref.params, rtol=1e-14)
+    np.testing.assert_allclose(fit.cov_hac, ref.cov_hac, rtol=1e-14)
+
+
 def test_spd_inverse_against_lapack():
     rng = np.random.default_rng(3)
     A = rng.normal(size=(50, 5, 5))
