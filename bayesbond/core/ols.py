@@ -157,7 +157,10 @@ def _meat_compressed(
     T, p = Z.shape
     N = U.shape[1]
     L = lags
-    U = np.ascontiguousarray(U)
+    if U.flags.f_contiguous and not U.flags.c_contiguous:  # column-major: gather along rows
+        flat, row_step, col_step = U.T.ravel(), 1, T
+    else:
+        flat, row_step, col_step = np.ascontiguousarray(U).ravel(), N, 1
     mT = np.ascontiguousarray(mask.T)
     nobs = mT.sum(axis=1)
     order = np.argsort(nobs, kind="stable")
@@ -178,9 +181,10 @@ def _meat_compressed(
         tau = np.argsort(~mT[idx], axis=1, kind="stable")[:, :nc]
         H = Hbuf[: p * n * nc].reshape(p, n, nc)
         Zt.take(tau, axis=1, out=H, mode="clip")
-        tau *= N
-        tau += idx[:, None]
-        H *= U.take(tau)  # packed scores u_k z_{t_k}
+        if row_step != 1:
+            tau *= row_step
+        tau += (idx * col_step)[:, None]
+        H *= flat.take(tau)  # packed scores u_k z_{t_k}
         Hf = H.reshape(p * n, nc)
         C = Cbuf[: p * n * mc].reshape(p * n, mc)
         for m0 in range(0, mc, width):
@@ -398,8 +402,10 @@ def batched_ols(
     full = nobs == T  # series observed every month: G_j = Z'Z = I
     balanced = bool(full.all())
     # one (T, N) work array serves in turn as y with zeros where unobserved, the 0/1 mask, the
-    # fitted values and the residuals (large fresh arrays cost page faults on every call)
-    U = np.empty((T, N))
+    # fitted values and the residuals (large fresh arrays cost page faults on every call); work
+    # arrays follow the memory order of Y (column-major from pandas), so that no pass transposes
+    fortran = Y.flags.f_contiguous and not Y.flags.c_contiguous
+    U = np.empty((T, N), order="F" if fortran else "C")
     if balanced:
         Zty = Z.T @ Y  # (p, N)
     else:  # zeros where a series is not observed: bitwise and with all-ones / all-zeros words
@@ -442,7 +448,10 @@ def batched_ols(
             gam = gam_p
         else:
             gam[gp] = gam_p
-    np.matmul(Z, gam.T, out=U)
+    if fortran:
+        np.matmul(gam, Z.T, out=U.T)  # fitted values
+    else:
+        np.matmul(Z, gam.T, out=U)
     np.subtract(Y, U, out=U)  # residuals, NaN where a series is not observed
     if balanced:
         U0 = U
