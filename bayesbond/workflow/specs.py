@@ -171,7 +171,7 @@ PRIOR_NAMES: dict[str, tuple[str, ...]] = {
                           "nu_alpha", "nu_beta"),
     "ou": ("kappa", "theta", "sigma"),
     "ou_nd": ("kappa", "A_chol_diag", "A_offdiag", "mu", "Sigma", "lkj_eta"),
-    "affine": ("eig_raw", "k_inf", "log_sigma_diag", "sigma_offdiag", "A_scale", "mu",
+    "affine": ("eig_raw", "k_inf", "log_sigma_diag", "sigma_offdiag", "A_scale", "a_scale",
                "log_sigma_e"),
 }
 
