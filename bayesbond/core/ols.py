@@ -24,6 +24,7 @@ explicit inverse of ``X'X`` is ever used to solve for coefficients.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -141,7 +142,7 @@ def _meat_calendar(Z: np.ndarray, U: np.ndarray, lags: int) -> np.ndarray:
 
 
 def _meat_compressed(
-    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 128, width: int = 16
+    Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, chunk: int = 64, width: int = 32
 ) -> np.ndarray:
     """Newey-West meat with lags counted in observed months (equal spacing), for gappy series.
 
@@ -452,21 +453,15 @@ def batched_ols(
         np.matmul(gam, Z.T, out=U.T)  # fitted values
     else:
         np.matmul(Z, gam.T, out=U)
-    np.subtract(Y, U, out=U)  # residuals, NaN where a series is not observed
-    if balanced:
-        U0 = U
-    else:  # the same with zeros there
-        U0 = np.bitwise_and(U.view(np.int64), bits).view(np.float64)
-        if mask.size - nobs.sum() != np.count_nonzero(np.isnan(U)):  # infinite responses
-            U[~mask] = np.nan
+    np.subtract(Y, U, out=U)  # residuals
+    if not balanced:  # zeros where a series is not observed (NaN there at the very end)
+        np.bitwise_and(U.view(np.int64), bits, out=U.view(np.int64))
     if gp.size:
         rf = np.flatnonzero(cond > refine_above)
         if rf.size:
             js = gp[rf]
-            gam[js] += np.einsum("nij,jn->ni", Gip[rf], Z.T @ U0[:, js])
-            Ur = Y[:, js] - Z @ gam[js].T
-            U[:, js] = Ur
-            U0[:, js] = np.where(mask[:, js], Ur, 0.0)
+            gam[js] += np.einsum("nij,jn->ni", Gip[rf], Z.T @ U[:, js])
+            U[:, js] = np.where(mask[:, js], Y[:, js] - Z @ gam[js].T, 0.0)
 
     params = np.empty((N, p))
     cov = np.empty((N, p, p))
@@ -478,9 +473,8 @@ def batched_ols(
         b_s, V_s, u, mt = _qr_fit(
             Xs, Y[:, bi], mask[:, bi], hac_lags, hac_gaps, lambda k: label(bi[k])
         )
-        U0[:, bi] = u
-        U[:, bi] = np.where(mask[:, bi], u, np.nan)
-    rss = np.einsum("tn,tn->n", U0, U0)
+        U[:, bi] = u
+    rss = np.einsum("tn,tn->n", U, U)
     s2 = rss / df
 
     # back to the original coefficients: b = K gamma, (X_j'X_j)^{-1} = K G_j^{-1} K'
@@ -501,7 +495,7 @@ def batched_ols(
         all_good = gi.size == N
         S = _meat(
             Z,
-            U0 if all_good else U0[:, gi],
+            U if all_good else U[:, gi],
             mask if all_good else mask[:, gi],
             hac_lags,
             hac_gaps,
@@ -549,6 +543,11 @@ def batched_ols(
         y0t = np.where(mt_, Y[:, two_pass], 0.0)
         dev = np.where(mt_, y0t - y0t.sum(axis=0) / nobs[two_pass], 0.0)
         tss[two_pass] = np.einsum("tn,tn->n", dev, dev)
+    if not balanced:  # NaN where a series is not observed: set the exponent bits of the zeros
+        A, m = (U.T, bits.T) if fortran else (U, bits)  # C-contiguous views
+        hi = 3 if sys.byteorder == "little" else 0  # the 16 bits holding sign and exponent
+        top = A.view(np.int16).reshape(*A.shape, 4)[..., hi]
+        np.bitwise_or(top, np.bitwise_and(~m, np.int16(0x7FF8), dtype=np.int16), out=top)
     return BatchedOLS(
         params=params,
         cov_classical=cov,

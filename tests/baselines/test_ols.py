@@ -168,7 +168,13 @@ def test_row_and_column_major_responses_agree(hac_gaps):
     R, F = _panel(T=70, N=9, missing=0.2, seed=14)
     X = np.column_stack([np.ones(70), F.to_numpy()])
     a = batched_ols(X, np.ascontiguousarray(R.to_numpy()), hac_lags=3, hac_gaps=hac_gaps)
-    b = batched_ols(X, np.asfortranarray(R.to_numpy()), hac_lags=3, hac_gaps=hac_gaps)
+    Yf = np.asfortranarray(R.to_numpy())
+    Ys = np.repeat(R.to_numpy(), 2, axis=1)[:, ::2]  # every other column: neither C nor F order
+    for Y in (Yf, Ys):
+        _assert_fits_agree(a, batched_ols(X, Y, hac_lags=3, hac_gaps=hac_gaps))
+
+
+def _assert_fits_agree(a, b):
     for name in ("params", "rss", "tss"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12)
     for name in ("cov_classical", "cov_hac"):  # relative to sqrt(V_ii V_jj)
