@@ -204,8 +204,9 @@ def _meat(Z: np.ndarray, U: np.ndarray, mask: np.ndarray, lags: int, hac_gaps: s
     if lags == 0 or hac_gaps == "zero":
         return _meat_calendar(Z, U, lags)
     # a series is gappy when its observed months form more than one unbroken stretch
-    starts = mask[0].astype(np.int64) + (mask[1:] & ~mask[:-1]).sum(axis=0)
-    gappy = starts > 1
+    T = mask.shape[0]
+    first = mask.argmax(axis=0)
+    gappy = mask.sum(axis=0) < T - mask[::-1].argmax(axis=0) - first
     if not gappy.any():
         return _meat_calendar(Z, U, lags)
     if gappy.all():
