@@ -31,13 +31,13 @@ def _listing(items, limit: int = 10) -> str:
 
 def _month_index(index, where: str) -> pd.DatetimeIndex:
     """Month-end DatetimeIndex named ``date`` (a fast path when it already is one)."""
-    if (
-        isinstance(index, pd.DatetimeIndex)
-        and index.tz is None
-        and bool(index.is_month_end.all())
-        and bool((index == index.normalize()).all())
-    ):
-        return pd.DatetimeIndex(index.as_unit("ns"), name="date")
+    if isinstance(index, pd.DatetimeIndex) and index.tz is None:
+        v = index.values
+        day = v.astype("datetime64[D]")
+        month = day.astype("datetime64[M]")
+        next_month = (day + np.timedelta64(1, "D")).astype("datetime64[M]")
+        if bool((day == v).all() and (next_month != month).all()):  # month-end midnights
+            return pd.DatetimeIndex(index.as_unit("ns"), name="date")
     return to_month_end(index, where=where)
 
 
@@ -112,7 +112,8 @@ def _as_factors(factors) -> pd.DataFrame:
         values = factors.to_numpy(dtype=float)
     except (TypeError, ValueError) as exc:
         raise DataError("factors must be numeric") from exc
-    return pd.DataFrame(values, index=idx, columns=pd.Index(names, name="factor")).sort_index()
+    out = pd.DataFrame(values, index=idx, columns=pd.Index(names, name="factor"))
+    return out if idx.is_monotonic_increasing else out.sort_index()
 
 
 @dataclass(frozen=True, eq=False)
