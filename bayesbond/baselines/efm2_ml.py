@@ -1,0 +1,543 @@
+"""Maximum-likelihood estimation of the economic factor model EFM(2) by the Kalman filter.
+
+:func:`efm2_ml` fits :class:`~bayesbond.core.affine_special.EFM2` (the cascade
+``r -> x -> y -> theta``) to a panel of zero-coupon yields: the three states are latent, move by
+the exact OU transition of the P dynamics, and every yield is observed with an i.i.d. error. The
+data checks, the numerical Hessian and the optimiser safeguards are those of
+:func:`bayesbond.affine_ml`; the result reuses its curve methods (fitted yields, term premia,
+expected excess returns).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from bayesbond.baselines.affine_ml import (
+    _num_hessian,
+    _one_blas_thread,
+    _precond,
+    _safe_nll,
+    prepare_yields,
+)
+from bayesbond.baselines.affine_result import AffineMLResult
+from bayesbond.core.affine_special import EFM2
+from bayesbond.core.kalman import kalman_filter, kalman_smoother
+from bayesbond.core.ou import exact_transition, transition_loglik
+from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
+
+__all__ = ["efm2_ml", "EFM2MLResult", "EFM2Spec", "efm2_kalman_loglik"]
+
+_LEVEL_SCALE = 0.01  # theta = 0.01 * raw, theta* = 0.01 * raw
+_OFF_SCALE = 0.01  # off-diagonal Sigma = 0.01 * raw
+STATE_NAMES = ("r", "x", "y")
+_log = logging.getLogger("bayesbond.efm2_ml")
+
+#: reported parameters (natural scale), in this order, with the standard errors of the same keys
+PARAM_NAMES = (
+    "k_r",
+    "k_x",
+    "k_y",
+    "theta",
+    "Sigma",
+    "l_r",
+    "l_x",
+    "l_y",
+    "lambda1",
+    "k_star",
+    "theta_star",
+    "sigma_e",
+    "A",
+    "a",
+    "A_star",
+    "a_star",
+    "Lambda",
+)
+
+
+class EFM2Spec:
+    """Packing of the EFM(2) parameters into an unconstrained, well-scaled vector ``theta``.
+
+    ``theta = [log k* (3), log k (3), theta / 0.01, theta* / 0.01, Sigma (lower triangle, log
+    diagonal, off-diagonal / 0.01; 6), log sigma_e]`` (15 values), with ``k = (k_r, k_x, k_y)``
+    the P speeds, ``k* = k - l`` the risk-neutral speeds and ``theta* = a*_y / k_y*`` the
+    risk-neutral long-run level. Positivity of ``k`` and ``k*`` holds by construction, and
+    ``l = k - k*``, ``lambda1 = (0, 0, k_y* theta* - k_y theta)``.
+    """
+
+    size = 15
+    slices = {
+        "log_k_star": slice(0, 3),
+        "log_k": slice(3, 6),
+        "theta": slice(6, 7),
+        "theta_star": slice(7, 8),
+        "L": slice(8, 14),
+        "log_sigma_e": slice(14, 15),
+    }
+
+    def __init__(self, tau, dt):
+        self.tau = np.asarray(tau, float)
+        self.dt = float(dt)
+        self.p = len(self.tau)
+        self.tril = np.tril_indices(3)
+
+    def unpack(self, theta) -> dict:
+        th = np.asarray(theta, float)
+        k_star = np.exp(th[self.slices["log_k_star"]])
+        k = np.exp(th[self.slices["log_k"]])
+        L = np.zeros((3, 3))
+        L[self.tril] = th[self.slices["L"]]
+        off = np.tril(np.ones((3, 3), bool), -1)
+        L[off] *= _OFF_SCALE
+        L[np.diag_indices(3)] = np.exp(np.diag(L))
+        return {
+            "k": k,
+            "k_star": k_star,
+            "theta": _LEVEL_SCALE * th[self.slices["theta"]][0],
+            "theta_star": _LEVEL_SCALE * th[self.slices["theta_star"]][0],
+            "Sigma": L,
+            "sigma_e": float(np.exp(th[self.slices["log_sigma_e"]][0])),
+        }
+
+    def pack(self, k, k_star, theta, theta_star, Sigma, sigma_e) -> np.ndarray:
+        L = np.array(Sigma, float)
+        L[np.diag_indices(3)] = np.log(np.diag(L))
+        off = np.tril(np.ones((3, 3), bool), -1)
+        L[off] /= _OFF_SCALE
+        return np.concatenate(
+            [
+                np.log(np.asarray(k_star, float)),
+                np.log(np.asarray(k, float)),
+                [theta / _LEVEL_SCALE, theta_star / _LEVEL_SCALE],
+                L[self.tril],
+                [np.log(sigma_e)],
+            ]
+        )
+
+    def model(self, theta) -> dict:
+        """Parameters, the :class:`EFM2` they define and the measurement ``y = d + Z xi``."""
+        par = self.unpack(theta)
+        k, ks = par["k"], par["k_star"]
+        l_ = k - ks
+        lambda1 = np.array([0.0, 0.0, ks[2] * par["theta_star"] - k[2] * par["theta"]])
+        m = EFM2(*k, par["theta"], par["Sigma"], *l_, lambda1=lambda1)
+        Z, d = m.yield_coefficients(self.tau)
+        par.update(
+            model=m,
+            Z=Z,
+            d=d,
+            k_r=k[0],
+            k_x=k[1],
+            k_y=k[2],
+            l_r=l_[0],
+            l_x=l_[1],
+            l_y=l_[2],
+            lambda1=lambda1,
+            A=np.array(m.A),
+            a=np.array(m.a),
+            A_star=np.array(m.A_star),
+            a_star=np.array(m.a_star),
+            Lambda=np.array(m.Lambda),
+            V=np.array(m.V),
+            delta0=0.0,
+            delta1=np.eye(3)[0],
+        )
+        return par
+
+
+# --------------------------------------------------------------------------- likelihood
+def efm2_kalman_loglik(theta, spec: EFM2Spec, Y) -> float:
+    """Exact Gaussian log-likelihood of the yields ``Y`` (T, p) under the parameters ``theta``.
+
+    States ``xi_t = (r, x, y)_t`` follow ``xi_{t+1} = c + Phi xi_t + eta``, ``eta ~ N(0, Q)``,
+    with ``(Phi, c, Q)`` the exact OU transition of the P dynamics over ``dt``; yields
+    ``y_t = d + Z xi_t + eps_t``, ``eps ~ N(0, sigma_e^2 I)``; ``xi_0`` from the stationary
+    distribution (all P speeds are positive).
+    """
+    par = spec.model(theta)
+    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], spec.dt)
+    return kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2).loglik
+
+
+# ------------------------------------------------------------------------ starting values
+def _cross_section(spec, Y, x0, V):
+    """Risk-neutral speeds and level from the cross-section, states free on every date.
+
+    Variable projection: for given ``(k*, theta*)`` the states are the least-squares solution of
+    ``y_t - d = Z xi_t`` on each date; the residuals are minimised over ``(log k*, theta*)``.
+    Returns ``(log k*, theta*, states (T, 3), rmse)``.
+    """
+    ok = np.isfinite(Y).all(axis=1)
+    Yc = Y[ok]
+    Sigma = np.linalg.cholesky(V)
+
+    def design(x):
+        ks = np.exp(x[:3])
+        m = EFM2(*ks, x[3] * _LEVEL_SCALE, Sigma)  # P = P* (l = 0) for the cross-section
+        return m.yield_coefficients(spec.tau)
+
+    def resid(x):
+        try:
+            Z, d = design(x)
+        except (ModelError, np.linalg.LinAlgError, ValueError):
+            return np.full(Yc.size, 1e3)
+        X, *_ = np.linalg.lstsq(Z, (Yc - d).T, rcond=None)
+        return 1e4 * ((Yc - d) - X.T @ Z.T).ravel()
+
+    with np.errstate(all="ignore"):
+        sol = optimize.least_squares(resid, x0, method="lm", xtol=1e-10, ftol=1e-10)
+    Z, d = design(sol.x)
+    states = np.full((len(Y), 3), np.nan)
+    X, *_ = np.linalg.lstsq(Z, (Yc - d).T, rcond=None)
+    states[ok] = X.T
+    rmse = float(np.sqrt(np.mean(sol.fun**2)) / 1e4)
+    return sol.x[:3], sol.x[3] * _LEVEL_SCALE, states, rmse
+
+
+def _p_start(states, dt, k0):
+    """P parameters ``(k, theta, Sigma)`` by exact OU ML of the cascade on given states."""
+    X = states[np.isfinite(states).all(axis=1)]
+    dX = np.diff(X, axis=0)
+    L0 = np.linalg.cholesky(np.cov(dX.T) / dt + 1e-12 * np.eye(3))
+    tril = np.tril_indices(3)
+
+    def unpack(x):
+        k = np.exp(x[:3])
+        A = np.array([[-k[0], k[0], 0.0], [0.0, -k[1], k[1]], [0.0, 0.0, -k[2]]])
+        L = np.zeros((3, 3))
+        L[tril] = x[4:]
+        L[np.diag_indices(3)] = np.exp(np.diag(L))
+        return k, x[3], A, L
+
+    def nll(x):
+        k, th, A, L = unpack(x)
+        with np.errstate(all="ignore"):
+            try:
+                ll = transition_loglik(X, dt, A, [0.0, 0.0, k[2] * th], L @ L.T)
+            except (ModelError, np.linalg.LinAlgError, ValueError):
+                return 1e10
+        return -ll / len(X) if np.isfinite(ll) else 1e10
+
+    Lr = L0.copy()
+    Lr[np.diag_indices(3)] = np.log(np.diag(L0))
+    x0 = np.concatenate([np.log(k0), [X[:, 2].mean()], Lr[tril]])
+    res = optimize.minimize(nll, x0, method="L-BFGS-B", options={"maxiter": 2000})
+    k, th, _, L = unpack(res.x)
+    return k, th, L
+
+
+def _k_starts(n_starts):
+    """Starting risk-neutral speeds ``(k_r*, k_x*, k_y*)``: fast, medium, slow, in two orders."""
+    base = [(1.0, 0.3, 0.05), (2.0, 0.5, 0.1), (0.5, 0.15, 0.02), (1.0, 0.05, 0.3), (4.0, 0.8, 0.1)]
+    return [np.log(base[i % len(base)]) + 0.1 * (i // len(base)) for i in range(n_starts)]
+
+
+# ------------------------------------------------------------------------------- result
+class EFM2MLResult(AffineMLResult):
+    """Maximum-likelihood fit of EFM(2) (see :func:`efm2_ml`).
+
+    Attributes
+    ----------
+    k_r, k_x, k_y, theta : P speeds of the cascade and the long-run level.
+    l_r, l_x, l_y : risk-premium speeds (``k_i* = k_i - l_i``); ``k_star`` the three ``k_i*``.
+    lambda1 : ``(0, 0, lambda1_y)``, constant premium; ``theta_star = a*_y / k_y*``.
+    Sigma : (3, 3) lower-triangular volatility matrix of ``(r, x, y)``.
+    A, a, A_star, a_star, Lambda : the Gaussian affine form (``A* = A + Lambda``,
+        ``a* = a + lambda1``); ``delta0 = 0``, ``delta1 = e1`` (``r`` is the first state).
+    sigma_e : float, measurement-error standard deviation.
+    states, filtered_states : DataFrame (date x state ``r, x, y``), smoothed and filtered.
+    fitted, residuals, rmse, term_premia, expected_excess_returns : as for
+        :class:`~bayesbond.baselines.affine_result.AffineMLResult`.
+    loglik : float; se : dict of standard errors keyed as the parameters (``None`` without).
+    theta_raw, cov_theta : the unconstrained estimate (:class:`EFM2Spec`) and its covariance.
+    starts : list of dict, the starting speeds tried and the likelihood each reached.
+
+    Notes
+    -----
+    Only the curve methods of the canonical result are inherited; the parameters, the summary and
+    :meth:`to_model` are those of EFM(2).
+    """
+
+    def __init__(
+        self, *, params, theta, cov_theta, se, loglik, spec, states, filtered_states, yields,
+        n_obs, converged, starts,
+    ):  # fmt: skip
+        # the parent's constructor expects the canonical (JSZ) parameters; only its curve
+        # methods are reused, which need the fields below
+        vars(self).update(
+            params=params, theta_raw=theta, cov_theta=cov_theta, se=se, loglik=float(loglik),
+            spec=spec, method="kalman", states=states, filtered_states=filtered_states,
+            yields=yields, n_obs=n_obs, converged=converged, starts=starts,
+            maturities=np.asarray(spec.tau), dt=spec.dt, W=None, delta0=0.0,
+            delta1=np.eye(3)[0], **{k: params[k] for k in PARAM_NAMES},
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"EFM2MLResult(k=({self.k_r:.4g}, {self.k_x:.4g}, {self.k_y:.4g}), "
+            f"k*=({', '.join(f'{v:.4g}' for v in self.k_star)}), theta={self.theta:.4g}, "
+            f"dates={len(self.states)}, loglik={self.loglik:.2f}, "
+            f"rmse_bp={1e4 * float(np.sqrt(np.nanmean(self.residuals.to_numpy() ** 2))):.2f})"
+        )
+
+    def model_yields(self, states, tau=None) -> np.ndarray:
+        """Model yields ``y = d + Z xi`` at states ``xi = (r, x, y)`` (any maturities)."""
+        tau = self.maturities if tau is None else np.asarray(tau, float)
+        Z, d = self.to_model().yield_coefficients(tau)
+        return d + np.asarray(states, float) @ Z.T
+
+    def to_model(self) -> EFM2:
+        """The fitted model as a :class:`bayesbond.EFM2`."""
+        return self.params["model"]
+
+    def summary(self) -> pd.DataFrame:
+        """One row per free scalar parameter: estimate, standard error and z-value.
+
+        Structural zeros (e.g. ``A[r,y]``, ``lambda1[r]``, the upper triangle of ``Sigma``) are
+        left out.
+        """
+        rows = []
+        for k in PARAM_NAMES:
+            val = np.asarray(self.params[k], float)
+            se = None if self.se is None else np.asarray(self.se[k], float)
+            for idx in np.ndindex(val.shape):
+                s = np.nan if se is None else float(se[idx])
+                if val[idx] == 0 and (se is None or s == 0):  # structural zero (fixed)
+                    continue
+                label = k if val.ndim == 0 else f"{k}[{','.join(STATE_NAMES[i] for i in idx)}]"
+                rows.append((label, float(val[idx]), s))
+        df = pd.DataFrame(rows, columns=["parameter", "estimate", "se"]).set_index("parameter")
+        df["z"] = df["estimate"] / df["se"]
+        return df
+
+
+# ------------------------------------------------------------------------------ estimator
+def _delta_method(spec, theta, cov_theta) -> dict:
+    """Standard errors of every reported parameter: ``sqrt(diag(J cov J'))``, J by central
+    differences of the parameter map."""
+
+    def flat(th):
+        par = spec.model(th)
+        return np.concatenate([np.ravel(par[k]) for k in PARAM_NAMES])
+
+    E = 1e-6 * np.eye(len(theta))
+    J = np.column_stack([(flat(theta + e) - flat(theta - e)) / 2e-6 for e in E])
+    sd = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, cov_theta, J), 0, None))
+    par = spec.model(theta)
+    parts = np.split(sd, np.cumsum([np.size(par[k]) for k in PARAM_NAMES])[:-1])
+    return {
+        k: float(v[0]) if np.ndim(par[k]) == 0 else v.reshape(np.shape(par[k]))
+        for k, v in zip(PARAM_NAMES, parts, strict=True)
+    }
+
+
+def _newton_gain(f, x, H, h=1e-4) -> float:
+    """Predicted decrease ``g'H^-1 g / 2`` of ``f`` by a Newton step (inf if H is not PD)."""
+    E = np.eye(len(x)) * h
+    g = np.array([(f(x + e) - f(x - e)) / (2 * h) for e in E])
+    try:
+        c = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return np.inf
+    z = np.linalg.solve(c, g)
+    return 0.5 * float(z @ z)
+
+
+def efm2_ml(
+    yields,
+    maturities=None,
+    dt: float | None = None,
+    *,
+    n_starts: int = 3,
+    se: bool = True,
+    maxiter: int = 3000,
+) -> EFM2MLResult:
+    r"""Kalman-filter maximum-likelihood estimate of the economic factor model EFM(2).
+
+    Parameters
+    ----------
+    yields : DataFrame (dates x maturities in years) or array_like (T, p)
+        Zero-coupon yields, decimals per year, continuously compounded; ``NaN`` = missing.
+    maturities : array_like (p,), optional
+        Maturities in years (default: the DataFrame's columns); at least 4.
+    dt : float, optional
+        Years between observations (inferred from a DatetimeIndex).
+    n_starts : int
+        Number of starting risk-neutral speeds for the cross-sectional step; each distinct local
+        optimum starts a full maximisation and the best likelihood is kept.
+    se : bool
+        Standard errors from the observed information (numerical Hessian), mapped to every
+        reported parameter by the delta method.
+    maxiter : int
+        Maximum L-BFGS iterations per start.
+
+    Returns
+    -------
+    EFM2MLResult
+
+    Notes
+    -----
+    The model (:class:`~bayesbond.core.affine_special.EFM2`): under P ::
+
+        dr = k_r (x - r) dt + (Sigma dW)_1
+        dx = k_x (y - x) dt + (Sigma dW)_2
+        dy = k_y (theta - y) dt + (Sigma dW)_3
+
+    and under P* the same cascade with speeds ``k_i* = k_i - l_i`` and the constant
+    ``a* = (0, 0, k_y theta + lambda1_y) = (0, 0, k_y* theta*)``; ``r`` is the short rate
+    (``delta0 = 0``, ``delta1 = e1``), yields ``y(tau) = -v(tau)/tau + u(tau)'xi/tau`` with the
+    exact loadings of :class:`EFM2`. The states are latent; the likelihood is the exact Kalman
+    filter one (:func:`efm2_kalman_loglik`): exact OU transition of the P dynamics over ``dt``,
+    i.i.d. ``N(0, sigma_e^2)`` errors on every yield, stationary initial state.
+
+    Parameterisation (:class:`EFM2Spec`): ``log k``, ``log k*`` (so ``k > 0`` and ``k* > 0``,
+    i.e. stable dynamics under P and P*), ``theta``, ``theta*``, ``Sigma`` lower triangular with
+    log diagonal, ``log sigma_e``: 15 parameters.
+
+    Why ``lambda1 = (0, 0, lambda1_y)``: a constant premium on ``r`` or ``x`` is, in the
+    cross-section, the same as a shift of the latent states. For any ``s = (0, s_x, s_y)``,
+    since ``u' = A*'u + e1`` gives ``u(tau)'s = U1(tau)' A* s`` with ``U1 = int_0^tau u``,
+
+    .. math:: y(\tau; \xi + s, a^* - A^* s) = y(\tau; \xi, a^*),
+
+    so ``(lambda1_r, lambda1_x)`` can be traded for a shift of ``x`` and ``y`` that leaves every
+    curve unchanged. Only the P restriction that ``r, x, y`` share the long-run mean ``theta``
+    (no constants in the drifts of ``r`` and ``x``) tells them apart, i.e. the sample means of
+    the latent spreads ``x - r`` and ``y - x``: a weak identification through the time series of
+    persistent states. Restricting the premium to the level keeps the cascade under P* and
+    leaves ``lambda1_y`` (equivalently ``theta*``) identified by the cross-section
+    (the equivalence is checked numerically in the tests).
+
+    Starting values: the cross-section with the states free on each date (variable projection)
+    gives ``k*``, ``theta*``, the states and ``sigma_e``, from several starting speeds; the P
+    parameters come from exact OU ML of the cascade on those states. L-BFGS with numerical
+    gradients then maximises the Kalman likelihood from each distinct start; at the best one a
+    Newton check (predicted gain ``g'H^-1 g / 2`` with the numerical Hessian ``H``) triggers a
+    final pass preconditioned by ``H^-1`` when the gain is not negligible. States are smoothed
+    by Rauch-Tung-Striebel.
+
+    References
+    ----------
+    Mayer, M. (2009). The economic factor model (EFM) notes.
+    Tuckman, B. and Serrat, A. (2012). *Fixed Income Securities*, 3rd ed., ch. 14 (Gauss+).
+    Durbin, J. and Koopman, S. J. (2012). *Time Series Analysis by State Space Methods*, ch. 7.
+    """
+    Y, tau, dates, dt = prepare_yields(yields, maturities, dt)
+    T, p = Y.shape
+    if p < 4:
+        raise DataError(f"EFM(2) has 3 states: give at least 4 maturities, got {p}")
+    complete = np.isfinite(Y).all(axis=1)
+    if complete.sum() < 20:
+        raise DataError(f"only {complete.sum()} complete dates: too few to estimate EFM(2)")
+    if int(n_starts) < 1:
+        raise SpecError(f"n_starts must be at least 1, got {n_starts}")
+    with _one_blas_thread():
+        return _fit(Y, tau, dates, dt, int(n_starts), se, maxiter)
+
+
+def _fit(Y, tau, dates, dt, n_starts, se, maxiter):
+    T = Y.shape[0]
+    spec = EFM2Spec(tau, dt)
+    V0 = np.diag([0.01, 0.01, 0.01]) ** 2
+    cands = []
+    level0 = np.nanmean(Y[:, -1]) / _LEVEL_SCALE
+    for lk in _k_starts(n_starts):
+        lks, th_s, states, rmse = _cross_section(spec, Y, np.r_[lk, level0], V0)
+        if not any(np.allclose(lks, c[0], atol=1e-3) for c in cands):
+            cands.append((lks, th_s, states, rmse))
+    cands.sort(key=lambda c: c[3])
+
+    def nll(th):
+        return _safe_nll(lambda t: efm2_kalman_loglik(t, spec, Y), th, T)
+
+    best = None
+    starts = []
+    for lks, th_s, states, rmse in cands:
+        ks = np.exp(lks)
+        k, th_p, L = _p_start(states, dt, ks * 1.2)
+        th0 = spec.pack(k, ks, th_p, th_s, L, max(rmse, 1e-5))
+        res = optimize.minimize(
+            nll, th0, method="L-BFGS-B", options={"maxiter": maxiter, "maxfun": 50 * maxiter}
+        )
+        starts.append({"k_star0": ks, "loglik": -res.fun * T, "k_star": np.exp(res.x[:3])})
+        _log.debug(
+            "start k*0=%s: %s nit=%d nfev=%d loglik=%.3f",
+            ks.round(4),
+            res.message,
+            res.nit,
+            res.nfev,
+            -res.fun * T,
+        )
+        if best is None or res.fun < best.fun:
+            best = res
+    # Newton check at the optimum: a final pass preconditioned by the inverse Hessian when the
+    # predicted gain 0.5 g'H^-1 g is not negligible (or H is not positive definite)
+    H = _num_hessian(nll, best.x)
+    gain = _newton_gain(nll, best.x, H) * T
+    _log.debug("Newton gain at the optimum: %.3g", gain)
+    if gain > 1e-3:
+        C = _precond(H)
+        x1 = best.x
+        res = optimize.minimize(
+            lambda z: nll(x1 + C @ z),
+            np.zeros(spec.size),
+            method="L-BFGS-B",
+            options={"maxiter": maxiter, "maxfun": 50 * maxiter},
+        )
+        _log.debug(
+            "preconditioned pass: %s nit=%d nfev=%d loglik=%.3f (was %.3f)",
+            res.message,
+            res.nit,
+            res.nfev,
+            -res.fun * T,
+            -best.fun * T,
+        )
+        if res.fun <= best.fun:
+            res.x = x1 + C @ res.x
+            best = res
+            H = _num_hessian(nll, best.x) if se else H
+    theta = best.x
+    if not best.success:
+        warnings.warn(
+            f"efm2_ml: optimiser stopped: {best.message}", ConvergenceWarning, stacklevel=3
+        )
+    cov_theta = ses = None
+    if se:
+        info = H * T
+        try:
+            np.linalg.cholesky(info)
+            cov_theta = np.linalg.inv(info)
+        except np.linalg.LinAlgError:
+            warnings.warn(
+                "efm2_ml: observed information is not positive definite; "
+                "standard errors use its pseudo-inverse",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+            cov_theta = np.linalg.pinv(info)
+        ses = _delta_method(spec, theta, cov_theta)
+    par = spec.model(theta)
+    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], dt)
+    kf = kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2)
+    xs, _ = kalman_smoother(kf)
+    didx = dates.copy()
+    didx.name = "date"
+    cols = pd.Index(list(STATE_NAMES), name="state")
+    return EFM2MLResult(
+        params=par,
+        theta=theta,
+        cov_theta=cov_theta,
+        se=ses,
+        loglik=-best.fun * T,
+        spec=spec,
+        states=pd.DataFrame(xs, index=didx, columns=cols),
+        filtered_states=pd.DataFrame(kf.x_filt, index=didx, columns=cols),
+        yields=pd.DataFrame(Y, index=didx, columns=pd.Index(tau, name="maturity")),
+        n_obs=int(np.isfinite(Y).sum()),
+        converged=bool(best.success),
+        starts=starts,
+    )
