@@ -164,6 +164,7 @@ def _meat_compressed(
         flat, row_step, col_step = np.ascontiguousarray(U).ravel(), N, 1
     mT = np.ascontiguousarray(mask.T)
     nobs = mT.sum(axis=1)
+    unobserved = np.invert(mT).view(np.uint8)  # sort keys: observed months first
     order = np.argsort(nobs, kind="stable")
     Zt = np.ascontiguousarray(Z.T)
     out = np.empty((N, p, p))
@@ -179,7 +180,7 @@ def _meat_compressed(
         nc = int(nobs[idx[-1]])  # packed length of the chunk
         mc = nc + L  # number of windows
         # months of each series' observations in order (then missing months, whose u is zero)
-        tau = np.argsort(~mT[idx], axis=1, kind="stable")[:, :nc]
+        tau = np.argsort(unobserved[idx], axis=1, kind="stable")[:, :nc]
         H = Hbuf[: p * n * nc].reshape(p, n, nc)
         Zt.take(tau, axis=1, out=H, mode="clip")
         if row_step != 1:
@@ -486,7 +487,8 @@ def batched_ols(
     if fi.size:
         cov[fi] = (K @ K.T)[None] * s2[fi, None, None]
     if gp.size:
-        covp = (Gip.reshape(gp.size, p * p) @ KK.T).reshape(gp.size, p, p) * s2[gp, None, None]
+        covp = (Gip.reshape(gp.size, p * p) @ KK.T).reshape(gp.size, p, p)
+        covp *= s2[gp, None, None]
         if all_part:
             cov = covp
         else:
@@ -508,7 +510,8 @@ def batched_ols(
                 at = np.searchsorted(gi, gp)
                 S[at] = Gip @ S[at] @ Gip
         n = gi.size
-        ch = (S.reshape(n, p * p) @ KK.T).reshape(n, p, p) * corr[gi, None, None]
+        ch = (S.reshape(n, p * p) @ KK.T).reshape(n, p, p)
+        ch *= corr[gi, None, None]
         if all_good:
             cov_hac = ch
         else:
