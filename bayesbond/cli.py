@@ -208,18 +208,26 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
         if factors_path is not None:
             raise UsageError("--factors applies to factor regressions only")
         y = load_series_inputs(spec, data_path)
+        tau = spec.data["maturities"]
+        if tau is None:
+            raise UsageError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
+        if spec.model["kind"] == "efm2":
+            from bayesbond.baselines.efm2_ml import efm2_ml
+
+            progress(f"yields: {len(y)} dates x {len(tau)} maturities; EFM(2) by Kalman-filter "
+                     "maximum likelihood (no sampling: the [sampler] settings are not used)")
+            res = efm2_ml(y, tau, dt=spec.model["dt"])
+            return _ml_tree(res, y, tau), hash_data(*files)
+        if spec.model["kind"] != "gaussian":
+            raise ModelError(f"{spec.source}: [model] kind {spec.model['kind']!r} has no "
+                             "estimator in this version; the canonical Gaussian model "
+                             "(kind = \"gaussian\", e.g. models/affine3.toml) and EFM(2) "
+                             "(kind = \"efm2\", models/efm2.toml) can be fitted")
         try:
             from bayesbond.bayes.affine_model import AffineModel
         except ImportError as exc:
             raise ModelError(f"{spec.source}: the affine model is not available in this "
                              f"installation ({exc})") from None
-        tau = spec.data["maturities"]
-        if tau is None:
-            raise UsageError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
-        if spec.model["kind"] != "gaussian":
-            raise ModelError(f"{spec.source}: [model] kind {spec.model['kind']!r} has no "
-                             "estimator in this version; the canonical Gaussian model "
-                             "(kind = \"gaussian\", e.g. models/affine3.toml) can be fitted")
         progress(f"yields: {len(y)} dates x {len(tau)} maturities; sampling")
         model = AffineModel(n_factors=spec.model["n_factors"], priors=spec.priors or None)
         idata = model.fit(y, tau, dt=spec.model["dt"], **kw)
@@ -230,7 +238,10 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
 
 
 def _with_yield_bands(idata, model, y, tau):
-    """Attach the observed yields and the posterior bands of the fitted yields (for reports)."""
+    """Attach the observed yields and the posterior bands of the fitted yields (for reports).
+
+    With ``model=None`` (an ML fit) only the observed yields are attached.
+    """
     import numpy as np
     import xarray as xr
 
@@ -238,9 +249,56 @@ def _with_yield_bands(idata, model, y, tau):
         y.to_numpy(float), dims=("date", "maturity"),
         coords={"date": y.index.to_numpy(), "maturity": np.asarray(tau, float)})})
     idata["observed_data"] = xr.DataTree(obs)
+    if model is None:  # an ML fit: its bands are added by the caller
+        return idata
     bands = model.bands(idata)
     idata["fitted_bands"] = xr.DataTree(bands)
     return idata
+
+
+def _ml_tree(res, y, tau):
+    """A maximum-likelihood fit as a DataTree: estimates and standard errors, states, yields.
+
+    Groups: ``ml`` (one variable per parameter with a leading ``stat`` dimension, ``estimate``
+    and ``se``; matrices over ``state``, ``state2``), ``ml_states`` (smoothed states),
+    ``observed_data`` and ``fitted_bands`` (fitted yields at the smoothed states, band
+    ``+- 1.96 sigma_e``). Root attributes say it is an ML fit (``estimator``) and give the
+    log-likelihood; there is no ``posterior`` group.
+    """
+    import json
+
+    import numpy as np
+    import xarray as xr
+
+    from bayesbond.baselines.efm2_ml import PARAM_NAMES, STATE_NAMES
+
+    dims_of = {0: (), 1: ("state",), 2: ("state", "state2")}
+    ml = {}
+    for k in PARAM_NAMES:
+        est = np.asarray(res.params[k], float)
+        se = np.full(est.shape, np.nan) if res.se is None else np.asarray(res.se[k], float)
+        ml[k] = xr.DataArray(np.stack([est, se]), dims=("stat", *dims_of[est.ndim]))
+    ml = xr.Dataset(ml, coords={"stat": ["estimate", "se"], "state": list(STATE_NAMES),
+                                "state2": list(STATE_NAMES)})
+    dates = y.index.to_numpy()
+    states = xr.Dataset({"states": xr.DataArray(
+        res.states.to_numpy(float), dims=("date", "state"),
+        coords={"date": dates, "state": list(STATE_NAMES)})})
+    tree = _with_yield_bands(xr.DataTree.from_dict({"ml": ml, "ml_states": states}), None, y, tau)
+    fitted = res.fitted.to_numpy(float)
+    half = 1.96 * float(res.sigma_e)
+    bands = xr.DataArray(np.stack([fitted, fitted - half, fitted + half]),
+                         dims=("stat", "date", "maturity"),
+                         coords={"stat": ["mean", "lower", "upper"], "date": dates,
+                                 "maturity": np.asarray(tau, float)})
+    tree["fitted_bands"] = xr.DataTree(xr.Dataset(
+        {"fitted": bands}, attrs={"center_label": "ML fit (smoothed states)",
+                                  "band_label": "ML fit +- 1.96 sigma_e"}))
+    tree.attrs.update(
+        estimator="maximum likelihood (Kalman filter)", loglik=float(res.loglik),
+        converged=bool(res.converged), n_obs=int(res.n_obs),
+        model=json.dumps({"family": "affine", "kind": "efm2", "estimator": "ml"}))
+    return tree
 
 
 def cmd_fit(args) -> int:

@@ -276,10 +276,12 @@ def test_term_structure_specs_fail_cleanly_before_sampling(tmp_path):
     y = pd.DataFrame(np.linspace(1, 3, 12 * 8).reshape(12, 8), columns=tau)
     y.insert(0, "date", dates)
     y.to_csv(tmp_path / "yields.csv", index=False)
-    # EFM(2) is specified (and validated) but has no estimator yet: a clear model error
-    code, _, stderr = run("fit", "efm2", "--data", tmp_path / "yields.csv",
+    # EFM(1) is specified (and validated) but has no estimator yet: a clear model error
+    efm1 = (Path(__file__).parents[1] / "models" / "efm2.toml").read_text()
+    (tmp_path / "efm1.toml").write_text(efm1.replace('kind = "efm2"', 'kind = "efm1"'))
+    code, _, stderr = run("fit", tmp_path / "efm1.toml", "--data", tmp_path / "yields.csv",
                           "--out", tmp_path / "e.nc")
-    assert code == 1 and "kind 'efm2' has no estimator" in error_line(stderr)
+    assert code == 1 and "kind 'efm1' has no estimator" in error_line(stderr)
     # a yield column the spec names is missing
     y.drop(columns="m84").to_csv(tmp_path / "short.csv", index=False)
     code, _, stderr = run("fit", "affine3", "--data", tmp_path / "short.csv",
@@ -290,7 +292,36 @@ def test_term_structure_specs_fail_cleanly_before_sampling(tmp_path):
     code, _, stderr = run("fit", "ou_short_rate", "--data", tmp_path / "two.csv",
                           "--out", tmp_path / "o.nc")
     assert code == 1 and "2 data columns (m3, m6) for an 1-dimensional OU" in error_line(stderr)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.csv", "two.csv", "yields.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["efm1.toml", "short.csv", "two.csv",
+                                                           "yields.csv"]
+
+
+def test_efm2_fit_by_ml_and_report(tmp_path):
+    """EFM(2) yields simulated by bb.EFM2 -> `fit efm2` (Kalman ML) -> a loadable tree, a report."""
+    m = bb.EFM2(1.5, 0.5, 0.2, 0.04, [[0.012, 0, 0], [0.004, 0.008, 0], [0.001, 0.002, 0.006]],
+                0.3, 0.1, 0.1, lambda1=[0, 0, -0.002])
+    tau = np.array([0.25, 0.5, 1, 2, 3, 5, 7, 10.0])
+    X = m.ou_P().simulate(np.full(3, 0.04), n_steps=239, dt=1 / 12, rng=np.random.default_rng(1))
+    X = np.asarray(X).reshape(240, 3)
+    Z, d = m.yield_coefficients(tau)
+    Y = d + X @ Z.T + 5e-4 * np.random.default_rng(2).standard_normal((240, len(tau)))
+    cols = ["m3", "m6", "m12", "m24", "m36", "m60", "m84", "m120"]
+    df = pd.DataFrame(100 * Y, columns=cols)
+    df.insert(0, "date", pd.date_range("2000-01-31", periods=240, freq="ME").strftime("%Y-%m-%d"))
+    df.to_csv(tmp_path / "f.csv", index=False)
+    code, stdout, stderr = run("fit", "models/efm2.toml", "--data", tmp_path / "f.csv", "--out",
+                               tmp_path / "fit.nc", cwd=Path(__file__).parents[1])
+    assert code == 0, stderr[-3000:]
+    tree = bb.load(tmp_path / "fit.nc")
+    assert "posterior" not in tree.children and tree.attrs["estimator"].startswith("maximum")
+    ml = tree["ml"]
+    assert ml["k_star"].sel(stat="estimate").values == pytest.approx([1.2, 0.4, 0.1], rel=0.3)
+    assert float(ml["sigma_e"].sel(stat="se")) > 0
+    assert tree["observed_data"]["yields"].shape == (240, 8)
+    code, _, stderr = run("report", tmp_path / "fit.nc", "--out", tmp_path / "rep")
+    assert code == 0, stderr[-3000:]
+    assert "k_star[r]" in (tmp_path / "rep" / "fit_summary.md").read_text()
+    assert_png(tmp_path / "rep" / "fit_yield_curve_fit.png")
 
 
 def test_factors_inside_the_panel_file_must_be_one_per_date(tmp_path, frames):

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["family_of", "markdown_table", "staging", "summary_table", "write_report"]
+__all__ = ["family_of", "is_ml_fit", "markdown_table", "ml_table", "staging", "summary_table",
+           "write_report"]
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g", index: bool = True) -> str:
@@ -149,8 +150,9 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
     """Write a report of one fit to ``out_dir``: tables, diagnostics and the family's plots.
 
     Files: ``<name>_summary.md`` (diagnostics and the parameter table), ``<name>_summary.csv``
-    (all parameters), and PNG plots: for factor regressions ``<name>_betas_by_bucket.png`` (with
-    OLS estimates computed from the fit's own data unless ``ols`` is given) and
+    (all parameters: posterior summaries, or estimates and standard errors of an ML fit), and
+    PNG plots: for factor regressions ``<name>_betas_by_bucket.png`` (with OLS estimates
+    computed from the fit's own data unless ``ols`` is given) and
     ``<name>_expected_returns.png``; for a 1-D OU model ``<name>_ou_fit.png``; for affine models
     ``<name>_yield_curve_fit.png`` when the fit holds fitted yields.
 
@@ -163,13 +165,15 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
     out_dir = Path(out_dir)
     fam = family_of(idata)
     written = []
+    ml = is_ml_fit(idata)
     with staging(out_dir, overwrite=overwrite) as tmp:
         say(f"summarising {name} ({fam})")
-        full = summary_table(idata)
+        full = ml_table(idata) if ml else summary_table(idata)
         full.to_csv(tmp / f"{name}_summary.csv")
-        short = summary_table(idata, max_rows=12)
+        short = ml_table(idata, max_rows=12) if ml else summary_table(idata, max_rows=12)
         lines = [f"# {name}\n", f"- family: {fam}"]
-        for key in ("diagnostics", "bayesbond_version", "bayesbond_data_hash"):
+        for key in ("estimator", "loglik", "diagnostics", "bayesbond_version",
+                    "bayesbond_data_hash"):
             if key in idata.attrs:
                 lines.append(f"- {key.removeprefix('bayesbond_').replace('_', ' ')}: "
                              f"{idata.attrs[key]}")
@@ -185,9 +189,47 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
     return [out_dir / w for w in written]
 
 
+def is_ml_fit(idata: xr.DataTree) -> bool:
+    """A maximum-likelihood fit: an ``ml`` group (estimates and standard errors), no posterior."""
+    return "posterior" not in idata.children and "ml" in idata.children
+
+
+def ml_table(idata: xr.DataTree, max_rows: int | None = None) -> pd.DataFrame:
+    """Estimate, standard error and z-value of each element of an ML fit's ``ml`` group.
+
+    Elements fixed by the model (estimate 0 with standard error 0) are left out; parameters with
+    more than ``max_rows`` elements too when ``max_rows`` is given.
+    """
+    ml = idata["ml"].to_dataset()
+    rows = []
+    for name, var in ml.data_vars.items():
+        est, se = var.sel(stat="estimate"), var.sel(stat="se")
+        if max_rows is not None and est.size > max_rows:
+            continue
+        for idx in np.ndindex(est.shape):
+            e, s = float(est.values[idx]), float(se.values[idx])
+            if e == 0 and s == 0:
+                continue
+            labels = [str(est[d].values[i]) for d, i in zip(est.dims, idx, strict=True)]
+            rows.append((f"{name}[{','.join(labels)}]" if labels else name, e, s))
+    table = pd.DataFrame(rows, columns=["parameter", "estimate", "se"]).set_index("parameter")
+    table["z"] = table["estimate"] / table["se"]
+    return table
+
+
 def _family_figures(idata, fam, ols, say):
     from bayesbond.workflow import plots
 
+    if is_ml_fit(idata):
+        fitted = _fitted_yields(idata) if fam == "affine" else None
+        if fitted is not None:
+            say("plotting the yield-curve fit")
+            observed, bands, tau = fitted
+            labels = idata["fitted_bands"].attrs
+            yield "yield_curve_fit", plots.plot_yield_curve_fit(
+                tau, observed, bands=bands, center_label=labels.get("center_label"),
+                band_label=labels.get("band_label"))
+        return
     post = idata["posterior"]
     if fam == "factor_regression" and "bond" in post["beta"].dims:
         if ols is None:
