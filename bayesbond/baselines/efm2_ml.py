@@ -30,7 +30,14 @@ from bayesbond.core.kalman import kalman_filter, kalman_smoother
 from bayesbond.core.ou import exact_transition, transition_loglik
 from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
 
-__all__ = ["efm2_ml", "EFM2MLResult", "EFM2Spec", "efm2_kalman_loglik"]
+__all__ = [
+    "efm2_ml",
+    "EFM2MLResult",
+    "EFM2Spec",
+    "efm2_kalman_loglik",
+    "k_star_from_raw",
+    "k_star_to_raw",
+]
 
 _LEVEL_SCALE = 0.01  # theta = 0.01 * raw, theta* = 0.01 * raw
 _OFF_SCALE = 0.01  # off-diagonal Sigma = 0.01 * raw
@@ -62,16 +69,17 @@ PARAM_NAMES = (
 class EFM2Spec:
     """Packing of the EFM(2) parameters into an unconstrained, well-scaled vector ``theta``.
 
-    ``theta = [log k* (3), log k (3), theta / 0.01, theta* / 0.01, Sigma (lower triangle, log
+    ``theta = [kappa (3), log k (3), theta / 0.01, theta* / 0.01, Sigma (lower triangle, log
     diagonal, off-diagonal / 0.01; 6), log sigma_e]`` (15 values), with ``k = (k_r, k_x, k_y)``
-    the P speeds, ``k* = k - l`` the risk-neutral speeds and ``theta* = a*_y / k_y*`` the
+    the P speeds, ``k* = k - l`` the risk-neutral speeds, ordered ``k_r* > k_x* > k_y* > 0``
+    through ``kappa`` (:func:`k_star_from_raw`), and ``theta* = a*_y / k_y*`` the
     risk-neutral long-run level. Positivity of ``k`` and ``k*`` holds by construction, and
     ``l = k - k*``, ``lambda1 = (0, 0, k_y* theta* - k_y theta)``.
     """
 
     size = 15
     slices = {
-        "log_k_star": slice(0, 3),
+        "k_star_raw": slice(0, 3),
         "log_k": slice(3, 6),
         "theta": slice(6, 7),
         "theta_star": slice(7, 8),
@@ -87,7 +95,7 @@ class EFM2Spec:
 
     def unpack(self, theta) -> dict:
         th = np.asarray(theta, float)
-        k_star = np.exp(th[self.slices["log_k_star"]])
+        k_star = k_star_from_raw(th[self.slices["k_star_raw"]])
         k = np.exp(th[self.slices["log_k"]])
         L = np.zeros((3, 3))
         L[self.tril] = th[self.slices["L"]]
@@ -110,7 +118,7 @@ class EFM2Spec:
         L[off] /= _OFF_SCALE
         return np.concatenate(
             [
-                np.log(np.asarray(k_star, float)),
+                k_star_to_raw(k_star),
                 np.log(np.asarray(k, float)),
                 [theta / _LEVEL_SCALE, theta_star / _LEVEL_SCALE],
                 L[self.tril],
@@ -163,20 +171,35 @@ def efm2_kalman_loglik(theta, spec: EFM2Spec, Y) -> float:
     return kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2).loglik
 
 
+def k_star_from_raw(kappa) -> np.ndarray:
+    """Ordered risk-neutral speeds from free values: ``k_y* = e^kappa_3``,
+    ``k_x* = k_y* + e^kappa_2``, ``k_r* = k_x* + e^kappa_1`` (so ``k_r* > k_x* > k_y* > 0``)."""
+    return np.cumsum(np.exp(np.asarray(kappa, float))[::-1])[::-1]
+
+
+def k_star_to_raw(k_star) -> np.ndarray:
+    """Inverse of :func:`k_star_from_raw` (needs ``k_r* > k_x* > k_y* > 0``)."""
+    ks = np.asarray(k_star, float)
+    gaps = np.r_[ks[0] - ks[1], ks[1] - ks[2], ks[2]]
+    if np.any(gaps <= 0):
+        raise ModelError(f"risk-neutral speeds must be ordered k_r* > k_x* > k_y* > 0, got {ks}")
+    return np.log(gaps)
+
+
 # ------------------------------------------------------------------------ starting values
 def _cross_section(spec, Y, x0, V):
     """Risk-neutral speeds and level from the cross-section, states free on every date.
 
     Variable projection: for given ``(k*, theta*)`` the states are the least-squares solution of
-    ``y_t - d = Z xi_t`` on each date; the residuals are minimised over ``(log k*, theta*)``.
-    Returns ``(log k*, theta*, states (T, 3), rmse)``.
+    ``y_t - d = Z xi_t`` on each date; the residuals are minimised over ``(kappa, theta*)``
+    (``k* = k_star_from_raw(kappa)``). Returns ``(k*, theta*, states (T, 3), rmse)``.
     """
     ok = np.isfinite(Y).all(axis=1)
     Yc = Y[ok]
     Sigma = np.linalg.cholesky(V)
 
     def design(x):
-        ks = np.exp(x[:3])
+        ks = k_star_from_raw(x[:3])
         m = EFM2(*ks, x[3] * _LEVEL_SCALE, Sigma)  # P = P* (l = 0) for the cross-section
         return m.yield_coefficients(spec.tau)
 
@@ -195,7 +218,7 @@ def _cross_section(spec, Y, x0, V):
     X, *_ = np.linalg.lstsq(Z, (Yc - d).T, rcond=None)
     states[ok] = X.T
     rmse = float(np.sqrt(np.mean(sol.fun**2)) / 1e4)
-    return sol.x[:3], sol.x[3] * _LEVEL_SCALE, states, rmse
+    return k_star_from_raw(sol.x[:3]), sol.x[3] * _LEVEL_SCALE, states, rmse
 
 
 def _p_start(states, dt, k0):
@@ -231,9 +254,9 @@ def _p_start(states, dt, k0):
 
 
 def _k_starts(n_starts):
-    """Starting risk-neutral speeds ``(k_r*, k_x*, k_y*)``: fast, medium, slow, in two orders."""
-    base = [(1.0, 0.3, 0.05), (2.0, 0.5, 0.1), (0.5, 0.15, 0.02), (1.0, 0.05, 0.3), (4.0, 0.8, 0.1)]
-    return [np.log(base[i % len(base)]) + 0.1 * (i // len(base)) for i in range(n_starts)]
+    """Starting risk-neutral speeds ``(k_r*, k_x*, k_y*)`` (ordered), spread over the scales."""
+    base = [(1.0, 0.3, 0.05), (2.0, 0.5, 0.1), (0.5, 0.15, 0.02), (1.0, 0.8, 0.3), (4.0, 0.8, 0.1)]
+    return [np.array(base[i % len(base)]) * 1.1 ** (i // len(base)) for i in range(n_starts)]
 
 
 # ------------------------------------------------------------------------------- result
@@ -394,9 +417,17 @@ def efm2_ml(
     filter one (:func:`efm2_kalman_loglik`): exact OU transition of the P dynamics over ``dt``,
     i.i.d. ``N(0, sigma_e^2)`` errors on every yield, stationary initial state.
 
-    Parameterisation (:class:`EFM2Spec`): ``log k``, ``log k*`` (so ``k > 0`` and ``k* > 0``,
-    i.e. stable dynamics under P and P*), ``theta``, ``theta*``, ``Sigma`` lower triangular with
-    log diagonal, ``log sigma_e``: 15 parameters.
+    Parameterisation (:class:`EFM2Spec`): ``log k`` and the ordered ``k_r* > k_x* > k_y* > 0``
+    (log gaps; stable dynamics under P and P*), ``theta``, ``theta*``, ``Sigma`` lower
+    triangular with log diagonal, ``log sigma_e``: 15 parameters.
+
+    Why the ordering of ``k*``: the cross-section sees only the span of the three loadings,
+    which is the same for ``(k_r*, k_x*, k_y*)`` and ``(k_r*, k_y*, k_x*)``; which of the two
+    slower factors is ``x`` (reverted to by ``r``) and which is ``y`` is then told apart by the
+    P dynamics alone, weakly (simulated samples of 400 months show two optima with the two
+    labellings, log-likelihoods within 1 of each other). The convention that speeds fall along
+    the cascade (short rate fastest, ``y`` slowest) picks one labelling; the P speeds ``k`` are
+    not ordered.
 
     Why ``lambda1 = (0, 0, lambda1_y)``: a constant premium on ``r`` or ``x`` is, in the
     cross-section, the same as a shift of the latent states. For any ``s = (0, s_x, s_y)``,
@@ -445,10 +476,10 @@ def _fit(Y, tau, dates, dt, n_starts, se, maxiter):
     V0 = np.diag([0.01, 0.01, 0.01]) ** 2
     cands = []
     level0 = np.nanmean(Y[:, -1]) / _LEVEL_SCALE
-    for lk in _k_starts(n_starts):
-        lks, th_s, states, rmse = _cross_section(spec, Y, np.r_[lk, level0], V0)
-        if not any(np.allclose(lks, c[0], atol=1e-3) for c in cands):
-            cands.append((lks, th_s, states, rmse))
+    for ks in _k_starts(n_starts):
+        ks, th_s, states, rmse = _cross_section(spec, Y, np.r_[k_star_to_raw(ks), level0], V0)
+        if not any(np.allclose(ks, c[0], rtol=1e-3) for c in cands):
+            cands.append((ks, th_s, states, rmse))
     cands.sort(key=lambda c: c[3])
 
     def nll(th):
@@ -456,14 +487,13 @@ def _fit(Y, tau, dates, dt, n_starts, se, maxiter):
 
     best = None
     starts = []
-    for lks, th_s, states, rmse in cands:
-        ks = np.exp(lks)
+    for ks, th_s, states, rmse in cands:
         k, th_p, L = _p_start(states, dt, ks * 1.2)
         th0 = spec.pack(k, ks, th_p, th_s, L, max(rmse, 1e-5))
         res = optimize.minimize(
             nll, th0, method="L-BFGS-B", options={"maxiter": maxiter, "maxfun": 50 * maxiter}
         )
-        starts.append({"k_star0": ks, "loglik": -res.fun * T, "k_star": np.exp(res.x[:3])})
+        starts.append({"k_star0": ks, "loglik": -res.fun * T, "k_star": k_star_from_raw(res.x[:3])})
         _log.debug(
             "start k*0=%s: %s nit=%d nfev=%d loglik=%.3f",
             ks.round(4),

@@ -7,9 +7,15 @@ import scipy.linalg as sla
 from scipy.stats import multivariate_normal
 
 import bayesbond as bb
-from bayesbond.baselines.efm2_ml import EFM2Spec, efm2_kalman_loglik, efm2_ml
+from bayesbond.baselines.efm2_ml import (
+    EFM2Spec,
+    efm2_kalman_loglik,
+    efm2_ml,
+    k_star_from_raw,
+    k_star_to_raw,
+)
 from bayesbond.core.affine_special import EFM2
-from bayesbond.errors import DataError, SpecError
+from bayesbond.errors import DataError, ModelError, SpecError
 
 TAU = np.array([0.25, 0.5, 1, 2, 3, 5, 7, 10.0])
 DT = 1 / 12
@@ -101,6 +107,28 @@ def test_spec_pack_unpack_round_trip():
     np.testing.assert_allclose(par["lambda1"], [0, 0, TRUE["lambda1_y"]], atol=1e-15)
     np.testing.assert_allclose(par["Sigma"], TRUE["Sigma"], atol=1e-15)
     assert par["theta"] == pytest.approx(TRUE["theta"]) and par["theta_star"] == pytest.approx(0.06)
+
+
+def test_ordered_risk_neutral_speeds():
+    """k_y* = e^c, k_x* = k_y* + e^b, k_r* = k_x* + e^a, and back."""
+    np.testing.assert_allclose(k_star_from_raw(np.log([0.8, 0.3, 0.1])), [1.2, 0.4, 0.1])
+    np.testing.assert_allclose(k_star_to_raw([1.2, 0.4, 0.1]), np.log([0.8, 0.3, 0.1]))
+    with pytest.raises(ModelError, match="ordered"):
+        k_star_to_raw([1.2, 0.1, 0.4])
+
+
+def test_x_and_y_labels_share_the_cross_sectional_span():
+    """Swapping k_x* and k_y* keeps the span of the yield loadings (why k* is ordered)."""
+    t = TRUE
+    m0 = true_model()
+    k1 = t["k"][[0, 2, 1]]
+    m1 = EFM2(*k1, t["theta"], t["Sigma"], *(k1 - np.array(m0.k_star)[[0, 2, 1]]))
+    tau = np.r_[TAU, 20.0]
+    B0, _ = m0.yield_coefficients(tau)
+    B1, _ = m1.yield_coefficients(tau)
+    M, *_ = np.linalg.lstsq(B0, B1, rcond=None)  # B1 = B0 M exactly
+    np.testing.assert_allclose(B0 @ M, B1, atol=1e-12)
+    assert np.max(np.abs(B1 - B0)) > 0.05  # though the loadings themselves differ
 
 
 def test_constant_premia_on_r_and_x_are_state_shifts_in_the_cross_section():
