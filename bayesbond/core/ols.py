@@ -174,6 +174,7 @@ def _meat_compressed(
     chunk = min(chunk, N)
     Hbuf = np.empty(p * chunk * n_max)  # work space reused by every chunk
     Cbuf = np.empty(p * chunk * (n_max + L))
+    Dbuf = np.empty_like(Cbuf)
     for a in range(0, N, chunk):
         idx = order[a : a + chunk]
         n = idx.size
@@ -193,8 +194,12 @@ def _meat_compressed(
             m1 = min(m0 + width, mc)
             k0, k1 = max(0, m0 - L), min(nc, m1)
             np.matmul(Hf[:, k0:k1], band[k0:k1, m0:m1], out=C[:, m0:m1])
+        # Gram matrices of the windows; against a copy, so that the product is a general matrix
+        # product (for these tiny matrices much faster in OpenBLAS than a symmetric rank-k update)
+        D = Dbuf[: p * n * mc].reshape(p * n, mc)
+        np.copyto(D, C)
         Cs = C.reshape(p, n, mc).transpose(1, 0, 2)  # (n, p, mc) views per series
-        out[idx] = Cs @ Cs.transpose(0, 2, 1)
+        out[idx] = Cs @ D.reshape(p, n, mc).transpose(1, 2, 0)
     out /= L + 1.0
     return out
 
