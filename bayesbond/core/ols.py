@@ -147,8 +147,9 @@ def _meat_compressed(
     """Newey-West meat with lags counted in observed months (equal spacing), for gappy series.
 
     Each series' scores ``h_k = u_k z_{t_k}`` are packed onto its observed months ``t_0 < t_1 <
-    ...`` (padded with zero scores). The Bartlett kernel is the autocorrelation of a box of width
-    ``L + 1``, ``(1 - |k-k'|/(L+1))_+ = (1/(L+1)) #{m : k, k' in [m-L, m]}``, so
+    ...`` (padded with zero scores: ``U`` must be zero where ``mask`` is False). The Bartlett
+    kernel is the autocorrelation of a box of width ``L + 1``,
+    ``(1 - |k-k'|/(L+1))_+ = (1/(L+1)) #{m : k, k' in [m-L, m]}``, so
     ``S = (1/(L+1)) sum_m c_m c_m'`` with the window sums ``c_m = sum_{k=m-L}^{m} h_k``,
     ``m = 0..n+L-1``. The window sums of all series of a chunk are matrix products with the
     (shared) band of ones, a block of ``width`` windows at a time; ``S`` is then one small Gram
