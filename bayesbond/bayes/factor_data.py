@@ -23,7 +23,7 @@ import xarray as xr
 
 from bayesbond.errors import DataError
 
-__all__ = ["FactorData", "prepare_factor_data", "sufficient_stats"]
+__all__ = ["FactorData", "ols_log_scale", "prepare_factor_data", "sufficient_stats"]
 
 _MAX_LISTED = 10
 
@@ -119,6 +119,45 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray):
     yty = np.einsum("tb,tb->b", y0, y0)
     n = mf.sum(axis=0)
     return XtX, Xty, yty, n
+
+
+def ols_log_scale(XtX, Xty, yty, n):
+    """Per-bond OLS log residual scale and the likelihood precision of ``log sigma_b``.
+
+    Parameters
+    ----------
+    XtX, Xty, yty, n
+        As returned by :func:`sufficient_stats` (``(B, p, p)``, ``(B, p)``, ``(B,)``, ``(B,)``).
+
+    Returns
+    -------
+    log_s : ndarray (B,)
+        ``log s_b`` with ``s_b^2 = SSR_b / df_b``; 0 where it is undefined (``prec_b = 0``).
+    prec : ndarray (B,)
+        ``2 df_b``; 0 where ``df_b <= 0`` or the fit is exact (``SSR_b = 0``).
+    df : ndarray of int (B,)
+        Residual degrees of freedom ``df_b = n_b - rank(XtX_b)``.
+
+    Notes
+    -----
+    ``SSR_b = yty_b - Xty_b' XtX_b^+ Xty_b`` (Moore-Penrose inverse, so bonds with fewer months than
+    coefficients are handled). In ``u = log sigma_b`` the bond's Gaussian log-likelihood with the
+    coefficients profiled out is ``-df_b u - SSR_b e^{-2u} / 2``: maximal at ``u = log s_b``, with
+    curvature ``2 df_b`` there, so ``prec_b = 2 df_b`` is the Fisher information of ``log sigma_b``
+    (also the inverse large-``df`` variance of ``log s_b``, ``trigamma(df_b / 2) / 4``, since
+    ``SSR_b / sigma_b^2 ~ chi2(df_b)``).
+    """
+    XtX = np.asarray(XtX, dtype=float)
+    Xty = np.asarray(Xty, dtype=float)
+    yty = np.asarray(yty, dtype=float)
+    coef = np.einsum("bij,bj->bi", np.linalg.pinv(XtX, hermitian=True), Xty)
+    ssr = yty - np.einsum("bi,bi->b", Xty, coef)
+    df = np.rint(np.asarray(n, dtype=float)).astype(int) - np.linalg.matrix_rank(XtX,
+                                                                                 hermitian=True)
+    ok = (df > 0) & (ssr > 1e-12 * yty)
+    log_s = np.where(ok, 0.5 * np.log(np.where(ok, ssr, 1.0) / np.where(ok, df, 1)), 0.0)
+    prec = np.where(ok, 2.0 * df, 0.0)
+    return log_s, prec, df
 
 
 def _month_index(index) -> pd.Index:

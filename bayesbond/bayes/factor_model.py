@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesbond.bayes.factor_data import FactorData, prepare_factor_data
+from bayesbond.bayes.factor_data import FactorData, ols_log_scale, prepare_factor_data
 from bayesbond.bayes.factor_likelihood import (
     collapsed_loglik_pt,
     draw_theta,
     gaussian_loglik_pt,
 )
-from bayesbond.bayes.factor_priors import default_priors, resolve_priors
+from bayesbond.bayes.factor_priors import default_priors, log_sigma_reparam, resolve_priors
 from bayesbond.errors import SpecError
 
 __all__ = ["FactorModel"]
@@ -49,9 +49,8 @@ class FactorModel:
         * ``"pooled"``: one ``alpha`` and one ``beta`` for all bonds (same priors as unpooled).
 
         In every case the residual scale is bond-specific and partially pooled on the log scale,
-        centred: ``log sigma_b ~ N(mu_log_sigma_g, tau_log_sigma_g)`` (one group unless
-        hierarchical); each bond's own months identify its sigma sharply, which is where the
-        centred form samples well.
+        ``log sigma_b ~ N(mu_log_sigma_g, tau_log_sigma_g)`` (one group unless hierarchical),
+        sampled in partially centred coordinates ``z_log_sigma`` (see Notes).
     group : str
         Name of the grouping dimension (``"rating_bucket"``): with a :class:`BondPanel` each bond's
         group is its rating bucket by ``group_rule`` unless ``groups=`` overrides it in ``fit``.
@@ -94,12 +93,40 @@ class FactorModel:
     conditional posterior, which yields draws from the joint posterior. Otherwise the hierarchy is
     non-centred, ``theta_b = m_g + S_g z_b``.
 
+    The log residual scales ``u_b = log sigma_b`` are neither centred (a funnel when a bucket's
+    spread ``tau = tau_log_sigma_g`` is comparable to the likelihood's uncertainty about
+    ``u_b``, e.g. ten bonds of ten years with similar volatilities) nor non-centred (slow mixing
+    when each bond's months identify ``u_b`` sharply, as in large panels). With ``log s_b`` the
+    bond's OLS log residual scale and ``prec_b = 2 (n_b - p)`` the Fisher information of ``u_b``
+    (:func:`~bayesbond.bayes.factor_data.ols_log_scale`),
+
+        w_b = tau^2 prec_b / (1 + tau^2 prec_b),   c_b = tau / sqrt(1 + tau^2 prec_b),
+        u_b = mu + w_b (log s_b - mu) + c_b z_b,   z_b ~ N(-w_b (log s_b - mu) / c_b,
+                                                          sqrt(1 + tau^2 prec_b)),
+
+    which gives ``u_b ~ N(mu, tau)`` exactly given ``(mu, tau)`` (the map is affine in ``z_b``;
+    :func:`~bayesbond.bayes.factor_priors.log_sigma_reparam`), so the posterior is unchanged. It
+    centres and scales ``u_b`` at its Gaussian-approximate conditional posterior, under which
+    ``z_b | mu, tau, y ~ N(0, 1)`` does not depend on the hyperparameters: the partially
+    non-centred parameterisation of Papaspiliopoulos, Roberts and Skold (2003, 2007) with weight
+    ``w_b = tau^2 / (tau^2 + 1 / prec_b)``, evaluated at the current ``tau`` rather than at a
+    plug-in, which moves from the non-centred form (``w_b -> 0``: ``tau -> 0`` or a bond with few
+    months) to the centred one (``w_b -> 1``) as the data identify the bond's scale. A fixed
+    per-bond weight at a plug-in ``tau_hat`` (Gorinova, Moore and Hoffman 2020) leaves the funnel's
+    neck below ``tau_hat``; scaling by ``tau^(1 - w)`` instead of ``c_b`` mixes badly.
+    With Student-t errors ``log s_b`` and ``prec_b`` are still the Gaussian ones: a cruder centring,
+    the same posterior.
+
     References
     ----------
     Gelman, A., Jakulin, A., Pittau, M. G. and Su, Y.-S. (2008). A weakly informative default prior
     distribution for logistic and other regression models. *Ann. Appl. Stat.* 2(4).
+    Papaspiliopoulos, O., Roberts, G. O. and Skold, M. (2003). Non-centered parameterisations for
+    hierarchical models and data augmentation. *Bayesian Statistics 7*, 307-326.
     Papaspiliopoulos, O., Roberts, G. O. and Skold, M. (2007). A general framework for the
     parametrization of hierarchical models. *Statist. Sci.* 22(1) (non-centred parameterisation).
+    Gorinova, M. I., Moore, D. and Hoffman, M. D. (2020). Automatic reparameterisation of
+    probabilistic programs. *ICML 2020*, PMLR 119.
     Lewandowski, D., Kurowicka, D. and Joe, H. (2009). Generating random correlation matrices
     based on
     vines and extended onion method. *J. Multivariate Anal.* 100(9).
@@ -188,15 +215,16 @@ class FactorModel:
         XtX, Xty, yty, n = data.stats()
 
         with pm.Model(coords=coords) as model:
-            # residual scales: partially pooled on the log scale, centred (every bond's own months
-            # identify its sigma sharply, where a non-centred form mixes badly)
+            # residual scales: partially pooled on the log scale, sampled in coordinates centred
+            # at each bond's approximate conditional posterior (see the class Notes)
+            log_s, prec, _ = ols_log_scale(XtX, Xty, yty, n)
             mu_ls = pm.Normal("mu_log_sigma", pri["log_sigma_mean"], pri["log_sigma_sd"],
                               dims=gdims)
             tau_ls = pm.HalfNormal("tau_log_sigma", pri["tau_log_sigma"], dims=gdims)
-            if hier:
-                log_sigma = pm.Normal("log_sigma", mu_ls[gi], tau_ls[gi], dims="bond")
-            else:
-                log_sigma = pm.Normal("log_sigma", mu_ls, tau_ls, dims="bond")
+            mu_lb, tau_lb = (mu_ls[gi], tau_ls[gi]) if hier else (mu_ls, tau_ls)
+            loc, scale, shift, slope = log_sigma_reparam(mu_lb, tau_lb, log_s, prec)
+            z_ls = pm.Normal("z_log_sigma", loc, scale, dims="bond")
+            log_sigma = pm.Deterministic("log_sigma", shift + slope * z_ls, dims="bond")
             sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="bond")
 
             m_b, S_b = None, None
@@ -311,7 +339,8 @@ class FactorModel:
         -------
         xarray.DataTree
             ``posterior``: ``alpha`` (bond; scalar when pooled), ``beta`` (bond, factor; (factor)
-            when pooled), ``sigma`` (bond), group parameters ``mu_alpha``, ``mu_beta``,
+            when pooled), ``sigma`` and ``log_sigma`` (bond), the sampler's coordinates
+            ``z_log_sigma`` (bond), group parameters ``mu_alpha``, ``mu_beta``,
             ``tau_alpha``, ``tau_beta`` (rating_bucket[, factor]), ``mu_log_sigma``,
             ``tau_log_sigma``, ``nu`` (Student-t), ``corr_beta`` (correlated);
             ``sample_stats``; ``observed_data``: ``returns`` (date, bond);

@@ -12,7 +12,7 @@ import numpy as np
 
 from bayesbond.errors import SpecError
 
-__all__ = ["PRIOR_KEYS", "default_priors", "resolve_priors"]
+__all__ = ["PRIOR_KEYS", "default_priors", "log_sigma_reparam", "resolve_priors"]
 
 #: key -> (description, per-factor?)
 PRIOR_KEYS = {
@@ -117,3 +117,52 @@ def resolve_priors(defaults: dict, priors: dict | None, factors: list) -> dict:
         elif not np.all(np.asarray(value) > 0):
             raise SpecError(f"prior {key!r} must be positive; got {value}")
     return out
+
+
+def log_sigma_reparam(mu, tau, log_s, prec):
+    r"""Partial centring of ``log sigma_b ~ N(mu, tau)`` at its approximate conditional posterior.
+
+    Works elementwise on numpy arrays and PyTensor tensors alike.
+
+    Parameters
+    ----------
+    mu, tau
+        Group mean and spread of the log residual scales, broadcast to the bonds.
+    log_s, prec : ndarray (B,)
+        Each bond's OLS log residual scale and the likelihood precision of ``log sigma_b``
+        (:func:`~bayesbond.bayes.factor_data.ols_log_scale`; ``prec = 0``: no information).
+
+    Returns
+    -------
+    loc, scale
+        Prior of the sampled coordinate: ``z_b ~ N(loc_b, scale_b)``.
+    shift, slope
+        ``log sigma_b = shift_b + slope_b z_b``.
+
+    Notes
+    -----
+    Approximating the likelihood of ``u_b = log sigma_b`` by ``N(log s_b, 1 / prec_b)``, the
+    conditional posterior of ``u_b`` given ``(mu, tau)`` is ``N(a_b, c_b^2)`` with
+
+        w_b = tau^2 prec_b / (1 + tau^2 prec_b),   a_b = mu + w_b (log s_b - mu),
+        c_b = tau / sqrt(1 + tau^2 prec_b),
+
+    and ``u_b = a_b + c_b z_b``. For fixed ``(mu, tau)`` the map is affine, so
+
+        z_b ~ N((mu - a_b) / c_b, tau / c_b) = N(-w_b (log s_b - mu) / c_b, sqrt(1 + tau^2 prec_b))
+
+    makes ``u_b ~ N(mu, tau)`` exactly, whatever the data (the density of ``z_b`` is that of
+    ``u_b`` times the Jacobian ``c_b``); only the sampler's coordinates change. Under the Gaussian
+    approximation ``z_b | mu, tau, y ~ N(0, 1)``: the coordinate is a posteriori independent of the
+    hyperparameters, which removes the funnel between ``tau`` and the bond scales. ``w_b`` is the
+    weight of Papaspiliopoulos, Roberts and Skold's (2003, 2007) partially non-centred
+    parameterisation ``u_b = (1 - w_b) mu + u~_b``, evaluated at the current ``tau`` rather than a
+    plug-in: ``tau^2 prec_b -> 0`` (little data, or ``tau -> 0``) gives the non-centred
+    ``u_b = mu + tau z_b``; ``tau^2 prec_b -> infinity`` the centred form up to the fixed affine map
+    ``u_b = log s_b + z_b / sqrt(prec_b)``.
+    """
+    q = 1.0 + tau**2 * prec
+    w = tau**2 * prec / q
+    slope = tau / q**0.5
+    shift = mu + w * (log_s - mu)
+    return (mu - shift) / slope, q**0.5, shift, slope
