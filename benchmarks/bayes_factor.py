@@ -6,7 +6,8 @@ Workload (issue 3): 500 bonds x 240 months x 4 factors (CMKT, TERM, DEF, MKT), 3
 * ours: ``bb.FactorModel(pooling="hierarchical")``: likelihood from exact per-bond sufficient
   statistics, alpha/beta integrated out and redrawn from their exact conditional posterior;
 * naive PyMC: the same model and priors written the textbook way: non-centred bond coefficients
-  and one ``pm.Normal`` likelihood node entry per observed (bond, month);
+  and one ``pm.Normal`` likelihood node entry per observed (bond, month); residual log-scales
+  centred (the same prior; FactorModel samples them in partially centred coordinates);
 * Bambi: ``ret ~ 0 + F + (0 + F | bucket) + (1 + F | bond)`` (its default priors; one residual
   scale), bond betas = common + bucket + bond effects.
 
@@ -76,7 +77,7 @@ def naive_model(sim, bb_pri):
         mu_ls = pm.Normal("mu_log_sigma", bb_pri["log_sigma_mean"], bb_pri["log_sigma_sd"],
                           dims="rating_bucket")
         tau_ls = pm.HalfNormal("tau_log_sigma", bb_pri["tau_log_sigma"], dims="rating_bucket")
-        log_sigma = pm.Normal("log_sigma", mu_ls[gi], tau_ls[gi], dims="bond")  # as FactorModel
+        log_sigma = pm.Normal("log_sigma", mu_ls[gi], tau_ls[gi], dims="bond")  # centred
         sigma = pt.exp(log_sigma)
         mu_a = pm.Normal("mu_alpha", 0, bb_pri["alpha_scale"], dims="rating_bucket")
         mu_b = pm.Normal("mu_beta", bb_pri["beta_mean"], bb_pri["beta_scale"],
