@@ -238,7 +238,7 @@ def run_demo(out, fast: bool = False, progress: Callable[[str], None] | None = N
         if _available("bayesbond.bayes.ou_model"):
             md += _ou_part(tmp, cfg, sample_kw, say, files)
         if _available("bayesbond.baselines.affine_ml"):
-            md += _curve_part(tmp, cfg, say, files)
+            md += _curve_part(tmp, cfg, sample_kw, say, files)
 
         md += ["## Files\n", *[f"- `{f}`" for f in ["summary.md", *files]], ""]
         (tmp / "summary.md").write_text("\n".join(md))
@@ -301,13 +301,16 @@ CURVE_MATURITIES = {"m3": 0.25, "m6": 0.5, "m12": 1.0, "m24": 2.0, "m36": 3.0, "
                     "m84": 7.0, "m120": 10.0}
 
 
-def _curve_part(tmp: Path, cfg, say, files: list) -> list[str]:
-    """Simulated zero-coupon curve from a Gaussian affine model and its ML (Kalman) fit."""
+def _curve_part(tmp: Path, cfg, sample_kw, say, files: list) -> list[str]:
+    """Simulated zero-coupon curve from a Gaussian affine model, its ML (Kalman) fit and, in the
+    full demo, the Bayesian fit (posterior bands); returns summary lines."""
     import bayesbond as bb
     from bayesbond.workflow import plots
     from bayesbond.workflow.report import markdown_table
 
-    say("yield curve: simulating a 2-factor Gaussian affine model and fitting it by ML (Kalman)")
+    bayes = cfg is not FAST and _available("bayesbond.bayes.affine_model")
+    say("yield curve: simulating a 2-factor Gaussian affine model and fitting it by ML (Kalman)"
+        + (" and Bayesian (AffineModel; compiling the model takes a few minutes)" if bayes else ""))
     dt = 1.0 / 12.0
     n = 240 if cfg is FAST else 480
     p = CURVE_MODEL
@@ -324,24 +327,51 @@ def _curve_part(tmp: Path, cfg, say, files: list) -> list[str]:
     (yields * 100).set_axis(list(CURVE_MATURITIES), axis=1).to_csv(tmp / "data" / "yields.csv")
     ml = bb.affine_ml(yields, tau, n_factors=2, se=False)
     fitted = ml.fitted.to_numpy(float)
-    sigma_e = np.broadcast_to(np.asarray(ml.sigma_e, float), fitted.shape)
-    z = 1.8807936081512509  # 94% two-sided normal quantile
-    plots.save_png(plots.plot_yield_curve_fit(
-        tau, yields, bands=(fitted, fitted - z * sigma_e, fitted + z * sigma_e),
-        center_label="ML fit (Kalman smoother)", band_label="ML fit ± 94% measurement error",
-        title="Simulated 2-factor Gaussian affine curve: ML fit"),
-        tmp / "plots" / "yield_curve_fit.png")
-    files += ["data/yields.csv", "plots/yield_curve_fit.png"]
     err = (fitted - Y) * 1e4
     table = pd.DataFrame({
         "maturity (years)": tau,
-        "RMSE (bp)": np.sqrt((err**2).mean(0)),
-        "mean error (bp)": err.mean(0),
+        "ML RMSE (bp)": np.sqrt((err**2).mean(0)),
+        "ML mean error (bp)": err.mean(0),
     }).set_index("maturity (years)")
-    return ["## Yield curve: 2-factor Gaussian affine model, simulated, fitted by ML\n",
+    if bayes:
+        from bayesbond.bayes.affine_model import AffineModel
+
+        am = AffineModel(n_factors=2)
+        idata = am.fit(yields, tau, dt=dt, random_seed=SEED, **sample_kw)
+        bands = am.bands(idata)
+        bb.save(idata, tmp / "fits" / "affine2.nc",
+                spec={"family": "affine", "model": {"kind": "gaussian", "n_factors": 2,
+                                                    "dt": dt}, "sampler": sample_kw})
+        fit = bands["fitted"]
+        plots.save_png(plots.plot_yield_curve_fit(
+            tau, yields.iloc[1:],
+            bands=tuple(fit.sel(stat=k).values for k in ("mean", "lower", "upper")),
+            ml=ml.fitted.iloc[1:],
+            title="Simulated 2-factor Gaussian affine curve: posterior (94%) and ML fits"),
+            tmp / "plots" / "yield_curve_fit.png")
+        tp = bands["term_premium"].sel(maturity=10.0) * 1e4
+        table["posterior RMSE (bp)"] = np.sqrt(
+            ((fit.sel(stat="mean").values - Y[1:]) ** 2).mean(0)) * 1e4
+        files += ["fits/affine2.nc"]
+        lines = [f"Bayesian fit: {idata.attrs['diagnostics']}. 10-year term premium, posterior "
+                 f"mean over the sample {float(tp.sel(stat='mean').mean()):.0f} bp (average "
+                 f"94% band {float(tp.sel(stat='lower').mean()):.0f} to "
+                 f"{float(tp.sel(stat='upper').mean()):.0f} bp).\n"]
+    else:
+        sigma_e = np.broadcast_to(np.asarray(ml.sigma_e, float), fitted.shape)
+        z = 1.8807936081512509  # 94% two-sided normal quantile
+        plots.save_png(plots.plot_yield_curve_fit(
+            tau, yields, bands=(fitted, fitted - z * sigma_e, fitted + z * sigma_e),
+            center_label="ML fit (Kalman smoother)", band_label="ML fit ± 94% measurement error",
+            title="Simulated 2-factor Gaussian affine curve: ML fit"),
+            tmp / "plots" / "yield_curve_fit.png")
+        lines = ["The full demo (without `--fast`) adds the Bayesian fit with posterior bands.\n"]
+    files += ["data/yields.csv", "plots/yield_curve_fit.png"]
+    return ["## Yield curve: 2-factor Gaussian affine model, simulated, fitted by ML"
+            + (" and Bayesian\n" if bayes else "\n"),
             f"{n} months x {len(tau)} maturities with {p['noise'] * 1e4:.0f} bp measurement "
-            f"noise; estimated measurement sd {float(np.mean(ml.sigma_e)) * 1e4:.2f} bp. "
+            f"noise; estimated measurement sd (ML) {float(np.mean(ml.sigma_e)) * 1e4:.2f} bp. "
             "`data/yields.csv` (percent, columns m3 .. m120) fits with "
-            "`bayesbond fit affine3 --data data/yields.csv --out affine.nc` (Bayesian, slow: "
-            "several minutes).\n",
+            "`bayesbond fit affine3 --data data/yields.csv --out affine.nc`.\n",
+            *lines,
             markdown_table(table)]
