@@ -349,6 +349,25 @@ def _num_hessian(f, x, h=1e-4):
     return H
 
 
+def inverse_information(info, who: str, stacklevel: int = 3):
+    """Covariance of the estimates from the observed information matrix ``info``.
+
+    Its inverse when ``info`` is positive definite; otherwise the pseudo-inverse, with a
+    :class:`~bayesbond.errors.ConvergenceWarning` naming ``who``.
+    """
+    try:
+        np.linalg.cholesky(info)
+        return np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        warnings.warn(
+            f"{who}: observed information is not positive definite; "
+            "standard errors use its pseudo-inverse",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+        return np.linalg.pinv(info)
+
+
 def _natural(spec, theta):
     """Flat vector of every reported parameter (for the delta method) and its layout."""
     par = spec.model(theta)
@@ -544,20 +563,7 @@ def _fit(Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxit
             f"affine_ml: optimiser stopped: {best.message}", ConvergenceWarning, stacklevel=2
         )
     ll = -best.fun * T
-    cov_theta = None
-    if se:
-        info = _num_hessian(nll, theta) * T
-        try:
-            np.linalg.cholesky(info)
-            cov_theta = np.linalg.inv(info)
-        except np.linalg.LinAlgError:
-            warnings.warn(
-                "affine_ml: observed information is not positive definite; "
-                "standard errors use its pseudo-inverse",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-            cov_theta = np.linalg.pinv(info)
+    cov_theta = inverse_information(_num_hessian(nll, theta) * T, "affine_ml") if se else None
     par = spec.model(theta)
     ses = None
     if cov_theta is not None:

@@ -22,6 +22,7 @@ from bayesbond.baselines.affine_ml import (
     _one_blas_thread,
     _precond,
     _safe_nll,
+    inverse_information,
     prepare_yields,
 )
 from bayesbond.baselines.affine_result import AffineMLResult
@@ -537,18 +538,7 @@ def _fit(Y, tau, dates, dt, n_starts, se, maxiter):
         )
     cov_theta = ses = None
     if se:
-        info = H * T
-        try:
-            np.linalg.cholesky(info)
-            cov_theta = np.linalg.inv(info)
-        except np.linalg.LinAlgError:
-            warnings.warn(
-                "efm2_ml: observed information is not positive definite; "
-                "standard errors use its pseudo-inverse",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-            cov_theta = np.linalg.pinv(info)
+        cov_theta = inverse_information(H * T, "efm2_ml", stacklevel=4)
         ses = _delta_method(spec, theta, cov_theta)
     par = spec.model(theta)
     Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], dt)
