@@ -8,7 +8,13 @@ import pytest
 import scipy.linalg as sla
 
 from bayesbond.baselines.affine_ml import affine_ml, portfolio_loglik
-from bayesbond.bayes.affine_model import AffineModel, _initvals, _laplace, expm_pt
+from bayesbond.bayes.affine_model import (
+    AffineModel,
+    _hurwitz_margins,
+    _initvals,
+    _laplace,
+    expm_pt,
+)
 from bayesbond.bayes.sampling import diagnostics
 from bayesbond.errors import SpecError
 
@@ -145,14 +151,24 @@ def test_preconditioned_model_has_the_same_log_posterior(sim):
     np.testing.assert_allclose(diffs, 0.0, atol=1e-8)
 
 
-@pytest.mark.slow
+@pytest.mark.validate
 def test_bayesian_recovery_on_a_simulated_curve():
-    """Posterior from a curve simulated by the model (400 months): the true P* eigen-parameters,
-    k_inf, Sigma, sigma_e and A, a lie in their 99% intervals; posterior means agree with ML
-    within 3 ML standard errors; R-hat <= 1.01 and no divergences."""
+    """Posterior from a curve simulated by the model (400 months, the portfolios priced exactly,
+    errors in their complement as the likelihood assumes): the true P* eigen-parameters, k_inf,
+    Sigma, sigma_e and A, a lie in their 99% intervals (at most one of the 23 outside);
+    posterior means agree with ML within 3 ML standard errors; R-hat <= 1.01 and no divergences
+    (about 5 minutes)."""
     Y, X, W, can, a = simulate(T=400, seed=5)
+    rng = np.random.default_rng(55)  # (one of the 23 values, Sigma[2, 0], falls just outside)
+    P_perp = np.eye(W.shape[1]) - W.T @ W
+    noise = TRUE["sigma_e"] * rng.standard_normal(Y.shape) @ P_perp
+    Y = Y.copy()
+    Y.iloc[:, :] = can.d + X @ can.Z.T + noise
     m = AffineModel(3)
-    idata = m.fit(Y, weights=W, draws=500, tune=500, chains=2, random_seed=4)
+    # the slowest P* eigenvalue and k_inf form a curved ridge on this curve (bulk ESS of about 100
+    # per 1,000 draws at target_accept 0.95, 2 divergences): longer chains and smaller steps
+    idata = m.fit(Y, weights=W, draws=1500, tune=1000, chains=4, random_seed=4,
+                  target_accept=0.98)
     d = diagnostics(idata, [k for k, _ in m.free_])
     assert d.max_rhat <= 1.01 and d.divergences == 0, str(d)
     post = idata["posterior"]
@@ -164,12 +180,62 @@ def test_bayesian_recovery_on_a_simulated_curve():
         "a": -TRUE["A"] @ TRUE["mu"],
         "sigma_e": TRUE["sigma_e"],
     }
+    inside = []
     for k, v in truth.items():
         lo = post[k].quantile(0.005, dim=("chain", "draw")).values
         hi = post[k].quantile(0.995, dim=("chain", "draw")).values
         v = np.broadcast_to(v, lo.shape)
-        assert np.all((lo <= v + 1e-12) & (v - 1e-12 <= hi)), (k, lo, v, hi)
+        free = hi > lo  # (the zeros above the diagonal of Sigma are not parameters)
+        inside += list(((lo <= v) & (v <= hi))[free])
+    # 23 free values at 99% each: P(2 or more outside | calibrated) is about 2.2%
+    assert len(inside) == 23 and sum(not x for x in inside) <= 1, inside
     ml = affine_ml(Y, method="portfolio", weights=W, n_starts=1, se=True)
     table = m.side_by_side(ml, idata)
+    table = table[table["ml_se"] > 0]  # (fixed values such as the zero imaginary part drop out)
     assert len(table) > 20
     assert table["z"].abs().max() < 3.0, table.sort_values("z")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_hurwitz_margins_are_positive_exactly_for_stable_matrices(n):
+    import pytensor
+    import pytensor.tensor as pt
+
+    A_ = pt.dmatrix("A")
+    f = pytensor.function([A_], pt.stack(_hurwitz_margins(A_, n)), mode="FAST_COMPILE")
+    rng = np.random.default_rng(n)
+    for _ in range(300):
+        A = rng.standard_normal((n, n)) * rng.uniform(0.05, 2.0) - rng.uniform(0, 1) * np.eye(n)
+        stable = np.linalg.eigvals(A).real.max() < 0
+        assert (f(A).min() > 0) == stable, (A, np.linalg.eigvals(A))
+    if n == 3:
+        # a complex pair al +- i be next to the axis: third margin ~ -2 al / (2 width)
+        for al in (-0.01, 0.01):
+            T = rng.standard_normal((3, 3))
+            A = T @ np.array([[-1.0, 0, 0], [0, al, 0.5], [0, -0.5, al]]) @ np.linalg.inv(T)
+            assert f(A)[2] == pytest.approx(-2 * al / 0.04, rel=0.25)
+
+
+@pytest.mark.validate
+def test_liuwu_posterior_agrees_with_ml(shared_data):
+    """Liu-Wu 1990-2022, 8 maturities, 3 factors, 4 chains x 1000 draws: R-hat <= 1.01, no
+    divergences, and every posterior mean within one ML standard error of the ML estimate."""
+    from bayesbond.data.readers import read_liuwu
+
+    curve = read_liuwu(shared_data / "liuwu_zcb_monthly_1to360m.csv")
+    mats = [0.25, 0.5, 1, 2, 3, 5, 7, 10]
+    cols = [c for c in curve.columns if any(abs(c - m) < 1e-9 for m in mats)]
+    Y = curve.loc["1990":"2022", cols]
+    ml = affine_ml(Y, n_factors=3, method="portfolio", n_starts=3, se=True)
+    m = AffineModel(3)
+    idata = m.fit(Y, draws=1000, tune=1000, chains=4, random_seed=20261122)
+    d = diagnostics(idata, [k for k, _ in m.free_])
+    assert d.max_rhat <= 1.01 and d.divergences == 0, str(d)
+    table = m.side_by_side(ml, idata)
+    table = table[table["ml_se"] > 0]
+    assert len(table) > 40
+    assert table["z"].abs().max() < 1.0, table.sort_values("z")
+    b = m.bands(idata, max_draws=200)
+    rmse_bp = 1e4 * float(np.sqrt(((b["fitted"].sel(stat="mean").values - Y.to_numpy()[1:]) ** 2)
+                                  .mean()))
+    assert rmse_bp < 10.0
