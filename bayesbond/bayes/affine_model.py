@@ -69,7 +69,7 @@ def expm_pt(M, squarings: int = 4, order: int = 10):
     return E
 
 
-def _hurwitz_margins(A, n: int, width: float = 0.02):
+def _hurwitz_margins(A, n: int, width: float = 0.02, xp=None):
     """Routh-Hurwitz margins of ``A`` in units of ``width`` per year (all > 0 iff ``A`` is stable).
 
     With ``det(sI - A) = s^3 + c2 s^2 + c1 s + c0`` the conditions are ``c2 > 0``, ``c0 > 0`` and
@@ -81,17 +81,17 @@ def _hurwitz_margins(A, n: int, width: float = 0.02):
     ``c2 c1 - c0 = -2 al ((al + g)^2 + be^2)`` with ``(al + g)^2 + be^2 ~ c2^2 + c1`` when ``al``
     is small, so the third margin is about ``-2 al``. For ``n = 2``,
     ``c0 / sqrt(c1^2 + 4 |c0|)`` is the slow speed when ``c0`` is small and ``-lam / 2`` at a
-    saddle ``(lam, -lam)``.
+    saddle ``(lam, -lam)``. ``xp``: ``pytensor.tensor`` (default) or ``numpy``.
     """
-    import pytensor.tensor as pt
-
+    if xp is None:
+        import pytensor.tensor as xp
     if n == 1:
         return [-A[0, 0] / width]
-    tr = pt.trace(A)
-    det = pt.linalg.det(A)
+    tr = xp.trace(A)
+    det = xp.linalg.det(A)
     if n == 2:
         c1, c0 = -tr, det
-        scale = pt.sqrt(c1 * c1 + 4.0 * pt.sqrt(c0 * c0 + 1e-12) + 1e-8)
+        scale = xp.sqrt(c1 * c1 + 4.0 * xp.sqrt(c0 * c0 + 1e-12) + 1e-8)
         return [c1 / (2 * width), c0 / (width * scale)]
     if n == 3:
         m2 = (
@@ -100,7 +100,7 @@ def _hurwitz_margins(A, n: int, width: float = 0.02):
             + A[1, 1] * A[2, 2] - A[1, 2] * A[2, 1]
         )  # fmt: skip
         c2, c1, c0 = -tr, m2, -det
-        abs_c1 = pt.sqrt(c1 * c1 + 1e-8)
+        abs_c1 = xp.sqrt(c1 * c1 + 1e-8)
         return [
             c2 / (3 * width),
             c0 / (width * (abs_c1 + c2 * c2 / 4 + 1e-4)),
@@ -508,7 +508,8 @@ def _laplace(ml, Y, prior_sd):
     The ML portfolio fit's ``theta`` is the free vector up to a diagonal scaling ``D``
     (``k_inf``, off-diagonal ``Sigma`` and ``a`` are scaled in ``AffineSpec``), so with the
     numerical Hessian ``H_ml`` of the negative log-likelihood at the ML estimate,
-    ``theta_hat = D theta_ml`` and ``H = D^-1 H_ml D^-1 + diag(1 / prior_sd^2)``.
+    ``theta_hat = D theta_ml`` and ``H = D^-1 H_ml D^-1 + diag(1 / prior_sd^2) + H_stab``, with
+    ``H_stab`` the Hessian of the stability prior factor in ``A`` (see :func:`_hurwitz_margins`).
     """
     from bayesbond.baselines import affine_ml as aml
 
@@ -522,6 +523,12 @@ def _laplace(ml, Y, prior_sd):
     Po = Y @ spec.W.T
     H_ml = aml._num_hessian(lambda x: -aml.portfolio_loglik(x, spec, Y, Po), th)
     H = H_ml / np.outer(D, D) + np.diag(1.0 / np.asarray(prior_sd, float) ** 2)
+    # the smooth stability factor of the prior: -log factor = sum softplus(-margins(A))
+    n = spec.n
+    iA = np.arange(spec.slices["A"].start, spec.slices["A"].stop)
+    H[np.ix_(iA, iA)] += aml._num_hessian(
+        lambda x: sum(np.logaddexp(0.0, -m) for m in _hurwitz_margins(x.reshape(n, n), n, xp=np)),
+        th[iA], h=1e-5)
     return D * th, 0.5 * (H + H.T)
 
 
