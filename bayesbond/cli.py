@@ -214,8 +214,10 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
         if spec.model["kind"] == "efm2":
             from bayesbond.baselines.efm2_ml import efm2_ml
 
+            unused = [t for t, v in (("[priors]", spec.priors), ("[sampler]", True)) if v]
             progress(f"yields: {len(y)} dates x {len(tau)} maturities; EFM(2) by Kalman-filter "
-                     "maximum likelihood (no sampling: the [sampler] settings are not used)")
+                     f"maximum likelihood: the spec's {' and '.join(unused)} settings are not used "
+                     "(no Bayesian EFM(2) in this version)")
             res = efm2_ml(y, tau, dt=spec.model["dt"])
             return _ml_tree(res, y, tau), hash_data(*files)
         if spec.model["kind"] != "gaussian":

@@ -312,6 +312,7 @@ def test_efm2_fit_by_ml_and_report(tmp_path):
     code, stdout, stderr = run("fit", "models/efm2.toml", "--data", tmp_path / "f.csv", "--out",
                                tmp_path / "fit.nc", cwd=Path(__file__).parents[1])
     assert code == 0, stderr[-3000:]
+    assert "[priors] and [sampler] settings are not used" in stdout + stderr  # said, not dropped
     tree = bb.load(tmp_path / "fit.nc")
     assert "posterior" not in tree.children and tree.attrs["estimator"].startswith("maximum")
     ml = tree["ml"]
