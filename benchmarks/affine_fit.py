@@ -33,7 +33,7 @@ def _best_of(fn, repeat=7, number=20):
 
 
 def _model(T=400, seed=0):
-    from bayesbond.baselines.affine_canonical import canonical, eigen_from_raw, eigen_to_raw
+    from bayesbond.core.affine_canonical import canonical, eigen_from_raw, eigen_to_raw
     from bayesbond.core.ou import exact_transition
 
     tau = np.array([0.25, 0.5, 1, 2, 3, 5, 7, 10.0])

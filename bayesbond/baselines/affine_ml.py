@@ -1,6 +1,6 @@
 """Maximum-likelihood estimation of the Gaussian affine term-structure model under P and P*.
 
-:func:`affine_ml` fits the canonical model of :mod:`bayesbond.baselines.affine_canonical` (JSZ 2011)
+:func:`affine_ml` fits the canonical model of :mod:`bayesbond.core.affine_canonical` (JSZ 2011)
 to a panel of zero-coupon yields, by the Kalman filter (all yields observed with i.i.d. error) or by
 the portfolio likelihood (the first principal-component portfolios priced without error).
 The result object :class:`AffineMLResult` lives in :mod:`bayesbond.baselines.affine_result`.
@@ -16,15 +16,15 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import optimize
 
-from bayesbond.baselines.affine_canonical import (
+from bayesbond.baselines.affine_result import PARAM_NAMES, AffineMLResult, factor_names
+from bayesbond.core import linalg
+from bayesbond.core.affine_canonical import (
     canonical,
     eigen_from_raw,
     eigen_to_raw,
     eigenvalues,
     pca_weights,
 )
-from bayesbond.baselines.affine_result import PARAM_NAMES, AffineMLResult, factor_names
-from bayesbond.core import linalg
 from bayesbond.core.kalman import kalman_filter, kalman_smoother
 from bayesbond.core.ou import exact_transition, transition_loglik
 from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
@@ -123,7 +123,7 @@ class AffineSpec:
 
     ``theta = [eig_raw (n), k_raw, Sigma (lower triangle, log diagonal), A (n x n), a_raw (n),
     log sigma_e (1 or p)]`` with the eigen-structure from
-    :func:`~bayesbond.baselines.affine_canonical.eigen_from_raw`, ``k_inf = 0.01 k_raw``,
+    :func:`~bayesbond.core.affine_canonical.eigen_from_raw`, ``k_inf = 0.01 k_raw``,
     off-diagonal Sigma and ``a`` scaled by 0.01.
     """
 
@@ -410,7 +410,7 @@ def affine_ml(
         2 x 2 block that may be real distinct, repeated or complex), so the risk-neutral
         dynamics are stable; ``Sigma`` is lower triangular with positive diagonal; ``A`` and ``a``
         are unrestricted. This makes every parameter unique
-        (see :mod:`bayesbond.baselines.affine_canonical`).
+        (see :mod:`bayesbond.core.affine_canonical`).
     method : {"kalman", "portfolio"}
         ``"kalman"``: all yields observed with i.i.d. N(0, sigma_e^2) errors, exact Kalman-filter
         likelihood. ``"portfolio"``: the portfolios are priced without error, the errors live in the

@@ -135,7 +135,7 @@ class AffineMLResult:
     # ---------------------------------------------------------------- curves
     def model_yields(self, states, tau=None) -> np.ndarray:
         """Model yields ``y = d + Z P`` at the given states (any maturities: closed forms)."""
-        from bayesbond.baselines.affine_canonical import canonical
+        from bayesbond.core.affine_canonical import canonical
 
         tau = self.maturities if tau is None else np.asarray(tau, float)
         can = canonical(np, self.params["eig"], self.k_inf, self.Sigma @ self.Sigma.T, self.W, tau)

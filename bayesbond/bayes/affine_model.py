@@ -8,7 +8,7 @@ principal-component portfolios ``P = W y`` are priced without error, so no filte
   PyTensor below);
 * cross-section: ``y_t = d + Z P_t + e_t`` with ``e_t`` in the ``(p - n)``-dim. complement of the
   portfolios, ``W_perp e_t ~ N(0, sigma_e^2 I)``; ``(Z, d)`` from the canonical parameters through
-  the closed forms of :mod:`bayesbond.baselines.affine_canonical` (the same code as the ML fit).
+  the closed forms of :mod:`bayesbond.core.affine_canonical` (the same code as the ML fit).
 
 Both parts are conditional on the first date and vectorised over dates (no scan). It is exactly
 the likelihood of ``affine_ml(..., method="portfolio")``, so posterior and ML line up.
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesbond.baselines.affine_canonical import canonical, eigen_from_raw, n_real, pca_weights
 from bayesbond.baselines.affine_ml import prepare_yields
 from bayesbond.baselines.affine_result import PARAM_NAMES, eh_yields, factor_names
+from bayesbond.core.affine_canonical import canonical, eigen_from_raw, n_real, pca_weights
 from bayesbond.errors import DataError, SpecError
 
 __all__ = ["AffineModel", "expm_pt", "DEFAULT_PRIORS"]

@@ -4,16 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.linalg as sla
-from scipy.integrate import quad, solve_ivp
+from scipy.integrate import quad
 
-from bayesbond.baselines.affine_canonical import (
-    canonical,
-    eigen_from_raw,
-    eigen_to_raw,
-    eigenvalues,
-)
 from bayesbond.baselines.affine_ml import affine_ml, kalman_loglik, portfolio_loglik
 from bayesbond.baselines.affine_result import eh_yields
+from bayesbond.core.affine_canonical import canonical, eigen_from_raw, eigen_to_raw, eigenvalues
 from bayesbond.core.ou import exact_transition
 from bayesbond.errors import DataError, SpecError
 
@@ -54,31 +49,6 @@ def simulate(T=400, seed=0):
     return pd.DataFrame(Y, index=dates, columns=TAU), X, W, can, a
 
 
-@pytest.mark.parametrize("D", [0.3, 0.0, -0.2])
-def test_canonical_loadings_solve_the_pricing_odes(D):
-    """y = d + Z P solves du/dt = A*'u + delta1, dv/dt = -delta0 - a*'u + u'Vu/2 (solve_ivp)."""
-    rng = np.random.default_rng(0)
-    tau = np.r_[TAU, 30.0]
-    W = np.linalg.qr(rng.standard_normal((len(tau), 3)))[0].T
-    L = np.array([[0.02, 0, 0], [-0.005, 0.01, 0], [0.002, 0.001, 0.004]])
-    V = L @ L.T
-    eig = eigen_from_raw(np, eigen_to_raw([-0.02], -0.9, D), 3)
-    can = canonical(np, eig, 0.002, V, W, tau)
-
-    def rhs(t, z):
-        u = z[:3]
-        return np.r_[can.A_star.T @ u + can.delta1, -can.delta0 - can.a_star @ u + 0.5 * u @ V @ u]
-
-    sol = solve_ivp(rhs, [0, 30], np.zeros(4), t_eval=tau, rtol=1e-12, atol=1e-14, method="DOP853")
-    np.testing.assert_allclose(sol.y[:3].T / tau[:, None], can.Z, atol=1e-10)
-    np.testing.assert_allclose(-sol.y[3] / tau, can.d, atol=1e-12)
-    # the portfolios are priced exactly by construction; A* has the canonical eigenvalues
-    np.testing.assert_allclose(W @ can.Z, np.eye(3), atol=1e-12)
-    np.testing.assert_allclose(W @ can.d, 0, atol=1e-14)
-    ev = np.sort_complex(np.linalg.eigvals(can.A_star))
-    np.testing.assert_allclose(ev, np.sort_complex(eigenvalues(eig)), atol=1e-6)
-
-
 def test_eh_yields_equal_quadrature_of_expected_short_rate():
     A = np.array([[-0.2, 0.1], [0.05, -0.8]])
     a = np.array([0.01, -0.004])
@@ -87,11 +57,9 @@ def test_eh_yields_equal_quadrature_of_expected_short_rate():
     tau = np.array([0.5, 3.0, 10.0])
 
     def er(s):
-        F, J = sla.expm(s * A), None
         M = np.zeros((3, 3))
         M[:2, :2], M[:2, 2] = A, a
         mean = (sla.expm(s * M) @ np.r_[x, 1.0])[:2]
-        del F, J
         return d0 + d1 @ mean
 
     ref = [quad(er, 0, t, epsabs=1e-14, epsrel=1e-12)[0] / t for t in tau]
