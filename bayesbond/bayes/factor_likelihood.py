@@ -54,20 +54,27 @@ def gaussian_loglik_np(XtX, Xty, yty, n, theta, sigma):
     return -0.5 * n * (LOG_2PI + 2.0 * np.log(sigma)) - 0.5 * quad / sigma**2
 
 
-def _as_matrix(S, p):
+def _as_matrix(S, diag):
+    """``S`` as ``(..., p, p)`` matrices: diagonal scales ``(..., p)`` become diagonal matrices.
+
+    The caller says which it is: a stack of ``p`` vectors of length ``p`` cannot be told from a
+    ``p x p`` matrix by its shape.
+    """
     S = np.asarray(S, dtype=float)
-    if S.shape[-1] == p and (S.ndim == 1 or S.shape[-2:] != (p, p)):
-        return S[..., :, None] * np.eye(p)  # diagonal scales -> diagonal matrix
+    if diag:
+        return S[..., :, None] * np.eye(S.shape[-1])
+    if S.ndim < 2 or S.shape[-1] != S.shape[-2]:
+        raise ValueError(f"full scale matrices must be (..., p, p), got shape {S.shape}")
     return S
 
 
-def collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S):
+def collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S, *, diag):
     """Per-bond pieces ``(base, Q, c)`` of the collapsed likelihood (see module Notes).
 
-    ``S`` is ``(..., p)`` (diagonal scales) or ``(..., p, p)``.
+    ``S`` is ``(..., p)`` diagonal scales (``diag=True``) or ``(..., p, p)`` matrices
+    (``diag=False``).
     """
-    p = XtX.shape[-1]
-    S = _as_matrix(S, p)
+    S = _as_matrix(S, diag)
     Xtr = Xty - np.einsum("...ij,...j->...i", XtX, m)
     rtr = yty - 2.0 * np.einsum("...i,...i->...", m, Xty) + np.einsum(
         "...i,...ij,...j->...", m, XtX, m
@@ -79,10 +86,10 @@ def collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S):
     return base, Q, c
 
 
-def collapsed_loglik_np(XtX, Xty, yty, n, sigma, m, S, pooled=False):
+def collapsed_loglik_np(XtX, Xty, yty, n, sigma, m, S, *, diag, pooled=False):
     """Collapsed log-likelihood per bond (or, with ``pooled=True``, the total for a shared
-    theta)."""
-    base, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S)
+    theta); ``diag`` as in :func:`collapsed_terms_np`."""
+    base, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S, diag=diag)
     if pooled:
         base, Q, c = base.sum(axis=-1), Q.sum(axis=-3), c.sum(axis=-2)
     p = Q.shape[-1]
@@ -91,28 +98,32 @@ def collapsed_loglik_np(XtX, Xty, yty, n, sigma, m, S, pooled=False):
     return base - np.log(np.diagonal(C, axis1=-2, axis2=-1)).sum(-1) + 0.5 * (u * u).sum(-1)
 
 
-def draw_theta(XtX, Xty, yty, n, sigma, m, S, rng, pooled=False):
+def draw_theta(XtX, Xty, yty, n, sigma, m, S, rng, *, diag, pooled=False):
     """One draw of ``theta = m + S w`` from its exact conditional posterior, per leading index.
 
     Parameters
     ----------
     XtX, Xty, yty, n : sufficient statistics, bond axis last among the leading axes.
     sigma : (..., B)
-    m, S : prior mean (..., B, p) and scale (..., B, p) or (..., B, p, p) of theta.
-        With ``pooled=True`` the bond axis of ``m`` and ``S`` is absent and one theta is drawn.
+    m, S : prior mean (..., B, p) and scale (..., B, p) (``diag=True``) or (..., B, p, p)
+        (``diag=False``) of theta. With ``pooled=True`` the bond axis of ``m`` and ``S`` is absent
+        and one theta is drawn.
     rng : numpy.random.Generator
+    diag : bool
+        Whether ``S`` holds diagonal scales or full matrices (explicit: shapes alone are ambiguous
+        when the number of bonds or draws equals ``p``).
     """
     p = XtX.shape[-1]
     if pooled:
         mb = np.broadcast_to(m[..., None, :], (*sigma.shape, p))
-        Sm = _as_matrix(S, p)
+        Sm = _as_matrix(S, diag)
         Sb = np.broadcast_to(Sm[..., None, :, :], (*sigma.shape, p, p))
-        _, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, mb, Sb)
+        _, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, mb, Sb, diag=False)
         Q, c = Q.sum(axis=-3), c.sum(axis=-2)
         S_use, m_use = Sm, m
     else:
-        _, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S)
-        S_use, m_use = _as_matrix(S, p), m
+        _, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S, diag=diag)
+        S_use, m_use = _as_matrix(S, diag), m
     C = np.linalg.cholesky(np.eye(p) + Q)
     u = np.linalg.solve(C, c[..., None])  # C u = c
     z = rng.standard_normal(u.shape)

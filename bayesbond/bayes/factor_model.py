@@ -28,6 +28,21 @@ POOLINGS = ("pooled", "unpooled", "hierarchical")
 ERRORS = ("normal", "student_t")
 
 
+
+def _redraw_rng(random_seed) -> np.random.Generator:
+    """Generator for the (alpha, beta) redraw, derived from the sampler's ``random_seed``.
+
+    An int or a sequence of ints (one per chain) is extended by a constant so that the redraw
+    does not reuse the sampler's stream; a ``Generator`` is split with ``spawn``; ``None`` gives
+    fresh entropy.
+    """
+    if random_seed is None:
+        return np.random.default_rng()
+    if isinstance(random_seed, np.random.Generator):
+        return random_seed.spawn(1)[0]
+    seeds = [int(x) for x in np.atleast_1d(np.asarray(random_seed, dtype=np.int64))]
+    return np.random.default_rng(np.random.SeedSequence([*seeds, 7]))
+
 class FactorModel:
     r"""Bayesian linear factor model of bond returns.
 
@@ -392,9 +407,7 @@ class FactorModel:
     def _add_coefficients(self, idata, data: FactorData, pri: dict, random_seed) -> None:
         """Complete each posterior draw with a draw of (alpha, beta) from its exact conditional."""
         post = idata["posterior"].to_dataset()
-        seed = random_seed if isinstance(random_seed, int | np.integer) else None
-        rng = np.random.default_rng(np.random.SeedSequence([0 if seed is None else int(seed), 7])
-                                    if seed is not None else None)
+        rng = _redraw_rng(random_seed)
         XtX, Xty, yty, n = data.stats()
         sigma = post["sigma"].transpose("chain", "draw", "bond").values
         C, D, B = sigma.shape
@@ -406,10 +419,10 @@ class FactorModel:
         for c in range(C):  # one chain at a time bounds the memory
             if self.pooling == "pooled":
                 th = draw_theta(XtX, Xty, yty, n, sigma[c], np.broadcast_to(m_shared, (D, p)),
-                                np.broadcast_to(S_shared, (D, p)), rng, pooled=True)
+                                np.broadcast_to(S_shared, (D, p)), rng, diag=True, pooled=True)
             elif self.pooling == "unpooled":
                 th = draw_theta(XtX, Xty, yty, n, sigma[c], np.broadcast_to(m_shared, (D, B, p)),
-                                np.broadcast_to(S_shared, (D, B, p)), rng)
+                                np.broadcast_to(S_shared, (D, B, p)), rng, diag=True)
             else:
                 g = self.group
                 gi = data.group_idx
@@ -425,7 +438,8 @@ class FactorModel:
                     S_g[..., 1:, 1:] = tau_b[..., :, None] * L
                 else:
                     S_g = np.concatenate([tau_a[..., None], tau_b], axis=-1)
-                th = draw_theta(XtX, Xty, yty, n, sigma[c], m_g[:, gi], S_g[:, gi], rng)
+                th = draw_theta(XtX, Xty, yty, n, sigma[c], m_g[:, gi], S_g[:, gi], rng,
+                                diag=not self.correlated)
             thetas.append(th)
         theta = np.stack(thetas)
         chain = post["chain"].values

@@ -77,7 +77,8 @@ def test_collapsed_likelihood_equals_marginal_normal(small, kind):
     S = S_diag if kind == "diag" else S_full
     XtX, Xty, yty, n = sufficient_stats(y, X)
     ref = _ref_marginal(X, y, sig, m, S)
-    np.testing.assert_allclose(collapsed_loglik_np(XtX, Xty, yty, n, sig, m, S), ref, rtol=1e-11)
+    got = collapsed_loglik_np(XtX, Xty, yty, n, sig, m, S, diag=kind == "diag")
+    np.testing.assert_allclose(got, ref, rtol=1e-11)
     args = [pt.as_tensor(a) for a in (XtX, Xty, yty, n, sig, m, S)]
     np.testing.assert_allclose(pytensor.function([], collapsed_loglik_pt(*args))(), ref,
                                rtol=1e-11)
@@ -97,7 +98,7 @@ def test_collapsed_pooled_likelihood_equals_stacked_marginal(small):
     cov = np.diag(np.repeat(sig, T)[o] ** 2) + Xs @ np.diag(S0**2) @ Xs.T
     ref = st.multivariate_normal(Xs @ m0, cov).logpdf(y.T.ravel()[o])
     got = collapsed_loglik_np(XtX, Xty, yty, n, sig, np.broadcast_to(m0, (B, p)),
-                              np.broadcast_to(S0, (B, p)), pooled=True)
+                              np.broadcast_to(S0, (B, p)), diag=True, pooled=True)
     np.testing.assert_allclose(got, ref, rtol=1e-11)
     f = pytensor.function([], collapsed_loglik_pt(*(pt.as_tensor(a) for a in (
         XtX, Xty, yty, n, sig, m0, S0)), pooled=True))
@@ -111,7 +112,7 @@ def test_conditional_draws_match_conjugate_posterior(small):
     N = 40000
     th = draw_theta(XtX[None], Xty[None], yty[None], n[None], np.broadcast_to(sig, (N, 5)),
                     np.broadcast_to(m, (N, *m.shape)), np.broadcast_to(S_diag, (N, *m.shape)),
-                    rng)
+                    rng, diag=True)
     for b in range(y.shape[1]):
         P0 = np.diag(1 / S_diag[b] ** 2)
         V = np.linalg.inv(XtX[b] / sig[b] ** 2 + P0)
@@ -119,6 +120,33 @@ def test_conditional_draws_match_conjugate_posterior(small):
         se = np.sqrt(np.diag(V) / N)
         np.testing.assert_array_less(np.abs(th[:, b].mean(0) - mean), 5 * se)
         np.testing.assert_allclose(np.cov(th[:, b].T), V, rtol=0.05, atol=0.03 * np.abs(V).max())
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_draws_when_bonds_and_draws_equal_the_coefficient_count(pooled):
+    """B = D = p: diagonal scales given as vectors or as diagonal matrices give the same draws."""
+    rng = np.random.default_rng(3)
+    p = B = D = 3
+    X = np.column_stack([np.ones(30), rng.standard_normal((30, p - 1))])
+    y = X @ rng.standard_normal((p, B)) + 0.1 * rng.standard_normal((30, B))
+    XtX, Xty, yty, n = sufficient_stats(y, X)
+    sig = np.full((D, B), 0.1)
+    lead = (D,) if pooled else (D, B)
+    m = np.broadcast_to(np.array([0.1, -0.2, 0.3]), (*lead, p))
+    s = np.broadcast_to(np.array([0.5, 1.0, 2.0]), (*lead, p))
+    full = s[..., :, None] * np.eye(p)
+    a = draw_theta(XtX, Xty, yty, n, sig, m, s, np.random.default_rng(1), diag=True,
+                   pooled=pooled)
+    b = draw_theta(XtX, Xty, yty, n, sig, m, full, np.random.default_rng(1), diag=False,
+                   pooled=pooled)
+    assert a.shape == ((D, p) if pooled else (D, B, p))
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    mb = np.broadcast_to(m[0], (B, p))
+    sb = np.broadcast_to(s[0], (B, p))
+    ll_a = collapsed_loglik_np(XtX, Xty, yty, n, sig[0], mb, sb, diag=True, pooled=pooled)
+    ll_b = collapsed_loglik_np(XtX, Xty, yty, n, sig[0], mb, sb[..., :, None] * np.eye(p),
+                               diag=False, pooled=pooled)
+    np.testing.assert_allclose(ll_a, ll_b, rtol=1e-12)
 
 
 # --------------------------------------------------- log residual scales: reparameterisation
