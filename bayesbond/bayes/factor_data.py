@@ -49,8 +49,9 @@ class FactorData:
     dates, bonds : pandas.Index
     factors : list of str
     group_names : list of str
-        Labels of the ``rating_bucket`` dimension (groups that have at least one bond).
-    group_idx : ndarray of int (bond,)
+        Labels of the ``rating_bucket`` dimension (groups that have at least one bond); empty
+        when the bonds have no groups (pooled or unpooled fits without ratings or ``groups``).
+    group_idx : ndarray of int (bond,) or None
         Position of each bond's group in ``group_names``.
     """
 
@@ -186,6 +187,30 @@ def _returns_frame(panel) -> tuple[pd.DataFrame, object]:
     )
 
 
+def _bond_groups(panel_obj, groups, rule: str, required: bool) -> pd.Series | None:
+    """Bond -> group label: ``groups`` (through the rating rule for a BondPanel), else the
+    panel's rating buckets, else None (an error when ``required``)."""
+    if panel_obj is not None and (groups is not None or panel_obj.buckets is not None):
+        mapping = None if groups is None else pd.Series(groups)
+        try:
+            g = panel_obj.bond_bucket(rule=rule, mapping=mapping)
+        except DataError:
+            if required or groups is not None:
+                raise
+            return None  # partly rated panel, groups not needed: store none rather than guess
+    elif groups is not None:
+        g = pd.Series(groups)
+    elif required:
+        raise DataError(
+            "pooling='hierarchical' needs a group per bond: pass groups= (bond -> group) or a "
+            "BondPanel with ratings"
+        )
+    else:
+        return None
+    g.index = pd.Index([str(b) for b in g.index])
+    return g
+
+
 def prepare_factor_data(
     panel,
     factor_returns: pd.DataFrame,
@@ -206,9 +231,13 @@ def prepare_factor_data(
     factors : list of str or None
         Factor names (columns of ``factor_returns``); None uses all columns.
     pooling : str
-        Only ``"hierarchical"`` needs groups.
+        Only ``"hierarchical"`` needs groups; the others record them (for per-group summaries)
+        when the panel has ratings or ``groups`` is given.
     groups : Series or mapping bond -> group, optional
-        Overrides the panel's rule; required for plain arrays when ``pooling="hierarchical"``.
+        For a BondPanel: ratings or buckets that override the panel's rule for the bonds named
+        (the values go through :func:`bayesbond.rating_bucket`); for a DataFrame or DataArray:
+        any labels (e.g. sectors), one per bond. Required for plain arrays when
+        ``pooling="hierarchical"``.
     group_rule : {"mode", "last"}
         Rule of :meth:`BondPanel.bond_bucket` (default: the bucket a bond holds in most months).
 
@@ -279,19 +308,10 @@ def prepare_factor_data(
     if y.size == 0:
         raise DataError("empty panel: no observed return")
 
-    if pooling == "hierarchical":
-        if panel_obj is not None:
-            mapping = None if groups is None else pd.Series(groups)
-            g = panel_obj.bond_bucket(rule=group_rule, mapping=mapping)
-            g.index = pd.Index([str(b) for b in g.index])
-        elif groups is None:
-            raise DataError(
-                "pooling='hierarchical' needs a group per bond: pass groups= (bond -> group) or a "
-                "BondPanel with ratings"
-            )
-        else:
-            g = pd.Series(groups)
-            g.index = pd.Index([str(b) for b in g.index])
+    g = _bond_groups(panel_obj, groups, group_rule, required=pooling == "hierarchical")
+    if g is None:  # pooled/unpooled without ratings or groups: no group labels are stored
+        group_names, group_idx = [], None
+    else:
         absent_b = [b for b in bonds if b not in g.index or pd.isna(g.get(b))]
         if absent_b:
             raise DataError(f"bonds without a group: {_listing(absent_b)}")
@@ -300,8 +320,5 @@ def prepare_factor_data(
         order += sorted(set(labels) - set(order))
         group_idx = np.array([order.index(lab) for lab in labels], dtype=int)
         group_names = order
-    else:
-        group_names = ["all"]
-        group_idx = np.zeros(len(bonds), dtype=int)
     return FactorData(y=y, F=F, dates=dates, bonds=bonds, factors=factors,
                       group_names=group_names, group_idx=group_idx)

@@ -254,7 +254,8 @@ class FactorModel:
                 m_g = pt.concatenate([mu_a[:, None], mu_b], axis=1)  # (G, p)
                 if self.correlated:
                     G = len(data.group_names)
-                    L = pm.LKJCorr("chol_corr_beta", n=K, eta=pri["lkj_eta"], shape=(G, K, K))
+                    L = pm.LKJCorr("chol_corr_beta", n=K, eta=pri["lkj_eta"], shape=(G, K, K),
+                                   dims=(g_dim, "factor", "factor2"))
                     pm.Deterministic("corr_beta", L @ pt.swapaxes(L, -1, -2),
                                      dims=(g_dim, "factor", "factor2"))
                     S_g = pt.zeros((G, p, p))
@@ -339,8 +340,10 @@ class FactorModel:
             Monthly returns, NaN where not observed.
         factor_returns : DataFrame (dates x factors)
         groups : Series or mapping bond -> group, optional
-            Group of each bond for the hierarchy (required for plain arrays when hierarchical;
-            overrides the rating rule for a BondPanel).
+            Group of each bond (required for plain arrays when hierarchical). For a BondPanel,
+            ratings or buckets that override the rating rule for the bonds named; for a
+            DataFrame or DataArray, any labels (e.g. sectors). Pooled and unpooled fits record
+            the groups (``constant_data.group``) for per-group summaries when they are known.
         draws, tune, chains, random_seed, sampler, target_accept, progressbar :
             Passed to :func:`bayesbond.bayes.sampling.sample`.
         log_likelihood : bool or "auto"
@@ -379,6 +382,8 @@ class FactorModel:
             self._check_coefficients(idata, sampled)
         _attach_data(idata, data, self.group)
         idata.attrs["model"] = json.dumps(spec)
+        # the priors the fit used: the data-scaled defaults with the user's overrides applied
+        idata.attrs["priors"] = json.dumps({k: np.asarray(v).tolist() for k, v in pri.items()})
         idata.attrs["errors"] = self.errors
         idata.attrs["pooling"] = self.pooling
         if log_likelihood:
@@ -467,9 +472,10 @@ def _attach_data(idata: xr.DataTree, data: FactorData, group: str) -> None:
     const = xr.Dataset({
         "factor_returns": xr.DataArray(data.F, dims=("date", "factor"),
                                        coords={"date": dates, "factor": list(data.factors)}),
-        "group": xr.DataArray(np.array([data.group_names[i] for i in data.group_idx], dtype=str),
-                              dims=("bond",), coords={"bond": list(data.bonds)},
-                              attrs={"name": group}),
     })
+    if data.group_idx is not None:
+        const["group"] = xr.DataArray(
+            np.array([data.group_names[i] for i in data.group_idx], dtype=str),
+            dims=("bond",), coords={"bond": list(data.bonds)}, attrs={"name": group})
     idata["observed_data"] = xr.DataTree(obs)
     idata["constant_data"] = xr.DataTree(const)

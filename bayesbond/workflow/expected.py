@@ -164,7 +164,10 @@ def expected_returns(
         groups = pd.Series(group_da.values, index=list(group_da["bond"].values)).reindex(bonds)
     if by != "bond":
         if groups is None:
-            raise SpecError("the fit has no bond groups")
+            raise SpecError(
+                f"by={by!r}: the fit has no bond groups; fit a BondPanel with ratings or pass "
+                "groups= to FactorModel.fit"
+            )
         labels = list(dict.fromkeys(groups.values))
         er = np.stack([er[:, (groups.values == g)].mean(axis=1) for g in labels], axis=1)
         index = pd.Index(labels, name=group_name)

@@ -321,6 +321,11 @@ def test_hierarchical_fit_schema(hier_fit, sim):
     assert ll.sizes["obs"] == int(sim.panel.observed.sum())
     spec = json.loads(hier_fit.attrs["model"])
     assert spec["pooling"] == "hierarchical" and spec["factors"] == ["CMKT", "TERM"]
+    used = json.loads(hier_fit.attrs["priors"])  # the resolved, data-scaled priors
+    _, pri = bb.FactorModel(["CMKT", "TERM"]).prepare(sim.panel, sim.factors)
+    assert set(used) == set(pri)
+    for k, v in pri.items():
+        np.testing.assert_allclose(used[k], v, rtol=1e-15)
     assert hier_fit.attrs["bayesbond_version"] == bb.__version__
 
 
@@ -360,12 +365,30 @@ def test_unpooled_matches_ols_with_weak_priors(sim):
     assert float(np.abs(z.to_numpy()).max()) < 0.1, z
 
 
+def test_groups_are_recorded_for_every_pooling(sim):
+    buckets = sim.panel.bond_bucket()
+    for pooling in ("pooled", "unpooled", "hierarchical"):
+        data, _ = bb.FactorModel(["CMKT"], pooling=pooling).prepare(sim.panel, sim.factors)
+        got = [data.group_names[i] for i in data.group_idx]
+        assert got == list(buckets.values), pooling
+    R = sim.panel.returns.to_pandas()
+    data, _ = bb.FactorModel(["CMKT"], pooling="unpooled").prepare(R, sim.factors)
+    assert data.group_idx is None and data.group_names == []
+    sectors = pd.Series(np.where(np.arange(R.shape[1]) % 2, "fin", "ind"), index=R.columns)
+    data, _ = bb.FactorModel(["CMKT"], pooling="unpooled").prepare(R, sim.factors,
+                                                                   groups=sectors)
+    assert [data.group_names[i] for i in data.group_idx] == list(sectors.values)
+
+
 def test_pooled_and_student_t_fit_small_panel(sim):
     panel = sim.panel.returns.isel(bond=slice(0, 8), date=slice(0, 60))
     fit = bb.FactorModel(["CMKT"], pooling="pooled").fit(
         panel, sim.factors, draws=400, tune=400, chains=2, random_seed=3)
     assert fit["posterior"]["beta"].dims == ("chain", "draw", "factor")
     assert abs(float(fit["posterior"]["beta"].mean()) - 0.9) < 0.3
+    assert "group" not in fit["constant_data"]  # a plain array without groups= has none
+    with pytest.raises(SpecError, match="no bond groups"):
+        bb.expected_returns(fit, by="rating_bucket")
     groups = sim.panel.bond_bucket().iloc[:8]
     fit_t = bb.FactorModel(["CMKT"], pooling="hierarchical", errors="student_t").fit(
         panel, sim.factors, groups=groups, draws=300, tune=300, chains=2, random_seed=3,
@@ -373,6 +396,39 @@ def test_pooled_and_student_t_fit_small_panel(sim):
     post = fit_t["posterior"]
     assert "nu" in post and post["beta"].dims == ("chain", "draw", "bond", "factor")
     assert fit_t["log_likelihood"]["returns"].sizes["obs"] == int(np.isfinite(panel).sum())
+
+
+
+
+@pytest.fixture(scope="module")
+def corr_case(sim):
+    panel = sim.panel.returns.isel(bond=slice(0, 24), date=slice(0, 72))
+    return panel, sim.panel.bond_bucket().iloc[:24]
+
+
+def _corr_fit(sim, corr_case, marginalize, chains, draws):
+    panel, groups = corr_case
+    return bb.FactorModel(["CMKT", "TERM"], correlated=True, marginalize=marginalize).fit(
+        panel, sim.factors, groups=groups, draws=draws, tune=draws, chains=chains,
+        random_seed=4, target_accept=0.95, log_likelihood=False)
+
+
+def test_correlated_betas_fit_with_labelled_dims(sim, corr_case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bb.ConvergenceWarning)  # short run: checked below
+        fit = _corr_fit(sim, corr_case, True, chains=2, draws=500)
+    post = fit["posterior"]
+    assert post["chol_corr_beta"].dims == ("chain", "draw", "rating_bucket", "factor", "factor2")
+    assert post["corr_beta"].dims == ("chain", "draw", "rating_bucket", "factor", "factor2")
+    np.testing.assert_allclose(post["corr_beta"].sel(factor="CMKT", factor2="CMKT"), 1.0)
+    d = diagnostics(fit, ["beta", "alpha", "mu_beta"])
+    assert d.divergences == 0 and d.max_rhat < 1.03, str(d)
+    # bond betas: shrunk estimates closer to the truth than OLS on average
+    panel, _ = corr_case
+    truth = sim.truth["beta"].isel(bond=slice(0, 24)).values
+    bm = post["beta"].mean(("chain", "draw")).values
+    ols = bb.ols(panel, sim.factors[["CMKT", "TERM"]]).params[["CMKT", "TERM"]].to_numpy()
+    assert np.sqrt(np.mean((bm - truth) ** 2)) < np.sqrt(np.mean((ols - truth) ** 2))
 
 
 # ----------------------------------------------------------------- validation (make validate)
@@ -442,6 +498,21 @@ def test_marginalised_and_explicit_hierarchies_agree(sim):
         z = np.abs(pa.mean(("chain", "draw")) - pb.mean(("chain", "draw"))) / sd
         assert float(z.max()) < 0.25, (v, float(z.max()))
         np.testing.assert_allclose(pb.std(("chain", "draw")), sd, rtol=0.2)
+
+
+@pytest.mark.validate
+def test_correlated_collapsed_and_explicit_models_agree(sim, corr_case):
+    """LKJ-correlated betas: alpha/beta integrated out and redrawn vs sampled explicitly."""
+    fits = {}
+    for marg in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", bb.ConvergenceWarning)
+            fits[marg] = _corr_fit(sim, corr_case, marg, chains=4, draws=1500)
+    b1, b0 = fits[True]["posterior"]["beta"], fits[False]["posterior"]["beta"]
+    z = np.abs(b1.mean(("chain", "draw")) - b0.mean(("chain", "draw"))) / b1.std(("chain", "draw"))
+    assert float(z.max()) < 0.3, z.values
+    s1, s0 = b1.std(("chain", "draw")), b0.std(("chain", "draw"))
+    assert float(np.abs(s1 / s0 - 1).max()) < 0.15
 
 
 @pytest.mark.validate
