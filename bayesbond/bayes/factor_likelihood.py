@@ -54,16 +54,14 @@ def gaussian_loglik_np(XtX, Xty, yty, n, theta, sigma):
     return -0.5 * n * (LOG_2PI + 2.0 * np.log(sigma)) - 0.5 * quad / sigma**2
 
 
-def _as_matrix(S, diag):
-    """``S`` as ``(..., p, p)`` matrices: diagonal scales ``(..., p)`` become diagonal matrices.
+def _check_scales(S, diag):
+    """``S`` as a float array; full scales must be ``(..., p, p)``.
 
-    The caller says which it is: a stack of ``p`` vectors of length ``p`` cannot be told from a
-    ``p x p`` matrix by its shape.
+    The caller says which form ``S`` has: a stack of ``p`` vectors of length ``p`` cannot be told
+    from a ``p x p`` matrix by its shape.
     """
     S = np.asarray(S, dtype=float)
-    if diag:
-        return S[..., :, None] * np.eye(S.shape[-1])
-    if S.ndim < 2 or S.shape[-1] != S.shape[-2]:
+    if not diag and (S.ndim < 2 or S.shape[-1] != S.shape[-2]):
         raise ValueError(f"full scale matrices must be (..., p, p), got shape {S.shape}")
     return S
 
@@ -74,15 +72,20 @@ def collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S, *, diag):
     ``S`` is ``(..., p)`` diagonal scales (``diag=True``) or ``(..., p, p)`` matrices
     (``diag=False``).
     """
-    S = _as_matrix(S, diag)
-    Xtr = Xty - np.einsum("...ij,...j->...i", XtX, m)
-    rtr = yty - 2.0 * np.einsum("...i,...i->...", m, Xty) + np.einsum(
-        "...i,...ij,...j->...", m, XtX, m
-    )
+    S = _check_scales(S, diag)
+    m = np.asarray(m, dtype=float)
+    XtXm = (XtX @ m[..., None])[..., 0]
+    Xtr = Xty - XtXm
+    rtr = yty - 2.0 * (m * Xty).sum(-1) + (m * XtXm).sum(-1)
     s2 = np.asarray(sigma) ** 2
     base = -0.5 * n * (LOG_2PI + np.log(s2)) - 0.5 * rtr / s2
-    Q = np.einsum("...ki,...kl,...lj->...ij", S, XtX, S) / s2[..., None, None]
-    c = np.einsum("...ki,...k->...i", S, Xtr) / s2[..., None]
+    if diag:
+        Q = S[..., :, None] * XtX * S[..., None, :] / s2[..., None, None]
+        c = S * Xtr / s2[..., None]
+    else:
+        St = np.swapaxes(S, -1, -2)
+        Q = St @ XtX @ S / s2[..., None, None]
+        c = (St @ Xtr[..., None])[..., 0] / s2[..., None]
     return base, Q, c
 
 
@@ -114,22 +117,23 @@ def draw_theta(XtX, Xty, yty, n, sigma, m, S, rng, *, diag, pooled=False):
         when the number of bonds or draws equals ``p``).
     """
     p = XtX.shape[-1]
+    S = _check_scales(S, diag)
     if pooled:
         mb = np.broadcast_to(m[..., None, :], (*sigma.shape, p))
-        Sm = _as_matrix(S, diag)
-        Sb = np.broadcast_to(Sm[..., None, :, :], (*sigma.shape, p, p))
-        _, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, mb, Sb, diag=False)
+        if diag:
+            Sb = np.broadcast_to(S[..., None, :], (*sigma.shape, p))
+        else:
+            Sb = np.broadcast_to(S[..., None, :, :], (*sigma.shape, p, p))
+        _, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, mb, Sb, diag=diag)
         Q, c = Q.sum(axis=-3), c.sum(axis=-2)
-        S_use, m_use = Sm, m
     else:
         _, Q, c = collapsed_terms_np(XtX, Xty, yty, n, sigma, m, S, diag=diag)
-        S_use, m_use = _as_matrix(S, diag), m
     C = np.linalg.cholesky(np.eye(p) + Q)
     u = np.linalg.solve(C, c[..., None])  # C u = c
     z = rng.standard_normal(u.shape)
     Ct = np.swapaxes(C, -1, -2)
     w = np.linalg.solve(Ct, u + z)[..., 0]  # mean C^-T C^-1 c, covariance (C C')^-1
-    return m_use + np.einsum("...ij,...j->...i", S_use, w)
+    return m + (S * w if diag else (S @ w[..., None])[..., 0])
 
 
 # -------------------------------------------------------------------------------------- pytensor

@@ -7,7 +7,6 @@ observed.
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -366,20 +365,23 @@ class FactorModel:
             ``log_likelihood``: ``returns`` (chain, draw, obs) with ``obs_bond``/``obs_date``
             labels; attributes ``model`` (JSON spec) and ``bayesbond_version``, ``diagnostics``.
         """
-        from bayesbond.bayes.sampling import sample
+        from bayesbond.bayes.sampling import check_convergence, sample
 
         data, pri = self.prepare(panel, factor_returns, groups)
         model = self.build_model(data, pri)
         spec = self.spec()
         spec["factors"] = list(data.factors)
+        name = f"FactorModel({self.pooling}, {self.errors} errors)"
         idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                        sampler=sampler, target_accept=target_accept, progressbar=progressbar,
-                       model_name=f"FactorModel({self.pooling}, {self.errors} errors)",
-                       var_names_check=None)  # every posterior variable, hyperparameters included
+                       model_name=name, check=False)
         if self.marginalize:
-            sampled = list(idata["posterior"].data_vars)
             self._add_coefficients(idata, data, pri, random_seed)
-            self._check_coefficients(idata, sampled)
+        # one check over every posterior variable (hyperparameters and the redrawn alpha, beta
+        # included) except sigma = exp(log_sigma): rank-based R-hat and ESS are invariant under
+        # monotone maps, so its numbers are those of log_sigma
+        check = [v for v in idata["posterior"].data_vars if v != "sigma"]
+        check_convergence(idata, check, name, stacklevel=2)
         _attach_data(idata, data, self.group)
         idata.attrs["model"] = json.dumps(spec)
         # the priors the fit used: the data-scaled defaults with the user's overrides applied
@@ -395,19 +397,6 @@ class FactorModel:
             if log_likelihood is True or nbytes <= 512 * 2**20:
                 add_log_likelihood(idata, dtype=loglik_dtype)
         return idata
-
-    @staticmethod
-    def _check_coefficients(idata, check) -> None:
-        """Diagnostics including the redrawn alpha and beta; warn if only they fail."""
-        from bayesbond.bayes.sampling import diagnostics
-        from bayesbond.errors import ConvergenceWarning
-
-        before = diagnostics(idata, check)
-        full = diagnostics(idata)
-        idata.attrs["diagnostics"] = str(full)
-        if before.ok and not full.ok:
-            warnings.warn(f"FactorModel alpha/beta did not converge cleanly: {full}",
-                          ConvergenceWarning, stacklevel=3)
 
     def _add_coefficients(self, idata, data: FactorData, pri: dict, random_seed) -> None:
         """Complete each posterior draw with a draw of (alpha, beta) from its exact conditional."""

@@ -14,7 +14,8 @@ import xarray as xr
 
 from bayesbond.errors import ConvergenceWarning
 
-__all__ = ["Diagnostics", "diagnostics", "sample", "RHAT_MAX", "ESS_MIN_PER_CHAIN"]
+__all__ = ["Diagnostics", "diagnostics", "check_convergence", "sample", "RHAT_MAX",
+           "ESS_MIN_PER_CHAIN"]
 
 RHAT_MAX = 1.01
 ESS_MIN_PER_CHAIN = 100
@@ -87,6 +88,7 @@ def sample(
     target_accept: float | None = None,
     model_name: str = "",
     var_names_check=None,
+    check: bool = True,
     **kwargs,
 ) -> xr.DataTree:
     """Sample ``model`` with NUTS and return an ArviZ DataTree with convergence checked.
@@ -103,6 +105,9 @@ def sample(
         Stored in the ``model`` attribute of the tree.
     var_names_check : list of str, optional
         Variables whose R-hat/ESS are checked (default all posterior variables).
+    check : bool
+        Check convergence here (:func:`check_convergence`); a caller that adds variables to the
+        posterior afterwards passes False and checks once at the end.
 
     Returns
     -------
@@ -132,11 +137,23 @@ def sample(
             compute_convergence_checks=False,
             **kwargs,
         )
-    diag = diagnostics(idata, var_names_check)
     idata.attrs["model"] = model_name
     idata.attrs["bayesbond_version"] = bayesbond.__version__
+    if check:
+        check_convergence(idata, var_names_check, model_name, stacklevel=3)
+    return idata
+
+
+def check_convergence(idata: xr.DataTree, var_names=None, model_name: str = "",
+                      stacklevel: int = 2) -> Diagnostics:
+    """Compute :func:`diagnostics`, store them in ``attrs["diagnostics"]`` and warn on failure.
+
+    The :class:`~bayesbond.errors.ConvergenceWarning` gives the numbers: worst R-hat, smallest
+    bulk and tail ESS, divergences.
+    """
+    diag = diagnostics(idata, var_names)
     idata.attrs["diagnostics"] = str(diag)
     if not diag.ok:
         warnings.warn(f"{model_name or 'model'} did not converge cleanly: {diag}",
-                      ConvergenceWarning, stacklevel=2)
-    return idata
+                      ConvergenceWarning, stacklevel=stacklevel + 1)
+    return diag
