@@ -2,27 +2,31 @@
 
 The observations are the observed (bond, date) cells, in (date, bond) C order, on one dimension
 ``obs`` with coordinates ``obs_bond`` and ``obs_date``. The log-likelihood of cell ``(b, t)`` at
-draw
-``s`` is ``log N(R_bt | alpha_b + beta_b'F_t, sigma_b^2)`` (or the Student-t density with ``nu``).
+draw ``s`` is ``log N(R_bt | alpha_b + beta_b'F_t, sigma_b^2)`` (or the Student-t density with
+``nu``). The posterior and the factor returns are matched to the observed cells by label (bond,
+date and factor coordinates), whatever the order of their dimensions or labels.
 
 :func:`loo` gives PSIS-LOO (Vehtari, Gelman and Gabry 2017; Vehtari et al. 2024) by one of three
 routes:
 
-* ``"chunked"`` (default): the log-likelihood of a block of bonds at a time (at most ``max_bytes``),
-  Pareto-smoothed per observation with the same relative efficiency ``r_eff`` as
+* ``"chunked"`` (default): the log-likelihood of a block of bonds at a time (at most about
+  ``max_bytes``), Pareto-smoothed per observation with the same relative efficiency ``r_eff`` as
   :func:`arviz_stats.loo`. PSIS works observation by observation, so the result equals
-  ``arviz_stats.loo`` on the full array, but the peak memory is one block (a 2,000-bond x 240-month
-  panel with 4,000 draws: 15 GB as one float64 array, a few hundred MB in blocks);
-* ``"exact"``: :func:`arviz_stats.loo` on the stored ``log_likelihood`` group (or on the full
-  array);
-* ``"subsample"``: :func:`arviz_stats.loo_subsample` (Magnusson et al. 2019) on the stored (or
-  computed) full array, for a fast estimate with a subsampling standard error.
+  ``arviz_stats.loo`` on the full array, but the peak memory is one block plus arrays the size of
+  the posterior (a 2,000-bond x 240-month panel with 4,000 draws: 15 GB as one float64 array,
+  a few hundred MB in blocks);
+* ``"exact"``: :func:`arviz_stats.loo` on the stored ``log_likelihood`` group, or, when the fit
+  has none, on the full array computed in memory;
+* ``"subsample"``: the difference estimator of Magnusson et al. (2019), with the subsample drawn
+  and the estimate computed as :func:`arviz_stats.loo_subsample` (``method="lpd"``) does, but
+  block by block: every block gives the ``lpd`` approximation of its cells, and only the
+  log-likelihood of the subsampled cells is kept for PSIS. It never reads a stored
+  ``log_likelihood`` group; a fast estimate with a subsampling standard error.
 
 References
 ----------
 Vehtari, A., Gelman, A. and Gabry, J. (2017). Practical Bayesian model evaluation using
-leave-one-out
-cross-validation and WAIC. *Stat. Comput.* 27(5).
+leave-one-out cross-validation and WAIC. *Stat. Comput.* 27(5).
 Vehtari, A., Simpson, D., Gelman, A., Yao, Y. and Gabry, J. (2024). Pareto smoothed importance
 sampling. *J. Mach. Learn. Res.* 25(72).
 Magnusson, M., Andersen, M. R., Jonasson, J. and Vehtari, A. (2019). Bayesian leave-one-out
@@ -31,6 +35,7 @@ cross-validation for large data. *Proc. ICML*, PMLR 97.
 
 from __future__ import annotations
 
+import gc
 import warnings
 
 import numpy as np
@@ -43,6 +48,30 @@ __all__ = ["iter_loglik", "pointwise_loglik", "add_log_likelihood", "loo", "rela
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 VAR_NAME = "returns"
+#: rows of the in-place compaction of a block, so that its temporary is at most 1/16 of the block
+_COMPACT_PARTS = 16
+
+
+def _by_label(da: xr.DataArray, dim: str, labels, what: str,
+              source: str = "the observed data") -> xr.DataArray:
+    """``da`` restricted to ``labels`` of ``dim`` in that order; a clear error if any is missing."""
+    if dim not in da.dims:
+        return da
+    if dim not in da.coords:
+        if da.sizes[dim] != len(labels):
+            raise SpecError(f"{what} has {da.sizes[dim]} {dim!r} entries without labels, "
+                            f"{source} {len(labels)}: cannot match them")
+        return da
+    have = da[dim].values
+    if len(have) == len(labels) and np.array_equal(have, labels):
+        return da
+    missing = [str(v) for v in np.asarray(labels)[~np.isin(labels, have)]]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)"
+                                           if len(missing) > 10 else "")
+        raise SpecError(f"{what} has no {dim} {shown}, which {source} has: is it the fit of "
+                        "these data?")
+    return da.sel({dim: np.asarray(labels)})
 
 
 def _inputs(idata: xr.DataTree):
@@ -55,86 +84,181 @@ def _inputs(idata: xr.DataTree):
             raise SpecError(f"the posterior has no {v!r}: is it a FactorModel fit?")
     y = idata["observed_data"]["returns"].transpose("date", "bond")
     F = idata["constant_data"]["factor_returns"].transpose("date", "factor")
+    F = _by_label(F, "date", y["date"].values, "constant_data.factor_returns",
+                  "observed_data.returns")
+    bonds = y["bond"].values
+    alpha = _by_label(post["alpha"], "bond", bonds, "the posterior's 'alpha'")
+    beta = _by_label(post["beta"], "bond", bonds, "the posterior's 'beta'")
+    beta = _by_label(beta, "factor", F["factor"].values, "the posterior's 'beta'",
+                     "constant_data.factor_returns")
+    sigma = _by_label(post["sigma"], "bond", bonds, "the posterior's 'sigma'")
+    if "bond" not in sigma.dims:
+        raise SpecError("the posterior's 'sigma' has no 'bond' dimension: is it a FactorModel fit?")
+    alpha = alpha.transpose("chain", "draw", ...)
+    beta = beta.transpose("chain", "draw", ..., "factor")
+    sigma = sigma.transpose("chain", "draw", "bond")
     errors = idata.attrs.get("errors", "normal")
-    return post, y, F, errors
+    nu = post["nu"].transpose("chain", "draw") if errors == "student_t" else None
+    return post, y, F, alpha, beta, sigma, nu, errors
 
 
-def _chunk_bonds(n_samples: int, n_dates: int, n_bonds: int, max_bytes: int, itemsize: int):
-    per_bond = max(1, n_samples * n_dates * itemsize * 3)  # mean, residual and output
+def _chunk_bonds(n_samples: int, n_dates: int, n_bonds: int, max_bytes: int,
+                 bytes_per_cell: int):
+    """Slices of at most ``max_bytes // (n_samples * n_dates * bytes_per_cell)`` bonds (>= 1)."""
+    per_bond = max(1, n_samples * n_dates * bytes_per_cell)
     size = int(max(1, min(n_bonds, max_bytes // per_bond)))
     return [slice(i, min(i + size, n_bonds)) for i in range(0, n_bonds, size)]
+
+
+def _compact(flat: np.ndarray, keep: np.ndarray) -> None:
+    """Move columns ``keep`` (increasing) of ``flat`` to its first ``len(keep)`` columns, in place.
+
+    By parts of rows, so that the temporary is at most ``1 / _COMPACT_PARTS`` of ``flat``.
+    """
+    step = max(1, -(-flat.shape[0] // _COMPACT_PARTS))
+    for r in range(0, flat.shape[0], step):
+        flat[r:r + step, :len(keep)] = flat[r:r + step, keep]
+
+
+def _blocks(idata: xr.DataTree, max_bytes: int, dtype, extra_bytes_per_cell: int = 0):
+    """Yield ``(ll, t_idx, b_idx)``: a block's log-likelihood (chain, draw, obs) and the date and
+    bond positions (in ``observed_data``) of its cells.
+
+    A block is one array of ``chain * draw * dates * bonds`` values of ``dtype``, filled in place
+    and compacted in place to the observed cells (the yielded array is a view of it), so it takes
+    ``itemsize`` bytes a (draw, date, bond) cell; the other temporaries are at most 1/16 of that
+    or of size (draws, bonds of the block). ``extra_bytes_per_cell`` is what the caller adds for
+    each cell while it holds the block (8 for a float64 copy of a float32 block). The blocks are
+    sized so that the two together take at most ``max_bytes`` (at least one bond a block).
+    """
+    post, y, F, alpha, beta, sigma, nu, errors = _inputs(idata)
+    dtype = np.dtype(dtype)
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    S = C * D
+    yv = y.values
+    mask = np.isfinite(yv)
+    T, B = yv.shape
+    Fv = F.values.astype(dtype)
+    pooled = "bond" not in alpha.dims
+    a_all = alpha.values.reshape(S, *alpha.shape[2:]).astype(dtype, copy=False)
+    b_all = beta.values.reshape(S, *beta.shape[2:]).astype(dtype, copy=False)
+    sig_all = sigma.values.reshape(S, B).astype(dtype, copy=False)
+    if pooled:  # (S, T) mean, computed once: the size of one bond of a block
+        mu_pooled = np.einsum("sk,tk->st", b_all, Fv)
+        mu_pooled += a_all[:, None]
+    if errors == "student_t":
+        nu_s = nu.values.reshape(S, 1).astype(dtype)
+        const_t = gammaln((nu_s + 1) / 2) - gammaln(nu_s / 2) - 0.5 * np.log(nu_s * np.pi)
+        half_nu1 = ((nu_s + 1) / 2)[:, :, None]
+        nu_s = nu_s[:, :, None]
+    per_cell = dtype.itemsize + int(extra_bytes_per_cell)
+    for sl in _chunk_bonds(S, T, B, max_bytes, per_cell):
+        nb = sl.stop - sl.start
+        yb = yv[:, sl].astype(dtype)
+        if pooled:
+            grid = np.empty((S, T, nb), dtype=dtype)
+            np.subtract(yb[None], mu_pooled[:, :, None], out=grid)
+        else:  # grid = y - (alpha + beta'F), in place
+            grid = np.empty((S, T, nb), dtype=dtype)  # C order: compacted by rows below
+            np.einsum("sbk,tk->stb", b_all[:, sl], Fv, out=grid)
+            grid += a_all[:, None, sl]
+            np.subtract(yb[None], grid, out=grid)
+        sig = sig_all[:, sl]
+        grid /= sig[:, None, :]  # z
+        np.square(grid, out=grid)
+        if errors == "student_t":
+            grid /= nu_s
+            np.log1p(grid, out=grid)
+            grid *= -half_nu1
+            grid += (const_t - np.log(sig))[:, None, :]
+        else:
+            grid *= -0.5
+            grid -= (0.5 * LOG_2PI + np.log(sig))[:, None, :]
+        flat = grid.reshape(S, T * nb)
+        t_idx, j_idx = np.nonzero(mask[:, sl])
+        n_obs = len(t_idx)
+        if n_obs < T * nb:
+            _compact(flat, t_idx * nb + j_idx)
+        ll = flat[:, :n_obs].reshape(C, D, n_obs)
+        del grid, flat
+        if n_obs:  # a block of bonds with no observed cell gives nothing
+            yield ll, t_idx, j_idx + sl.start
+        del ll
 
 
 def iter_loglik(idata: xr.DataTree, max_bytes: int = 256 * 2**20, dtype="float64"):
     """Yield the pointwise log-likelihood by blocks of bonds.
 
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A :meth:`FactorModel.fit` result. The posterior is matched to the observed data by bond
+        (and factor) label, whatever the order of its dimensions.
+    max_bytes : int
+        Memory of one block: the blocks hold ``floor(max_bytes / (chains * draws * dates *
+        itemsize))`` bonds (at least one). A block is computed in place in one array of that size
+        (the yielded array is a view of it); the other temporaries are at most 1/16 of it or of
+        size (draws, bonds of the block). Arrays the size of the posterior (its float copies)
+        come on top.
+    dtype : {"float64", "float32"}
+        Precision of the log-likelihood.
+
     Yields
     ------
     xarray.DataArray (chain, draw, obs)
         Observed cells of one block of bonds, in (date, bond) order inside the block, with
-        ``obs_bond`` and ``obs_date`` coordinates. A block takes at most about ``max_bytes``.
+        ``obs_bond`` and ``obs_date`` coordinates. Drop it before asking for the next block for the
+        bound above to hold.
+
+    Raises
+    ------
+    SpecError
+        If a group or variable is missing, or the posterior lacks a bond of the observed data
+        (named).
     """
-    post, y, F, errors = _inputs(idata)
-    dtype = np.dtype(dtype)
-    C, D = post.sizes["chain"], post.sizes["draw"]
-    S = C * D
-    yv = y.values
-    Fv = F.values.astype(dtype)
-    bonds = y["bond"].values
-    dates = y["date"].values
-    alpha = post["alpha"]
-    beta = post["beta"]
-    pooled = "bond" not in alpha.dims
-    a_all = alpha.values.reshape(S, *alpha.shape[2:]).astype(dtype)
-    b_all = beta.transpose("chain", "draw", ..., "factor").values
-    b_all = b_all.reshape(S, *b_all.shape[2:]).astype(dtype)
-    sig_all = post["sigma"].transpose("chain", "draw", "bond").values.reshape(S, -1).astype(dtype)
-    if errors == "student_t":
-        nu = post["nu"].values.reshape(S, 1).astype(dtype)
-        const_t = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
-    for sl in _chunk_bonds(S, len(dates), len(bonds), max_bytes, dtype.itemsize):
-        yb = yv[:, sl]
-        t_idx, j_idx = np.nonzero(np.isfinite(yb))
-        if pooled:
-            mu = a_all[:, None, None] + np.einsum("sk,tk->st", b_all, Fv)[:, :, None]
-            mu = np.broadcast_to(mu, (S, len(dates), yb.shape[1]))
-        else:
-            mu = a_all[:, None, sl] + np.einsum("sbk,tk->stb", b_all[:, sl], Fv)
-        mu_o = mu[:, t_idx, j_idx]
-        del mu
-        sig = sig_all[:, sl][:, j_idx]
-        z = (yb[t_idx, j_idx].astype(dtype)[None, :] - mu_o) / sig
-        del mu_o
-        if errors == "student_t":
-            ll = const_t - np.log(sig) - (nu + 1) / 2 * np.log1p(z * z / nu)
-        else:
-            ll = -0.5 * LOG_2PI - np.log(sig) - 0.5 * z * z
-        ll = ll.astype(dtype, copy=False).reshape(C, D, -1)
+    chain = idata["posterior"]["chain"].values
+    draw = idata["posterior"]["draw"].values
+    y = idata["observed_data"]["returns"].transpose("date", "bond")
+    bonds, dates = y["bond"].values, y["date"].values
+    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype):
         yield xr.DataArray(
             ll, dims=("chain", "draw", "obs"),
-            coords={"chain": post["chain"].values, "draw": post["draw"].values,
-                    "obs_bond": ("obs", bonds[sl][j_idx]), "obs_date": ("obs", dates[t_idx])},
+            coords={"chain": chain, "draw": draw,
+                    "obs_bond": ("obs", bonds[b_idx]), "obs_date": ("obs", dates[t_idx])},
             name=VAR_NAME,
         )
+        del ll
+
+
+def _global_positions(mask: np.ndarray) -> np.ndarray:
+    """(date, bond) array: position of each observed cell among the observed cells in C order."""
+    gpos = np.full(mask.shape, -1, dtype=np.int64)
+    gpos[mask] = np.arange(int(mask.sum()))
+    return gpos
 
 
 def pointwise_loglik(idata: xr.DataTree, dtype="float64", max_bytes: int = 256 * 2**20):
-    """Full pointwise log-likelihood (chain, draw, obs), observed cells in (date, bond) order."""
-    parts = list(iter_loglik(idata, max_bytes=max_bytes, dtype=dtype))
-    da = xr.concat(parts, dim="obs") if len(parts) > 1 else parts[0]
-    # restore the global (date, bond) order of the observed cells
+    """Full pointwise log-likelihood (chain, draw, obs), observed cells in (date, bond) order.
+
+    Holds the whole array (``chains * draws * observed cells * itemsize`` bytes).
+    """
+    chain = idata["posterior"]["chain"].values
+    draw = idata["posterior"]["draw"].values
     y = idata["observed_data"]["returns"].transpose("date", "bond")
-    bonds = list(y["bond"].values)
-    date_pos = {d: i for i, d in enumerate(y["date"].values)}
-    key = np.array([date_pos[d] for d in da["obs_date"].values]) * len(bonds) + _positions(
-        bonds, da["obs_bond"].values)
-    order = np.argsort(key, kind="stable")
-    return da.isel(obs=order).assign_coords(obs=np.arange(da.sizes["obs"]))
-
-
-def _positions(labels, values) -> np.ndarray:
-    pos = {b: i for i, b in enumerate(labels)}
-    return np.array([pos[v] for v in values])
+    mask = np.isfinite(y.values)
+    N = int(mask.sum())
+    gpos = _global_positions(mask)
+    out = np.empty((len(chain), len(draw), N), dtype=np.dtype(dtype))
+    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype):
+        out[:, :, gpos[t_idx, b_idx]] = ll
+        del ll
+    t, b = np.nonzero(mask)
+    return xr.DataArray(
+        out, dims=("chain", "draw", "obs"),
+        coords={"chain": chain, "draw": draw, "obs": np.arange(N),
+                "obs_bond": ("obs", y["bond"].values[b]), "obs_date": ("obs", y["date"].values[t])},
+        name=VAR_NAME,
+    )
 
 
 def add_log_likelihood(idata: xr.DataTree, dtype="float64") -> xr.DataTree:
@@ -158,6 +282,15 @@ def relative_eff(idata: xr.DataTree) -> float:
     return float(np.hstack([ess[v].values.ravel() for v in ess.data_vars]).mean() / n)
 
 
+def _good_k(n_samples: int) -> float:
+    return min(1 - 1 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+
+
+def _extra_bytes(dtype) -> int:
+    """Bytes a cell the LOO routes add to a block: a float64 copy of a float32 block."""
+    return 0 if np.dtype(dtype) == np.float64 else 8
+
+
 def loo(
     idata: xr.DataTree,
     method: str = "chunked",
@@ -174,23 +307,39 @@ def loo(
     idata : xarray.DataTree
         A :meth:`FactorModel.fit` result.
     method : {"chunked", "exact", "subsample"}
-        See the module docstring. ``"exact"`` and ``"subsample"`` use the stored ``log_likelihood``
-        group when present, otherwise compute the full array.
+        See the module docstring. ``"exact"`` uses the stored ``log_likelihood`` group when
+        present, otherwise computes the full array in memory; ``"chunked"`` and ``"subsample"``
+        always compute the log-likelihood block by block and never read a stored group.
     observations : int, optional
-        Subsample size for ``method="subsample"`` (default: 10% of the cells, at least 100, at most
-        5,000). Drawn as :func:`arviz_stats.loo_subsample` draws it from ``seed``.
+        Subsample size for ``method="subsample"`` (default: 10% of the observed cells, at least
+        100 and at most 5,000, and never more than the number of cells). Drawn as
+        :func:`arviz_stats.loo_subsample` draws it from ``seed``.
     max_bytes : int
-        Memory bound of one block for ``"chunked"``.
+        Memory of one block for ``"chunked"`` and ``"subsample"`` (see :func:`iter_loglik`),
+        the float64 copy of a float32 block included. Arrays the size of the posterior, the
+        pointwise results (a few float64 values per observed cell) and, for ``"subsample"``, the
+        log-likelihood of the subsampled cells (``chains * draws * observations`` float64 values)
+        come on top.
     dtype : {"float64", "float32"}
-        Precision of the computed log-likelihood.
+        Precision of the computed log-likelihood (PSIS itself runs in float64).
     seed : int
         Seed of the subsample.
 
     Returns
     -------
-    arviz_stats.ELPDDataLOO
-        With pointwise ``elpd_i`` and ``pareto_k`` (dim ``obs``). High Pareto k values raise the
-        usual ArviZ warning (never silenced).
+    arviz_stats.ELPDDataLOO or arviz_stats.ELPDDataLOOSubsample
+        With pointwise ``elpd_i`` and ``pareto_k`` (dim ``obs``, coordinates ``obs_bond`` and
+        ``obs_date``). For ``"subsample"`` they hold the subsampled cells only, in increasing
+        observation index, and their ``obs`` coordinate equals ``loo_subsample_observations``:
+        the indices of those cells among all observed cells in (date, bond) order (the ``obs``
+        index of :func:`pointwise_loglik` and of the other routes). High Pareto k values raise
+        the usual ArviZ warning (never silenced).
+
+    Raises
+    ------
+    SpecError
+        Unknown method, a subsample size outside ``1..N``, or a fit that does not match its data
+        (see :func:`iter_loglik`).
     """
     import arviz_stats as azs
     from arviz_stats import ELPDDataLOO
@@ -209,29 +358,29 @@ def loo(
     reff = relative_eff(idata)
     post = idata["posterior"]
     n_samples = post.sizes["chain"] * post.sizes["draw"]
-    elpd_parts, k_parts, p_parts, bond_parts, date_parts = [], [], [], [], []
-    for ll in iter_loglik(idata, max_bytes=max_bytes, dtype=dtype):
-        ll64 = ll.astype("float64", copy=False)
-        elpd_i, pareto_k, p_loo_i = ll64.azstats.loo(sample_dims=["chain", "draw"], r_eff=reff)
-        elpd_parts.append(elpd_i.values)
-        k_parts.append(pareto_k.values)
-        p_parts.append(p_loo_i.values)
-        bond_parts.append(ll["obs_bond"].values)
-        date_parts.append(ll["obs_date"].values)
     y = idata["observed_data"]["returns"].transpose("date", "bond")
-    date_pos = {d: i for i, d in enumerate(y["date"].values)}
-    obs_b = np.concatenate(bond_parts)
-    obs_d = np.concatenate(date_parts)
-    key = np.array([date_pos[d] for d in obs_d]) * y.sizes["bond"] + _positions(
-        list(y["bond"].values), obs_b)
-    order = np.argsort(key, kind="stable")
-    coords = {"obs": np.arange(len(order)), "obs_bond": ("obs", obs_b[order]),
-              "obs_date": ("obs", obs_d[order])}
-    elpd_i = xr.DataArray(np.concatenate(elpd_parts)[order], dims="obs", coords=coords)
-    pareto_k = xr.DataArray(np.concatenate(k_parts)[order], dims="obs", coords=coords)
-    p_loo_i = xr.DataArray(np.concatenate(p_parts)[order], dims="obs", coords=coords)
+    mask = np.isfinite(y.values)
+    gpos = _global_positions(mask)
+    N = int(mask.sum())
+    elpd_v, k_v, p_v = np.empty(N), np.empty(N), np.empty(N)
+    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype, _extra_bytes(dtype)):
+        ll64 = xr.DataArray(ll.astype("float64", copy=False), dims=("chain", "draw", "obs"))
+        del ll
+        elpd_i, pareto_k, p_loo_i = ll64.azstats.loo(sample_dims=["chain", "draw"], r_eff=reff)
+        g = gpos[t_idx, b_idx]
+        elpd_v[g], k_v[g], p_v[g] = elpd_i.values, pareto_k.values, p_loo_i.values
+        del ll64, elpd_i, pareto_k, p_loo_i
+        # apply_ufunc leaves reference cycles that hold the block: without a collection here
+        # several blocks stay alive until the garbage collector happens to run
+        gc.collect()
+    t, b = np.nonzero(mask)
+    coords = {"obs": np.arange(N), "obs_bond": ("obs", y["bond"].values[b]),
+              "obs_date": ("obs", y["date"].values[t])}
+    elpd_i = xr.DataArray(elpd_v, dims="obs", coords=coords)
+    pareto_k = xr.DataArray(k_v, dims="obs", coords=coords)
+    p_loo_i = xr.DataArray(p_v, dims="obs", coords=coords)
     elpd, se, p_loo, _ = elpd_i.azstats.loo_summary(p_loo_i)
-    good_k = min(1 - 1 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+    good_k = _good_k(n_samples)
     warn = bool(np.any(pareto_k.values > good_k))
     if warn:
         n_bad = int((pareto_k.values > good_k).sum())
@@ -249,45 +398,59 @@ def loo(
 def _loo_subsample(idata, observations, max_bytes, dtype, seed):
     """Difference-estimator subsampled PSIS-LOO computed block by block (see module docstring)."""
     from arviz_stats import ELPDDataLOOSubsample
-    from scipy.special import logsumexp
 
     y = idata["observed_data"]["returns"].transpose("date", "bond")
     mask = np.isfinite(y.values)
     N = int(mask.sum())
-    gpos = np.full(mask.shape, -1)
-    gpos[mask] = np.arange(N)  # global (date, bond) C-order position of each observed cell
-    m = observations or min(5000, max(100, N // 10))
-    if not 1 <= m <= N:
-        raise SpecError(f"observations must be between 1 and {N}; got {m}")
-    idx = np.random.default_rng(seed).choice(N, size=m, replace=False)
+    gpos = _global_positions(mask)
+    if N == 0:
+        raise SpecError("the observed data have no observed cell: nothing to cross-validate")
+    if observations is None:
+        m = min(N, 5000, max(100, N // 10))
+    else:
+        m = int(observations)
+        if not 1 <= m <= N:
+            raise SpecError(f"observations (the subsample size) must be between 1 and {N}, the "
+                            f"number of observed cells; got {observations}")
+    # the draw of arviz_stats.loo_subsample; the cells are then taken in increasing index
+    idx = np.sort(np.random.default_rng(seed).choice(N, size=m, replace=False))
     wanted = np.zeros(N, dtype=bool)
     wanted[idx] = True
-    date_pos = {d: i for i, d in enumerate(y["date"].values)}
-    bond_pos = {b: i for i, b in enumerate(y["bond"].values)}
     post = idata["posterior"]
-    n_samples = post.sizes["chain"] * post.sizes["draw"]
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    n_samples = C * D
+    log_s = np.log(n_samples)
     lpd_all = np.empty(N)
-    parts, part_pos = [], []
-    for ll in iter_loglik(idata, max_bytes=max_bytes, dtype=dtype):
-        g = gpos[[date_pos[d] for d in ll["obs_date"].values],
-                 [bond_pos[b] for b in ll["obs_bond"].values]]
-        v = ll.values.astype("float64", copy=False)
-        lpd_all[g] = logsumexp(v, axis=(0, 1)) - np.log(n_samples)
+    ll_s = np.empty((C, D, m))
+    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype, _extra_bytes(dtype)):
+        v = ll.astype("float64", copy=False)  # the block itself when float64: ours to overwrite
+        del ll
+        g = gpos[t_idx, b_idx]
         sel = wanted[g]
         if sel.any():
-            parts.append(v[:, :, sel])
-            part_pos.append(g[sel])
-    pos = np.concatenate(part_pos)
-    ll_s = xr.DataArray(np.concatenate(parts, axis=2), dims=("chain", "draw", "obs"),
-                        coords={"obs": pos})
-    elpd_i, pareto_k, _ = ll_s.azstats.loo(sample_dims=["chain", "draw"],
-                                           r_eff=relative_eff(idata))
+            ll_s[:, :, np.searchsorted(idx, g[sel])] = v[:, :, sel]
+        # lpd_i = log mean_s exp(ll_si), in place
+        vmax = v.max(axis=(0, 1))
+        vmax[~np.isfinite(vmax)] = 0.0
+        v -= vmax
+        np.exp(v, out=v)
+        lpd_all[g] = np.log(v.sum(axis=(0, 1))) + vmax - log_s
+        del v
+    t, b = np.nonzero(mask)
+    coords = {"obs": idx, "obs_bond": ("obs", y["bond"].values[b[idx]]),
+              "obs_date": ("obs", y["date"].values[t[idx]])}
+    ll_da = xr.DataArray(ll_s, dims=("chain", "draw", "obs"), coords=coords)
+    elpd_i, pareto_k, _ = ll_da.azstats.loo(sample_dims=["chain", "draw"],
+                                            r_eff=relative_eff(idata))
+    del ll_da, ll_s
+    elpd_i = xr.DataArray(elpd_i.values, dims="obs", coords=coords)
+    pareto_k = xr.DataArray(pareto_k.values, dims="obs", coords=coords)
     lpd_all_da = xr.DataArray(lpd_all, dims="obs", coords={"obs": np.arange(N)})
-    lpd_s = lpd_all_da.sel(obs=pos)
+    lpd_s = xr.DataArray(lpd_all[idx], dims="obs", coords=coords)
     elpd, sub_se, se = elpd_i.azstats.diff_srs_estimator(
         lpd_approx_sample=lpd_s, lpd_approx_all=lpd_all_da, n_data_points=N)
     p_loo, _, _ = (lpd_s - elpd_i).azstats.srs_estimator(n_data_points=N)
-    good_k = min(1 - 1 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+    good_k = _good_k(n_samples)
     warn = bool(np.any(pareto_k.values > good_k))
     if warn:
         warnings.warn(
@@ -298,5 +461,5 @@ def _loo_subsample(idata, observations, max_bytes, dtype, seed):
         elpd=float(elpd), se=float(se), p=float(p_loo), n_samples=n_samples, n_data_points=N,
         scale="log", warning=warn, good_k=good_k, elpd_i=elpd_i, pareto_k=pareto_k,
         approx_posterior=False, subsampling_se=float(sub_se), subsample_size=m,
-        loo_subsample_observations=np.sort(idx), elpd_loo_approx=lpd_all_da,
+        loo_subsample_observations=idx, elpd_loo_approx=lpd_all_da,
     )

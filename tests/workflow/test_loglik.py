@@ -5,7 +5,9 @@ p(theta, sigma^2) ~ 1/sigma^2 (Gelman et al., BDA3, sec. 14.2): sigma^2 | y ~ In
 theta | sigma, y ~ N(theta_OLS, sigma^2 (X'X)^-1). They need no MCMC, so the tests are fast.
 """
 
+import gc
 import tracemalloc
+import warnings
 
 import arviz_stats as azs
 import numpy as np
@@ -158,31 +160,193 @@ def test_subsample_loo_equals_arviz_and_is_within_two_se_of_exact():
     assert abs(sub.elpd - exact.elpd) <= 2 * sub.subsampling_se
 
 
-def test_chunked_loo_memory_is_bounded():
-    """60 bonds x 240 months x 400 draws: the full array takes 46 MB, a block 2 MB."""
-    y, F = simulate(T=240, B=60, seed=5, missing=0.0)
-    tree = conjugate_fit(y, F, ["CMKT", "TERM"], chains=2, draws=200, seed=5)
-    full_bytes = y.size * 400 * 8
+def peak_bytes(fn):
+    """``fn()`` and the peak of the memory it allocated (tracemalloc, which numpy reports to)."""
+    gc.collect()
     tracemalloc.start()
-    res = loo(tree, method="subsample", observations=200, max_bytes=2 * 2**20)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert peak < full_bytes / 4, peak
+    try:
+        res = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return res, peak
+
+
+def test_blocks_hold_max_bytes_over_one_bond_of_values():
+    """A block has floor(max_bytes / (draws x dates x itemsize)) bonds: the array it is computed
+    in is the only block-sized one (the old sizing assumed three and made blocks 3x smaller)."""
+    y, F = simulate(T=40, B=23, seed=7)
+    tree = conjugate_fit(y, F, ["CMKT", "TERM"], chains=2, draws=50, seed=7)
+    per_bond = 2 * 50 * 40 * 8
+    sizes = [len(set(b["obs_bond"].values)) for b in iter_loglik(tree, max_bytes=5 * per_bond)]
+    assert sizes == [5, 5, 5, 5, 3]
+    sizes32 = [len(set(b["obs_bond"].values))
+               for b in iter_loglik(tree, max_bytes=5 * per_bond, dtype="float32")]
+    assert sizes32 == [10, 10, 3]
+
+
+def test_chunked_and_subsample_loo_peak_memory_is_max_bytes_plus_posterior_size():
+    """30 bonds x 240 months x 400 draws, 10% missing: the full float64 array takes 21 MB.
+
+    With blocks of 8 MB, the peak of either route is 8 MB plus arrays of the size of the
+    posterior (0.4 MB) and of the pointwise results, and the kept subsample. The old code held
+    5-6 block-sized temporaries, and reference cycles kept earlier blocks alive.
+    """
+    y, F = simulate(T=240, B=30, seed=5, missing=0.1)
+    tree = conjugate_fit(y, F, ["CMKT", "TERM"], chains=2, draws=200, seed=5)
+    S, N = 400, int(np.isfinite(y).sum())
+    full_bytes = N * S * 8
+    post_bytes = sum(v.nbytes for v in tree["posterior"].to_dataset().data_vars.values())
+    max_bytes = 8 * 2**20
+    assert full_bytes > 2.4 * max_bytes
+    overhead = 4 * post_bytes + 200 * N
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a few high Pareto k: not the point here
+        res, peak = peak_bytes(lambda: loo(tree, max_bytes=max_bytes))
+    assert res.n_data_points == N
+    assert peak < max_bytes + overhead, (peak, max_bytes + overhead)
+    m = 200
+    sub, peak = peak_bytes(lambda: loo(tree, method="subsample", observations=m,
+                                       max_bytes=max_bytes))
+    assert sub.n_data_points == N
+    assert peak < max_bytes + overhead + m * S * 8, (peak, max_bytes + overhead + m * S * 8)
     blocks = list(iter_loglik(tree, max_bytes=2 * 2**20))
     assert len(blocks) > 4
-    assert sum(b.sizes["obs"] for b in blocks) == res.n_data_points == y.size
+    assert sum(b.sizes["obs"] for b in blocks) == N
+
+
+def big_panel_loo_peak(n_bonds, chains, draws, **loo_kw):
+    """Peak memory of :func:`loo` on a fully observed ``n_bonds`` x 240-month panel."""
+    y, F = simulate(T=240, B=n_bonds, seed=6, missing=0.0)
+    tree = conjugate_fit(y, F, ["CMKT", "TERM"], chains=chains, draws=draws, seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res, peak = peak_bytes(lambda: loo(tree, **loo_kw))
+    assert res.n_data_points == 240 * n_bonds
+    return res, peak
 
 
 @pytest.mark.validate
 def test_loo_2000_bonds_240_months_4000_draws_under_4gb():
-    y, F = simulate(T=240, B=2000, seed=6, missing=0.0)
-    tree = conjugate_fit(y, F, ["CMKT", "TERM"], chains=4, draws=1000, seed=6)
-    tracemalloc.start()
-    res = loo(tree, method="subsample", observations=2000, dtype="float32")
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert res.n_data_points == 480_000
+    _, peak = big_panel_loo_peak(2000, 4, 1000, method="subsample", observations=2000,
+                                 dtype="float32")
     assert peak < 4 * 2**30, peak
+
+
+@pytest.mark.validate
+def test_chunked_loo_2000_bonds_240_months_4000_draws_under_4gb():
+    """The route :func:`bayesbond.compare` uses (chunked, float64, default ``max_bytes``)."""
+    _, peak = big_panel_loo_peak(2000, 4, 1000)
+    assert peak < 4 * 2**30, peak
+
+
+def test_subsample_pointwise_values_line_up_with_their_observation_indices():
+    """elpd_i[j] and pareto_k[j] are those of observation loo_subsample_observations[j]."""
+    y, F = simulate(T=60, B=12, seed=4)
+    tree = conjugate_fit(y, F, ["CMKT", "TERM"], draws=300, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        exact = loo(tree)
+        sub = loo(tree, method="subsample", observations=150, seed=1,
+                  max_bytes=30_000)  # several blocks: block order differs from index order
+    idx = np.asarray(sub.loo_subsample_observations)
+    assert len(idx) == 150 == len(np.unique(idx))
+    np.testing.assert_array_equal(sub.elpd_i["obs"].values, idx)
+    np.testing.assert_allclose(sub.elpd_i.values, exact.elpd_i.values[idx], rtol=1e-12)
+    np.testing.assert_allclose(sub.pareto_k.values, exact.pareto_k.values[idx], rtol=1e-10)
+    for c in ("obs_bond", "obs_date"):
+        np.testing.assert_array_equal(sub.elpd_i[c].values, exact.elpd_i[c].values[idx])
+    # the same subsample as arviz_stats.loo_subsample draws from the seed
+    full = tree.copy()
+    add_log_likelihood(full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ref = azs.loo_subsample(full, observations=150, seed=1, var_name="returns",
+                                pointwise=True)
+    np.testing.assert_array_equal(idx, np.sort(ref.loo_subsample_observations))
+
+
+def test_subsample_default_size_never_exceeds_the_number_of_cells():
+    """N < 100: the default subsample is every cell, and the estimate is the exact LOO."""
+    y, F = simulate(T=20, B=3, seed=8)
+    tree = conjugate_fit(y, F, ["CMKT", "TERM"], draws=200, seed=8)
+    N = int(np.isfinite(y).sum())
+    assert N < 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        exact = loo(tree)
+        sub = loo(tree, method="subsample")
+    assert sub.subsample_size == N == sub.n_data_points
+    assert sub.elpd == pytest.approx(exact.elpd, rel=1e-12)
+    assert sub.subsampling_se == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(SpecError, match=rf"between 1 and {N}.*got {N + 1}"):
+        loo(tree, method="subsample", observations=N + 1)
+    with pytest.raises(SpecError, match="got 0"):
+        loo(tree, method="subsample", observations=0)
+
+
+def permuted(tree, perm_bonds=None, perm_factors=None, transpose=True, keep=None):
+    """Copy of ``tree`` whose posterior has bonds (and factors) in another order, a subset
+    ``keep`` of the bonds, and dims transposed."""
+    post = tree["posterior"].to_dataset()
+    if keep is not None:
+        post = post.sel(bond=keep)
+    if perm_bonds is not None:
+        post = post.isel(bond=perm_bonds)
+    if perm_factors is not None:
+        post = post.isel(factor=perm_factors)
+    if transpose:
+        post = post.assign(
+            alpha=post["alpha"].transpose("bond", "draw", "chain"),
+            beta=post["beta"].transpose("factor", "draw", "bond", "chain"),
+            sigma=post["sigma"].transpose("draw", "bond", "chain"))
+        if "nu" in post:
+            post = post.assign(nu=post["nu"].transpose("draw", "chain"))
+    out = tree.copy()
+    out["posterior"] = xr.DataTree(post)
+    return out
+
+
+def test_loglik_matches_the_posterior_to_the_data_by_label():
+    y, F = simulate(T=30, B=6, K=3, seed=9)
+    for nu in (None, 5.0):
+        tree = conjugate_fit(y, F, ["CMKT", "TERM", "DEF"], draws=40, seed=9, nu=nu)
+        ref = pointwise_loglik(tree)
+        perm = [3, 0, 5, 1, 4, 2]
+        for t in (permuted(tree, perm, transpose=False),
+                  permuted(tree, perm, [2, 0, 1], transpose=True)):
+            got = pointwise_loglik(t, max_bytes=5_000)  # several blocks
+            np.testing.assert_allclose(got.values, ref.values, rtol=1e-13, atol=1e-13)
+            np.testing.assert_array_equal(got["obs_bond"].values, ref["obs_bond"].values)
+    # factor returns stored with dates in another order
+    shuffled = tree.copy()
+    fr = tree["constant_data"].to_dataset()
+    shuffled["constant_data"] = xr.DataTree(fr.isel(date=np.arange(30)[::-1]))
+    np.testing.assert_allclose(pointwise_loglik(shuffled).values, ref.values, rtol=1e-13)
+    # a posterior with more bonds than the data: the extra ones are not used
+    obs = tree["observed_data"].to_dataset()
+    fewer = tree.copy()
+    fewer["observed_data"] = xr.DataTree(obs.isel(bond=[4, 1]))
+    got = pointwise_loglik(fewer)
+    t, b = np.nonzero(np.isfinite(y[:, [4, 1]]))
+    sel = [np.flatnonzero((ref["obs_bond"].values == bb) & (ref["obs_date"].values == dd))[0]
+           for bb, dd in zip(np.array(["b04", "b01"])[b], obs["date"].values[t], strict=True)]
+    np.testing.assert_allclose(got.values, ref.values[..., sel], rtol=1e-13)
+
+
+def test_a_bond_missing_from_the_posterior_is_named():
+    y, F = simulate(T=30, B=6, seed=9)
+    tree = conjugate_fit(y, F, ["CMKT", "TERM"], draws=20, seed=9)
+    bad = permuted(tree, keep=["b00", "b01", "b03", "b05"])
+    with pytest.raises(SpecError, match=r"no bond b02, b04"):
+        pointwise_loglik(bad)
+    with pytest.raises(SpecError, match=r"no bond b02, b04"):
+        loo(bad)
+    other = tree.copy()
+    other["constant_data"] = xr.DataTree(
+        tree["constant_data"].to_dataset().assign_coords(factor=["CMKT", "SMB"]))
+    with pytest.raises(SpecError, match="'beta' has no factor SMB, which constant_data"):
+        pointwise_loglik(other)
 
 
 def test_loo_errors(fit):
