@@ -143,7 +143,9 @@ def ols_log_scale(XtX, Xty, yty, n):
     -----
     ``SSR_b = yty_b - Xty_b' XtX_b^+ Xty_b`` (Moore-Penrose inverse, so bonds with fewer months than
     coefficients are handled). In ``u = log sigma_b`` the bond's Gaussian log-likelihood with the
-    coefficients profiled out is ``-df_b u - SSR_b e^{-2u} / 2``: maximal at ``u = log s_b``, with
+    coefficients integrated out under a flat prior (the restricted, REML likelihood; profiling
+    would give ``n_b`` in place of ``df_b``) is ``-df_b u - SSR_b e^{-2u} / 2``: maximal at
+    ``u = log s_b``, with
     curvature ``2 df_b`` there, so ``prec_b = 2 df_b`` is the Fisher information of ``log sigma_b``
     (also the inverse large-``df`` variance of ``log s_b``, ``trigamma(df_b / 2) / 4``, since
     ``SSR_b / sigma_b^2 ~ chi2(df_b)``).
@@ -185,6 +187,17 @@ def _returns_frame(panel) -> tuple[pd.DataFrame, object]:
         "returns must be a BondPanel, an xarray.DataArray (date, bond) or a wide DataFrame "
         f"(dates x bonds); got {type(panel).__name__}"
     )
+
+
+def _non_numeric(df: pd.DataFrame) -> list:
+    """Columns of ``df`` that do not convert to float."""
+    bad = []
+    for col in df.columns:
+        try:
+            df[col].to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            bad.append(col)
+    return bad
 
 
 def _bond_groups(panel_obj, groups, rule: str, required: bool) -> pd.Series | None:
@@ -270,6 +283,11 @@ def prepare_factor_data(
         )
     if len(set(factors)) != len(factors):
         raise DataError(f"factors listed twice: {_listing(sorted(set(factors)))}")
+    if "alpha" in factors:
+        raise DataError("a factor may not be called 'alpha' (the intercept's name)")
+    dup_cols = sorted({str(c) for c in fr.columns[fr.columns.duplicated()]} & set(factors))
+    if dup_cols:
+        raise DataError(f"factor_returns has duplicated columns {_listing(dup_cols)}")
     for label, idx in (("returns dates", wide.index), ("returns bonds", wide.columns),
                        ("factor_returns dates", fr.index)):
         dup = idx[idx.duplicated()]
@@ -278,7 +296,8 @@ def prepare_factor_data(
     try:
         y = wide.to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"returns are not numeric: {exc}") from exc
+        raise DataError(f"returns are not numeric for the bonds {_listing(_non_numeric(wide))}: "
+                        f"{exc}") from exc
     if np.isinf(y).any():
         t, b = np.nonzero(np.isinf(y))
         cells = [f"({wide.columns[j]}, {wide.index[i]})" for i, j in zip(t, b, strict=True)]
@@ -291,7 +310,8 @@ def prepare_factor_data(
     try:
         F = F_df.to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"factor returns are not numeric: {exc}") from exc
+        raise DataError(f"factor returns are not numeric in the columns "
+                        f"{_listing(_non_numeric(F_df))}: {exc}") from exc
     bad = ~np.isfinite(F) & has_obs_date[:, None]
     if bad.any():
         t, k = np.nonzero(bad)

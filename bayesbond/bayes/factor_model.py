@@ -206,7 +206,8 @@ class FactorModel:
                                    groups=groups, group_rule=self.group_rule)
         if self.correlated and len(data.factors) < 2:
             raise SpecError("correlated=True needs at least two factors")
-        pri = resolve_priors(default_priors(data.y, data.F), self.priors, data.factors)
+        pri = resolve_priors(default_priors(data.y, data.F, data.factors), self.priors,
+                             data.factors)
         return data, pri
 
     def build_model(self, data: FactorData, pri: dict):

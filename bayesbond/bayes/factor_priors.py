@@ -31,7 +31,7 @@ PRIOR_KEYS = {
 }
 
 
-def default_priors(y: np.ndarray, F: np.ndarray) -> dict:
+def default_priors(y: np.ndarray, F: np.ndarray, factors=None) -> dict:
     """Weakly-informative defaults from the return scale ``sd_y`` and the factor scales ``sd_F``.
 
     Returns
@@ -46,8 +46,12 @@ def default_priors(y: np.ndarray, F: np.ndarray) -> dict:
     sd_f = np.std(F, axis=0)
     if not np.isfinite(sd_y) or sd_y <= 0:
         raise SpecError("returns have no variation: cannot scale the default priors")
-    if np.any(sd_f <= 0):
-        raise SpecError("a factor is constant over the sample: cannot scale its prior")
+    constant = (np.ptp(F, axis=0) == 0) | ~(sd_f > 0)  # np.std of equal values may be 1e-18
+    if np.any(constant):
+        names = list(factors) if factors is not None else [str(k) for k in range(F.shape[1])]
+        const = [names[k] for k in np.flatnonzero(constant)]
+        raise SpecError(f"factor(s) {const} constant over the sample: cannot scale the prior "
+                        "of their betas")
     return {
         "alpha_scale": sd_y,
         "beta_mean": np.zeros(F.shape[1]),

@@ -60,11 +60,15 @@ def _parse_means(factor_means, factors: list) -> np.ndarray:
         if missing or extra:
             raise SpecError(f"factor_means must name exactly the factors {factors}; "
                             f"missing {missing}, unknown {extra}")
-        return m[factors].to_numpy()
-    arr = np.asarray(factor_means, dtype=float)
-    if arr.shape != (len(factors),):
-        raise SpecError(f"factor_means needs {len(factors)} values (factors {factors}); "
-                        f"got shape {arr.shape}")
+        arr = m[factors].to_numpy()
+    else:
+        arr = np.asarray(factor_means, dtype=float)
+        if arr.shape != (len(factors),):
+            raise SpecError(f"factor_means needs {len(factors)} values (factors {factors}); "
+                            f"got shape {arr.shape}")
+    bad = [f for f, v in zip(factors, arr, strict=True) if not np.isfinite(v)]
+    if bad:
+        raise SpecError(f"factor_means are not finite for {bad}")
     return arr
 
 

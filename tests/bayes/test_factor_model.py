@@ -288,6 +288,23 @@ def test_bad_inputs_raise_with_names():
         bb.FactorModel(["CMKT"], pooling="hierarchical").prepare(R, F)
     with pytest.raises(DataError, match="without a group: b5"):
         bb.FactorModel(["CMKT"]).prepare(R, F, groups={f"b{i}": "IG+" for i in range(5)})
+    R3 = R.astype(object)
+    R3.iloc[2, 4] = "n/a"
+    with pytest.raises(DataError, match="not numeric for the bonds b4"):
+        model.prepare(R3, F)
+    F3 = F.astype(object)
+    F3.iloc[5, 1] = "x"
+    with pytest.raises(DataError, match="not numeric in the columns TERM"):
+        model.prepare(R, F3)
+    with pytest.raises(DataError, match="duplicated columns CMKT"):
+        model.prepare(R, pd.concat([F, F[["CMKT"]]], axis=1))
+    with pytest.raises(DataError, match="'alpha'"):
+        bb.FactorModel(["alpha"], pooling="unpooled").prepare(
+            R, F.rename(columns={"TERM": "alpha"}))
+    F4 = F.copy()
+    F4["TERM"] = 0.01
+    with pytest.raises(SpecError, match=r"\['TERM'\] constant"):
+        model.prepare(R, F4)
 
 
 # ------------------------------------------------------------------------------------ sampling

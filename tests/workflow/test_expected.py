@@ -96,6 +96,8 @@ def test_bad_arguments(case):
         expected_returns(tree, factor_means=[0, 0], factor_uncertainty=True)
     with pytest.raises(SpecError, match="by must be"):
         expected_returns(tree, by="sector")
+    with pytest.raises(SpecError, match=r"not finite for \['TERM'\]"):
+        expected_returns(tree, factor_means={"CMKT": 0.0, "TERM": np.nan})
 
 
 def test_residual_returns(case):
