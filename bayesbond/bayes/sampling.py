@@ -52,28 +52,39 @@ class Diagnostics:
 
 
 def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
-    """Compute :class:`Diagnostics` over ``var_names`` (default: every posterior variable)."""
-    import arviz_stats as azs
+    """Compute :class:`Diagnostics` over ``var_names`` (default: every posterior variable).
+
+    Rank-normalised split R-hat and bulk/tail ESS of every element, with
+    :func:`bayesbond.bayes.convergence.rhat_ess` (arviz_stats' numbers, vectorised over
+    elements); NaN values (e.g. of constant elements) are ignored in the extremes.
+    """
+    from bayesbond.bayes.convergence import rhat_ess
 
     post = idata["posterior"].to_dataset()
     if var_names is not None:
         post = post[list(var_names)]
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
+    rhats, bulks, tails = [], [], []
+    for v in post.data_vars:
+        da = post[v]
+        if not da.size:
+            continue
+        x = da.transpose("chain", "draw", ...).values
+        r, b, t = (np.ravel(a) for a in rhat_ess(x))
+        rhats.append(r)
+        bulks.append(b)
+        tails.append(t)
 
-    def _extreme(ds, fn):
-        vals = [float(fn(ds[v].values)) for v in ds.data_vars if ds[v].size]
-        return vals
+    def _extreme(parts, fn):
+        vals = np.concatenate(parts) if parts else np.array([])
+        vals = vals[np.isfinite(vals)]
+        return float(fn(vals)) if vals.size else np.nan
 
-    rhat = azs.rhat(post)
-    ess_b = azs.ess(post, method="bulk")
-    ess_t = azs.ess(post, method="tail")
-    max_rhat = max(_extreme(rhat, np.nanmax), default=np.nan)
-    min_b = min(_extreme(ess_b, np.nanmin), default=np.nan)
-    min_t = min(_extreme(ess_t, np.nanmin), default=np.nan)
     div = 0
     if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
         div = int(idata["sample_stats"]["diverging"].values.sum())
-    return Diagnostics(max_rhat, min_b, min_t, div, n_chains, n_draws)
+    return Diagnostics(_extreme(rhats, np.max), _extreme(bulks, np.min), _extreme(tails, np.min),
+                       div, n_chains, n_draws)
 
 
 def sample(

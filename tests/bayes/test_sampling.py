@@ -29,3 +29,33 @@ def test_non_convergence_warns_with_numbers():
         pm.Normal("x", 0.0, 1.0)
     with pytest.warns(ConvergenceWarning, match="R-hat"):
         sample(m, draws=5, tune=5, chains=2, random_seed=1)
+
+
+def test_diagnostics_equal_arviz_stats_extremes():
+    """The vectorised check reproduces arviz_stats' worst R-hat and smallest bulk/tail ESS."""
+    import arviz_stats as azs
+    import xarray as xr
+
+    rng = np.random.default_rng(2)
+    C, D = 4, 300
+    e = rng.standard_normal((C, D, 6, 2))
+    x = np.empty_like(e)
+    x[:, 0] = e[:, 0]
+    for t in range(1, D):  # AR(1) with element-wise persistence
+        x[:, t] = np.linspace(0.1, 0.9, 6)[:, None] * x[:, t - 1] + e[:, t]
+    post = xr.Dataset({
+        "a": (("chain", "draw", "bond", "factor"), x + np.arange(C)[:, None, None, None] * 0.05),
+        "b": (("chain", "draw"), rng.standard_normal((C, D))),
+        "c": (("chain", "draw", "bond"), np.ones((C, D, 6))),  # constant: R-hat NaN, ignored
+    })
+    tree = xr.DataTree.from_dict({"posterior": post})
+    d = diagnostics(tree)
+    ref = {k: azs.rhat(post[["a", "b"]])[k].max() for k in ("a", "b")}
+    np.testing.assert_allclose(d.max_rhat, max(float(v) for v in ref.values()), rtol=1e-12)
+    bulk = azs.ess(post, method="bulk")
+    tail = azs.ess(post, method="tail")
+    np.testing.assert_allclose(d.min_ess_bulk, min(float(bulk[k].min()) for k in bulk),
+                               rtol=1e-12)
+    np.testing.assert_allclose(d.min_ess_tail, min(float(tail[k].min()) for k in tail),
+                               rtol=1e-12)
+    assert d.divergences == 0 and (d.n_chains, d.n_draws) == (C, D)
