@@ -14,7 +14,8 @@ routes:
   :func:`arviz_stats.loo`. PSIS works observation by observation, so the result equals
   ``arviz_stats.loo`` on the full array, but the peak memory is one block plus arrays the size of
   the posterior (a 2,000-bond x 240-month panel with 4,000 draws: 15 GB as one float64 array,
-  a few hundred MB in blocks);
+  a few hundred MB in blocks). The smoothing is :func:`bayesbond.workflow.psis.psis_loo_pointwise`
+  (``arviz_stats``' algorithm and numbers, vectorised over observations);
 * ``"exact"``: :func:`arviz_stats.loo` on the stored ``log_likelihood`` group, or, when the fit
   has none, on the full array computed in memory;
 * ``"subsample"``: the difference estimator of Magnusson et al. (2019), with the subsample drawn
@@ -35,14 +36,14 @@ cross-validation for large data. *Proc. ICML*, PMLR 97.
 
 from __future__ import annotations
 
-import gc
 import warnings
 
 import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
-from bayesbond.errors import SpecError
+from bayesbond.errors import DataError, SpecError
+from bayesbond.workflow.psis import psis_loo_pointwise
 
 __all__ = ["iter_loglik", "pointwise_loglik", "add_log_likelihood", "loo", "relative_eff"]
 
@@ -287,8 +288,39 @@ def _good_k(n_samples: int) -> float:
 
 
 def _extra_bytes(dtype) -> int:
-    """Bytes a cell the LOO routes add to a block: a float64 copy of a float32 block."""
+    """Bytes a cell the subsample route adds to a block: a float64 copy of a float32 block."""
     return 0 if np.dtype(dtype) == np.float64 else 8
+
+
+def _psis_work_bytes(max_bytes: int) -> int:
+    """Bound on the temporaries of :func:`psis_loo_pointwise` for blocks of ``max_bytes``."""
+    return max(int(max_bytes) // 16, 2**16)
+
+
+def _cell_name(bond, date) -> str:
+    if isinstance(date, np.datetime64):
+        date = np.datetime_as_string(date, unit="D")
+    return f"bond {bond} on {date}"
+
+
+def _psis(ll2d: np.ndarray, r_eff: float, max_bytes: int, bonds, dates):
+    """:func:`psis_loo_pointwise` of ``(draws, cells)``; errors name the bond and date of a cell.
+
+    ``bonds`` and ``dates`` label the columns of ``ll2d``.
+    """
+    try:
+        return psis_loo_pointwise(ll2d, r_eff, block_bytes=_psis_work_bytes(max_bytes))
+    except DataError as err:
+        cols = getattr(err, "columns", None)
+        if not cols:
+            raise
+        names = [_cell_name(bonds[c], dates[c]) for c in cols]
+        shown = "; ".join(names[:10]) + (f" (and {len(names) - 10} more)"
+                                         if len(names) > 10 else "")
+        raise DataError(
+            f"PSIS-LOO: the log-likelihood of {shown} has its largest importance ratios all equal "
+            "(is it constant over the draws?): no Pareto tail can be fitted "
+            "(arviz_stats.loo raises too)") from err
 
 
 def loo(
@@ -315,11 +347,11 @@ def loo(
         100 and at most 5,000, and never more than the number of cells). Drawn as
         :func:`arviz_stats.loo_subsample` draws it from ``seed``.
     max_bytes : int
-        Memory of one block for ``"chunked"`` and ``"subsample"`` (see :func:`iter_loglik`),
-        the float64 copy of a float32 block included. Arrays the size of the posterior, the
-        pointwise results (a few float64 values per observed cell) and, for ``"subsample"``, the
-        log-likelihood of the subsampled cells (``chains * draws * observations`` float64 values)
-        come on top.
+        Memory of one block for ``"chunked"`` and ``"subsample"`` (see :func:`iter_loglik`;
+        for ``"subsample"`` the float64 copy of a float32 block included). The PSIS temporaries
+        (about ``max_bytes / 16``), arrays the size of the posterior, the pointwise results (a
+        few float64 values per observed cell) and, for ``"subsample"``, the log-likelihood of the
+        subsampled cells (``chains * draws * observations`` float64 values) come on top.
     dtype : {"float64", "float32"}
         Precision of the computed log-likelihood (PSIS itself runs in float64).
     seed : int
@@ -340,6 +372,10 @@ def loo(
     SpecError
         Unknown method, a subsample size outside ``1..N``, or a fit that does not match its data
         (see :func:`iter_loglik`).
+    DataError
+        ``"chunked"``/``"subsample"``: cells whose largest importance ratios are all equal (a
+        log-likelihood constant over the draws), named by bond and date, where
+        ``arviz_stats.loo`` raises a ValueError; or fewer than 25 draws.
     """
     import arviz_stats as azs
     from arviz_stats import ELPDDataLOO
@@ -363,16 +399,13 @@ def loo(
     gpos = _global_positions(mask)
     N = int(mask.sum())
     elpd_v, k_v, p_v = np.empty(N), np.empty(N), np.empty(N)
-    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype, _extra_bytes(dtype)):
-        ll64 = xr.DataArray(ll.astype("float64", copy=False), dims=("chain", "draw", "obs"))
-        del ll
-        elpd_i, pareto_k, p_loo_i = ll64.azstats.loo(sample_dims=["chain", "draw"], r_eff=reff)
+    bonds, dates = y["bond"].values, y["date"].values
+    # PSIS converts a float32 block to float64 by sub-blocks: no float64 copy of the block
+    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype):
         g = gpos[t_idx, b_idx]
-        elpd_v[g], k_v[g], p_v[g] = elpd_i.values, pareto_k.values, p_loo_i.values
-        del ll64, elpd_i, pareto_k, p_loo_i
-        # apply_ufunc leaves reference cycles that hold the block: without a collection here
-        # several blocks stay alive until the garbage collector happens to run
-        gc.collect()
+        elpd_v[g], k_v[g], p_v[g] = _psis(ll.reshape(n_samples, -1), reff, max_bytes,
+                                          bonds[b_idx], dates[t_idx])
+        del ll
     t, b = np.nonzero(mask)
     coords = {"obs": np.arange(N), "obs_bond": ("obs", y["bond"].values[b]),
               "obs_date": ("obs", y["date"].values[t])}
@@ -439,12 +472,11 @@ def _loo_subsample(idata, observations, max_bytes, dtype, seed):
     t, b = np.nonzero(mask)
     coords = {"obs": idx, "obs_bond": ("obs", y["bond"].values[b[idx]]),
               "obs_date": ("obs", y["date"].values[t[idx]])}
-    ll_da = xr.DataArray(ll_s, dims=("chain", "draw", "obs"), coords=coords)
-    elpd_i, pareto_k, _ = ll_da.azstats.loo(sample_dims=["chain", "draw"],
-                                            r_eff=relative_eff(idata))
-    del ll_da, ll_s
-    elpd_i = xr.DataArray(elpd_i.values, dims="obs", coords=coords)
-    pareto_k = xr.DataArray(pareto_k.values, dims="obs", coords=coords)
+    elpd_v, k_v, _ = _psis(ll_s.reshape(n_samples, m), relative_eff(idata), max_bytes,
+                           y["bond"].values[b[idx]], y["date"].values[t[idx]])
+    del ll_s
+    elpd_i = xr.DataArray(elpd_v, dims="obs", coords=coords)
+    pareto_k = xr.DataArray(k_v, dims="obs", coords=coords)
     lpd_all_da = xr.DataArray(lpd_all, dims="obs", coords={"obs": np.arange(N)})
     lpd_s = xr.DataArray(lpd_all[idx], dims="obs", coords=coords)
     elpd, sub_se, se = elpd_i.azstats.diff_srs_estimator(

@@ -16,7 +16,7 @@ import pytest
 import scipy.stats as st
 import xarray as xr
 
-from bayesbond.errors import SpecError
+from bayesbond.errors import DataError, SpecError
 from bayesbond.workflow.loglik import add_log_likelihood, iter_loglik, loo, pointwise_loglik
 
 
@@ -356,3 +356,36 @@ def test_loo_errors(fit):
     bad["posterior"] = xr.DataTree(fit["posterior"].to_dataset().drop_vars("sigma"))
     with pytest.raises(SpecError, match="'sigma'"):
         loo(bad)
+
+
+def test_float32_chunked_loo_equals_arviz_on_the_float32_loglik(fit):
+    """float32 blocks go to PSIS without a float64 copy; PSIS still runs in float64."""
+    ll32 = pointwise_loglik(fit, dtype="float32")
+    full = fit.copy()
+    full["log_likelihood"] = xr.DataTree(ll32.astype("float64").to_dataset())
+    ref = azs.loo(full, pointwise=True, var_name="returns")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        got = loo(fit, dtype="float32", max_bytes=20_000)  # several blocks
+    np.testing.assert_allclose(got.elpd_i.values, ref.elpd_i.values, rtol=1e-10)
+    np.testing.assert_allclose(got.pareto_k.values, ref.pareto_k.values, rtol=1e-10)
+    assert got.p == pytest.approx(ref.p, rel=1e-9)
+
+
+def test_a_cell_with_a_constant_loglik_is_named_where_arviz_raises():
+    """A bond whose parameters do not vary over the draws: every importance ratio of its cells
+    is equal, no Pareto tail can be fitted (arviz_stats raises a bare ValueError)."""
+    y, F = simulate(T=20, B=4, seed=11, missing=0.0)
+    tree = conjugate_fit(y, F, ["CMKT", "TERM"], draws=100, seed=11)
+    post = tree["posterior"].to_dataset()
+    for v in ("alpha", "sigma", "beta"):
+        const = post[v].sel(bond="b02").isel(chain=0, draw=0)
+        post[v].loc[{"bond": "b02"}] = const
+    tree["posterior"] = xr.DataTree(post)
+    full = tree.copy()
+    add_log_likelihood(full)
+    with pytest.raises(ValueError, match="All tail values are the same"):
+        azs.loo(full, pointwise=True, var_name="returns")
+    for kw in ({}, {"max_bytes": 30_000}, {"method": "subsample", "observations": 80}):
+        with pytest.raises(DataError, match=r"bond b02 on 2001-01-31; bond b02 on 2001-02-28"):
+            loo(tree, **kw)
