@@ -108,6 +108,10 @@ def sample(
     ----------
     model : pymc.Model
     draws, tune, chains, random_seed : passed to :func:`pymc.sample`.
+        With nutpie, the same ``random_seed`` gives the same draws only in processes with the
+        same ``PYTHONHASHSEED`` (e.g. ``PYTHONHASHSEED=0``): on the factor model two processes
+        with different hash seeds gave different draws, while PyMC's compiled log density and
+        gradient were bitwise equal (see the project's issue notes).
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
         NUTS implementation; nutpie (numba-compiled) is PyMC 6's fastest CPU sampler.
     target_accept : float, optional
