@@ -108,10 +108,10 @@ def sample(
     ----------
     model : pymc.Model
     draws, tune, chains, random_seed : passed to :func:`pymc.sample`.
-        With nutpie, the same ``random_seed`` gives the same draws only in processes with the
-        same ``PYTHONHASHSEED`` (e.g. ``PYTHONHASHSEED=0``): on the factor model two processes
-        with different hash seeds gave different draws, while PyMC's compiled log density and
-        gradient were bitwise equal (see the project's issue notes).
+        With nutpie the same ``random_seed`` does not guarantee bit-identical draws in another
+        process: on the factor model two processes gave different draws (a one-variable model
+        did not, and PyMC's compiled log density and gradient were bitwise equal); summaries
+        agree within Monte Carlo error. The cause is not yet found.
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
         NUTS implementation; nutpie (numba-compiled) is PyMC 6's fastest CPU sampler.
     target_accept : float, optional
