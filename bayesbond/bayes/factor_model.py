@@ -27,7 +27,6 @@ POOLINGS = ("pooled", "unpooled", "hierarchical")
 ERRORS = ("normal", "student_t")
 
 
-
 def _redraw_rng(random_seed) -> np.random.Generator:
     """Generator for the (alpha, beta) redraw, derived from the sampler's ``random_seed``.
 
@@ -41,6 +40,7 @@ def _redraw_rng(random_seed) -> np.random.Generator:
         return random_seed.spawn(1)[0]
     seeds = [int(x) for x in np.atleast_1d(np.asarray(random_seed, dtype=np.int64))]
     return np.random.default_rng(np.random.SeedSequence([*seeds, 7]))
+
 
 class FactorModel:
     r"""Bayesian linear factor model of bond returns.
@@ -378,11 +378,9 @@ class FactorModel:
                        model_name=name, check=False)
         if self.marginalize:
             self._add_coefficients(idata, data, pri, random_seed)
-        # one check over every posterior variable (hyperparameters and the redrawn alpha, beta
-        # included) except sigma = exp(log_sigma): rank-based R-hat and ESS are invariant under
-        # monotone maps, so its numbers are those of log_sigma
-        check = [v for v in idata["posterior"].data_vars if v != "sigma"]
-        check_convergence(idata, check, name, stacklevel=2)
+        # one check over every posterior variable, hyperparameters and the redrawn alpha, beta
+        # included
+        check_convergence(idata, None, name, stacklevel=2)
         _attach_data(idata, data, self.group)
         idata.attrs["model"] = json.dumps(spec)
         # the priors the fit used: the data-scaled defaults with the user's overrides applied
