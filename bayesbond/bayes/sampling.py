@@ -56,7 +56,8 @@ def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
 
     Rank-normalised split R-hat and bulk/tail ESS of every element, with
     :func:`bayesbond.bayes.convergence.rhat_ess` (arviz_stats' numbers, vectorised over
-    elements); NaN values (e.g. of constant elements) are ignored in the extremes.
+    elements); NaN values (e.g. of constant elements) are ignored in the extremes, infinite
+    ones are kept.
     """
     from bayesbond.bayes.convergence import rhat_ess
 
@@ -77,7 +78,7 @@ def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
 
     def _extreme(parts, fn):
         vals = np.concatenate(parts) if parts else np.array([])
-        vals = vals[np.isfinite(vals)]
+        vals = vals[~np.isnan(vals)]  # keep inf: chains stuck at different values
         return float(fn(vals)) if vals.size else np.nan
 
     div = 0

@@ -208,7 +208,7 @@ def ml_table(idata: xr.DataTree, max_rows: int | None = None) -> pd.DataFrame:
             continue
         for idx in np.ndindex(est.shape):
             e, s = float(est.values[idx]), float(se.values[idx])
-            if e == 0 and s == 0:
+            if e == 0 and (s == 0 or np.isnan(s)):  # structural zero (fixed by the model)
                 continue
             labels = [str(est[d].values[i]) for d, i in zip(est.dims, idx, strict=True)]
             rows.append((f"{name}[{','.join(labels)}]" if labels else name, e, s))

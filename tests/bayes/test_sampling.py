@@ -59,3 +59,8 @@ def test_diagnostics_equal_arviz_stats_extremes():
     np.testing.assert_allclose(d.min_ess_tail, min(float(tail[k].min()) for k in tail),
                                rtol=1e-12)
     assert d.divergences == 0 and (d.n_chains, d.n_draws) == (C, D)
+    # chains stuck at different constants: R-hat about 6e15 (0 within-chain variance up to rounding)
+    stuck = post.assign(c=(("chain", "draw", "bond"),
+                           np.broadcast_to(np.arange(C)[:, None, None], (C, D, 6)).astype(float)))
+    d_stuck = diagnostics(xr.DataTree.from_dict({"posterior": stuck}))
+    assert d_stuck.max_rhat > 1e3 and not d_stuck.ok
