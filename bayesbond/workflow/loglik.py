@@ -99,6 +99,8 @@ def _inputs(idata: xr.DataTree):
     beta = beta.transpose("chain", "draw", ..., "factor")
     sigma = sigma.transpose("chain", "draw", "bond")
     errors = idata.attrs.get("errors", "normal")
+    if errors == "student_t" and "nu" not in post:
+        raise SpecError("a Student-t fit needs the degrees of freedom 'nu' in its posterior")
     nu = post["nu"].transpose("chain", "draw") if errors == "student_t" else None
     return post, y, F, alpha, beta, sigma, nu, errors
 
