@@ -546,6 +546,12 @@ def explain(idata: xr.DataTree, var_names=None) -> str:
                 "Fix: more data per parameter, an informative prior, or a simpler model; "
                 "more draws only treat the symptom.").strip()
     low = min(min(b, t) for _, _, _, b, t in failed) if failed else need
+    if low >= need:  # enough effective draws, yet the chains disagree
+        return (f"{text} Likely cause: the chains disagree (R-hat above {RHAT_MAX}) although "
+                "each has enough effective draws: a warm-up too short to reach the typical set, "
+                "or several modes. Fix: more tuning steps (and draws); if it persists, look at "
+                "the chains of these parameters (several modes need a better model or prior)."
+                ).strip()
     n_draws = post.sizes["draw"]
     more_draws = math.ceil(1.2 * n_draws * need / max(low, 1.0))
     return (f"{text} Likely cause: slow mixing: too few effective draws ({low:.0f} of the "

@@ -170,3 +170,13 @@ def test_advice_for_a_ridge_and_for_a_boundary():
     assert "a boundary: the posterior of kappa piles up at zero" in msg, msg
     # a clean posterior: nothing to say
     assert explain(_tree({"z": rng.normal(size=(C, D))})) == ""
+
+
+def test_advice_when_only_rhat_fails():
+    """Chains that each mix well but sit apart: not 'too few draws' but 'the chains disagree'."""
+    from bayesbond.bayes.sampling import explain
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 1000)) + np.array([0.0, 0.0, 0.0, 0.37])[:, None]  # R-hat 1.011
+    msg = explain(_tree({"x": x}))
+    assert msg.startswith("Failed: x (R-hat") and "the chains disagree" in msg, msg
