@@ -322,7 +322,8 @@ def cmd_fit(args) -> int:
     # every argument and path is checked before any file is read or any model is compiled
     spec = load_spec(args.spec)
     spec = spec.replace_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
-                                seed=args.seed, sampler=args.sampler)
+                                seed=args.seed, sampler=args.sampler,
+                                target_accept=args.target_accept)
     out = Path(args.out)
     _check_output(out, args.overwrite)
     data = Path(args.data)
@@ -479,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--tune", type=int, help="override the spec's tuning steps")
     f.add_argument("--chains", type=int, help="override the spec's number of chains")
     f.add_argument("--seed", type=int, help="override the spec's random seed")
+    f.add_argument("--target-accept", type=float, metavar="P",
+                   help="override the spec's NUTS target acceptance (0 < P < 1; higher, e.g. "
+                        "0.99, takes smaller steps: the fix for a few divergences)")
     f.add_argument("--sampler", help="override the spec's NUTS sampler (nutpie, pymc, ...)")
     f.set_defaults(func=cmd_fit)
 

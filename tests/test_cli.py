@@ -382,6 +382,9 @@ def test_data_errors_come_before_any_compiling_and_name_the_file(tmp_path, frame
     code = main(["fit", "hierarchical", "--data", str(panel), "--factors", str(factors),
                  "--out", str(tmp_path / "x.nc"), "--draws", "0"])
     assert code == 2 and "draws" in error_line(capsys.readouterr().err)
+    code = main(["fit", "hierarchical", "--data", str(panel), "--factors", str(factors),
+                 "--out", str(tmp_path / "x.nc"), "--target-accept", "1.5"])
+    assert code == 2 and "target_accept" in error_line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["const.csv", "late.csv", "panel.csv"]
 
 
