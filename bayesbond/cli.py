@@ -182,8 +182,13 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
         model = FactorModel(factors=m["factors"], pooling=m["pooling"], group=m["group"],
                             errors=m["errors"], priors=spec.priors or None,
                             correlated=m["correlated"])
-        progress(f"panel: {panel.shape[0]} dates x {panel.shape[1]} bonds; sampling {spec.name} "
-                 f"({kw['chains']} chains x {kw['draws']} draws after {kw['tune']} tuning)")
+        progress(f"validating: panel {panel.shape[0]} dates x {panel.shape[1]} bonds against "
+                 f"the factors {', '.join(m['factors'])}")
+        # every check of the data (dates, factors, groups, priors) before any compiling
+        model.prepare(panel, F, returns_name=str(data_path),
+                      factors_name=str(factors_path if factors_path is not None else data_path))
+        progress(f"fitting {spec.name} ({kw['chains']} chains x {kw['draws']} draws after "
+                 f"{kw['tune']} tuning)")
         # the pointwise log-likelihood is not stored (it can take GBs): bb.compare recomputes it
         # from the posterior in bounded memory
         idata = model.fit(panel, F, log_likelihood=False, **kw)
@@ -303,24 +308,44 @@ def _ml_tree(res, y, tau):
     return tree
 
 
+def _check_input(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise UsageError(f"{path}: file not found ({what})")
+
+
 def cmd_fit(args) -> int:
+    from bayesbond.bayes.sampling import progress_to
     from bayesbond.workflow.io import save
     from bayesbond.workflow.specs import load_spec
 
     say = _Progress(args.quiet)
+    # every argument and path is checked before any file is read or any model is compiled
     spec = load_spec(args.spec)
     spec = spec.replace_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
-                                seed=args.seed, sampler=args.sampler)
+                                seed=args.seed, sampler=args.sampler,
+                                target_accept=args.target_accept)
     out = Path(args.out)
     _check_output(out, args.overwrite)
     data = Path(args.data)
     factors = Path(args.factors) if args.factors else None
-    idata, h = fit_spec(spec, data, factors, progress=say)
+    _check_input(data, "--data names the data file (CSV or Parquet)")
+    if factors is not None:
+        _check_input(factors, "--factors names the factor file (CSV or Parquet)")
+    with progress_to(None if args.quiet else say):
+        idata, h = fit_spec(spec, data, factors, progress=say)
     if "diagnostics" in idata.attrs:
         say(f"diagnostics: {idata.attrs['diagnostics']}")
+    if "sampling_seconds" in idata.attrs:
+        say(f"timing: compiling {idata.attrs['compile_seconds']:.1f} s, sampling "
+            f"{idata.attrs['sampling_seconds']:.1f} s")
+    say(f"writing {out}")
     save(idata, out, overwrite=args.overwrite, spec=spec, data_hash=h)
     say("done")
     print(f"wrote {out}")
+    if "sampling_seconds" in idata.attrs:
+        print(f"{spec.name}: {idata.attrs.get('diagnostics', '')}; compiled in "
+              f"{idata.attrs['compile_seconds']:.1f} s, sampled in "
+              f"{idata.attrs['sampling_seconds']:.1f} s")
     return EXIT_OK
 
 
@@ -330,11 +355,21 @@ def cmd_compare(args) -> int:
     say = _Progress(args.quiet)
     if len(args.fits) < 2:
         raise UsageError("compare needs at least two fits")
+    # every path first: the comparison (PSIS-LOO) can take minutes
+    for f in args.fits:
+        if not Path(f).exists():
+            raise UsageError(f"{f}: file not found")
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            raise FileExistsError(f"{out} already exists; use --overwrite to replace it")
+        if out.exists() and out.is_dir():
+            raise UsageError(f"{out} is a folder; --out names the CSV file to write")
+        if not out.resolve().parent.is_dir():
+            raise UsageError(f"{out}: folder {out.parent} does not exist")
     fits = {}
     for f in args.fits:
         path = Path(f)
-        if not path.exists():
-            raise UsageError(f"{path}: file not found")
         name = path.stem
         while name in fits:
             name += "'"
@@ -342,12 +377,12 @@ def cmd_compare(args) -> int:
         fits[name] = load(path)
     from bayesbond.workflow.compare import compare
 
-    say(f"comparing by PSIS-LOO ({args.method})")
+    say(f"comparing by PSIS-LOO ({args.method}): {len(fits)} fits")
+    t0 = time.perf_counter()
     table = compare(fits, method=args.method)
+    say(f"PSIS-LOO done in {time.perf_counter() - t0:.1f} s")
     if args.out:
         out = Path(args.out)
-        if out.exists() and not args.overwrite:
-            raise FileExistsError(f"{out} already exists; use --overwrite to replace it")
         from bayesbond.workflow.report import staging
 
         with staging(out.parent if str(out.parent) else Path("."), overwrite=True) as tmp:
@@ -368,9 +403,19 @@ def cmd_report(args) -> int:
     path = Path(args.fit)
     if not path.exists():
         raise UsageError(f"{path}: file not found")
+    out = Path(args.out)
+    # the output first: loading the fit and drawing the plots take a while
+    if not out.resolve().parent.is_dir():
+        raise UsageError(f"{out}: folder {out.parent} does not exist")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and not args.overwrite:
+        clash = sorted(p for p in out.iterdir() if p.name.startswith(f"{path.stem}_"))
+        if clash:
+            raise FileExistsError(f"{clash[0]} already exists; use --overwrite to replace it")
     say(f"loading {path}")
     idata = load(path)
-    files = write_report(idata, Path(args.out), name=path.stem, overwrite=args.overwrite,
+    files = write_report(idata, out, name=path.stem, overwrite=args.overwrite,
                          progress=say)
     for f in files:
         print(f"wrote {f}")
@@ -381,7 +426,12 @@ def cmd_demo(args) -> int:
     from bayesbond.workflow.demo import run_demo
 
     say = _Progress(args.quiet)
-    result = run_demo(Path(args.out), fast=args.fast, progress=say)
+    out = Path(args.out)
+    if not out.resolve().parent.is_dir():
+        raise UsageError(f"{out}: folder {out.parent} does not exist")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    result = run_demo(out, fast=args.fast, progress=None if args.quiet else say)
     print(result.describe())
     return EXIT_OK
 
@@ -430,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--tune", type=int, help="override the spec's tuning steps")
     f.add_argument("--chains", type=int, help="override the spec's number of chains")
     f.add_argument("--seed", type=int, help="override the spec's random seed")
+    f.add_argument("--target-accept", type=float, metavar="P",
+                   help="override the spec's NUTS target acceptance (0 < P < 1; higher, e.g. "
+                        "0.99, takes smaller steps: the fix for a few divergences)")
     f.add_argument("--sampler", help="override the spec's NUTS sampler (nutpie, pymc, ...)")
     f.set_defaults(func=cmd_fit)
 

@@ -19,3 +19,8 @@ class ModelError(BayesBondError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """MCMC diagnostics (R-hat, ESS, divergences) outside their thresholds."""
+
+
+class IdentificationWarning(UserWarning):
+    """A model the data barely identify (e.g. a rating bucket with one bond), found before
+    sampling: the message names the group or bond and the fix."""

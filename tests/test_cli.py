@@ -123,6 +123,16 @@ def test_demo_writes_what_it_promises(demo):
         assert er["ols"].notna().all()
 
 
+def test_demo_converges_cleanly_and_shows_its_phases(demo):
+    """`bayesbond demo --fast`: no convergence (or identification) warning; phase lines."""
+    _, _, stderr = demo
+    assert "did not converge" not in stderr and "Warning" not in stderr, stderr
+    for phase in ("compiling FactorModel(pooled", "compiling FactorModel(hierarchical",
+                  "compiling OUModel(n=1", "tuning: 4 chains", "drawing: 4 chains",
+                  "sampled in", "post-processing", "comparing the Bayesian models by PSIS-LOO"):
+        assert phase in stderr, phase
+
+
 def test_demo_data_round_trips_through_fit_report_compare(demo, tiny, tmp_path):
     out, _, _ = demo
     folder, sim = tiny
@@ -131,7 +141,14 @@ def test_demo_data_round_trips_through_fit_report_compare(demo, tiny, tmp_path):
                                "--factors", folder / "factors.csv", "--out", fit, *TINY)
     assert code == 0, stderr[-3000:]
     assert f"wrote {fit}" in stdout and "sampling" in stderr
+    # the phases of the work, in order, and the timings in the attrs and on stdout
+    phases = ["reading", "validating", "fitting hierarchical", "compiling", "tuning:",
+              "drawing:", "sampled in", "post-processing", "writing", "done"]
+    at = [stderr.find(p) for p in phases]
+    assert -1 not in at and at == sorted(at), stderr
+    assert re.search(r"compiled in \d+\.\d s, sampled in \d+\.\d s", stdout), stdout
     tree = bb.load(fit)
+    assert tree.attrs["compile_seconds"] > 0 and tree.attrs["sampling_seconds"] > 0
     spec = tree.attrs["bayesbond_spec"]
     assert spec["name"] == "hierarchical" and spec["sampler"]["draws"] == 150
     assert tree.attrs["bayesbond_data_hash"] == bb.workflow.io.hash_data(
@@ -336,3 +353,109 @@ def test_factors_inside_the_panel_file_must_be_one_per_date(tmp_path, frames):
     assert code == 1
     assert re.search(r"panel\.csv: duplicated date 2005-01-31 in column 'date'",
                      error_line(stderr))
+
+
+def test_data_errors_come_before_any_compiling_and_name_the_file(tmp_path, frames, capsys):
+    """Factor dates and a constant factor are checked before "fitting"; exit 1 (data error);
+    the factor file and the dates (YYYY-MM-DD) are named; nothing is written."""
+    df, factors = frames
+    panel = tmp_path / "panel.csv"
+    df.to_csv(panel, index=False)
+    f = pd.read_csv(factors)
+    f.iloc[2:].to_csv(tmp_path / "late.csv", index=False)  # the first two months are missing
+    f.assign(TERM=0.001).to_csv(tmp_path / "const.csv", index=False)
+    code = main(["fit", "hierarchical", "--data", str(panel), "--factors",
+                 str(tmp_path / "late.csv"), "--out", str(tmp_path / "x.nc")])
+    err = capsys.readouterr().err
+    assert code == 1
+    line = error_line(err)
+    assert f"{tmp_path / 'late.csv'} has no row for the return dates 2005-01-31, 2005-02-28" \
+        in line and f"in {panel}" in line and "00:00:00" not in line
+    assert "fitting" not in err and "compiling" not in err
+    code = main(["fit", "hierarchical", "--data", str(panel), "--factors",
+                 str(tmp_path / "const.csv"), "--out", str(tmp_path / "x.nc")])
+    err = capsys.readouterr().err
+    assert code == 1  # a data error, as the README says (was 2)
+    assert f"{tmp_path / 'const.csv'}: factor(s) ['TERM'] constant over the sample" \
+        in error_line(err)
+    assert "compiling" not in err
+    code = main(["fit", "hierarchical", "--data", str(panel), "--factors", str(factors),
+                 "--out", str(tmp_path / "x.nc"), "--draws", "0"])
+    assert code == 2 and "draws" in error_line(capsys.readouterr().err)
+    code = main(["fit", "hierarchical", "--data", str(panel), "--factors", str(factors),
+                 "--out", str(tmp_path / "x.nc"), "--target-accept", "1.5"])
+    assert code == 2 and "target_accept" in error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["const.csv", "late.csv", "panel.csv"]
+
+
+def test_outputs_checked_before_any_work(tmp_path, capsys):
+    """A missing output folder, an existing --out of compare, an existing report: exit 2 before
+    anything is read (the fit files here are not even valid: they are never opened)."""
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    a.write_bytes(b"not netcdf")
+    b.write_bytes(b"not netcdf")
+    code = main(["fit", "benchmark", "--data", str(tmp_path / "p.csv"), "--out",
+                 str(tmp_path / "nodir" / "x.nc")])
+    err = capsys.readouterr().err
+    assert code == 2 and "folder" in error_line(err) and "nodir does not exist" in error_line(err)
+    assert "reading" not in err
+    (tmp_path / "t.csv").write_text("old")
+    code = main(["compare", str(a), str(b), "--out", str(tmp_path / "t.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "t.csv already exists; use --overwrite" in error_line(err)
+    assert "loading" not in err and (tmp_path / "t.csv").read_text() == "old"
+    code = main(["compare", str(a), str(b), "--out", str(tmp_path / "nodir" / "t.csv")])
+    assert code == 2 and "nodir does not exist" in error_line(capsys.readouterr().err)
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    (rep / "a_summary.md").write_text("old")
+    code = main(["report", str(a), "--out", str(rep)])
+    err = capsys.readouterr().err
+    assert code == 2 and "a_summary.md already exists; use --overwrite" in error_line(err)
+    assert "loading" not in err and (rep / "a_summary.md").read_text() == "old"
+    code = main(["report", str(a), "--out", str(tmp_path / "nodir" / "rep")])
+    assert code == 2 and "nodir does not exist" in error_line(capsys.readouterr().err)
+    code = main(["demo", "--out", str(tmp_path / "nodir" / "demo")])
+    assert code == 2 and "nodir does not exist" in error_line(capsys.readouterr().err)
+
+
+def test_corrupt_fit_file_one_line(tmp_path, capsys):
+    """A truncated .nc: one line naming the file and the fix (was a bare h5py OSError)."""
+    post = xr.Dataset({"x": (("chain", "draw"), np.zeros((2, 50)))})
+    good = tmp_path / "good.nc"
+    bb.save(xr.DataTree.from_dict({"posterior": post}), good)
+    raw = good.read_bytes()
+    (tmp_path / "cut.nc").write_bytes(raw[: len(raw) // 2])
+    for args in (["report", str(tmp_path / "cut.nc"), "--out", str(tmp_path / "rep")],
+                 ["compare", str(tmp_path / "cut.nc"), str(good)]):
+        code = main(args)
+        line = error_line(capsys.readouterr().err)
+        assert code == 1, line
+        assert f"{tmp_path / 'cut.nc'}: cannot be read as a netCDF-4 (HDF5) fit: the file is " \
+               "corrupt or truncated" in line and "bayesbond fit" in line
+    assert not (tmp_path / "rep").exists()
+
+
+def test_sigint_during_fit_leaves_nothing(tmp_path, tiny):
+    """Ctrl-C while the model compiles: exit 130, "interrupted", no output or temporary file."""
+    import signal
+    import time
+
+    folder, _ = tiny
+    out = tmp_path / "fit.nc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bayesbond.cli", "fit", "hierarchical", "--data",
+         str(folder / "panel.csv"), "--factors", str(folder / "factors.csv"), "--out", str(out),
+         *TINY], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    seen = []
+    t0 = time.monotonic()
+    for line in proc.stderr:  # wait until the work has started
+        seen.append(line)
+        if "compiling" in line or time.monotonic() - t0 > 300:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=300)
+    err = "".join(seen) + rest
+    assert proc.returncode == 130, err
+    assert "bayesbond fit: interrupted" in err
+    assert list(tmp_path.iterdir()) == []

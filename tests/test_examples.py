@@ -33,3 +33,23 @@ def test_example_runs_fast(script, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stderr[-4000:]}"
     assert proc.stdout.strip(), f"{script.name} printed nothing"
+
+
+def test_ice_example_without_its_data_says_so_in_one_line(tmp_path):
+    """No traceback: one line naming the missing folder and --data-dir (exit 1)."""
+    script = next(p for p in EXAMPLES if p.name == "ice_corporate_indices.py")
+    proc = subprocess.run([sys.executable, str(script), "--fast", "--data-dir",
+                           str(tmp_path / "nowhere")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"ice_corporate_indices.py: error: data folder {tmp_path / 'nowhere'} not found; pass "
+        "--data-dir FOLDER holding corp_tr_returns_monthly.csv and "
+        "goyal_welch_bond_factors_monthly.csv")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "corp_tr_returns_monthly.csv").write_text("date\n")
+    proc = subprocess.run([sys.executable, str(script), "--fast", "--data-dir",
+                           str(tmp_path / "half")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "goyal_welch_bond_factors_monthly.csv not found; pass --data-dir" in proc.stderr

@@ -28,8 +28,16 @@ __all__ = ["FactorData", "ols_log_scale", "prepare_factor_data", "sufficient_sta
 _MAX_LISTED = 10
 
 
+def _fmt(item) -> str:
+    """A label for messages: dates as YYYY-MM-DD (with the time only when it is not midnight)."""
+    if isinstance(item, (pd.Timestamp, np.datetime64)):
+        ts = pd.Timestamp(item)
+        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
+    return str(item)
+
+
 def _listing(items, limit: int = _MAX_LISTED) -> str:
-    items = list(items)
+    items = [_fmt(i) for i in items]
     text = ", ".join(str(i) for i in items[:limit])
     if len(items) > limit:
         text += f", ... ({len(items)} in all)"
@@ -232,6 +240,8 @@ def prepare_factor_data(
     pooling: str,
     groups=None,
     group_rule: str = "mode",
+    returns_name: str = "returns",
+    factors_name: str = "factor_returns",
 ) -> FactorData:
     """Align a panel with factor returns and assign one group per bond.
 
@@ -253,6 +263,9 @@ def prepare_factor_data(
         ``pooling="hierarchical"``.
     group_rule : {"mode", "last"}
         Rule of :meth:`BondPanel.bond_bucket` (default: the bucket a bond holds in most months).
+    returns_name, factors_name : str
+        What the messages call the returns and the factor table (the command line passes the
+        file names); dates in messages are written YYYY-MM-DD.
 
     Raises
     ------
@@ -263,7 +276,7 @@ def prepare_factor_data(
     wide, panel_obj = _returns_frame(panel)
     if not isinstance(factor_returns, pd.DataFrame):
         raise DataError(
-            "factor_returns must be a DataFrame (dates x factors); "
+            f"{factors_name} must be a DataFrame (dates x factors); "
             f"got {type(factor_returns).__name__}"
         )
     fr = factor_returns.copy()
@@ -278,7 +291,7 @@ def prepare_factor_data(
     missing = [f for f in factors if f not in fr.columns]
     if missing:
         raise DataError(
-            f"factor_returns lacks the factor columns {_listing(missing)}; "
+            f"{factors_name} lacks the factor columns {_listing(missing)}; "
             f"it has {_listing(fr.columns)}"
         )
     if len(set(factors)) != len(factors):
@@ -287,36 +300,43 @@ def prepare_factor_data(
         raise DataError("a factor may not be called 'alpha' (the intercept's name)")
     dup_cols = sorted({str(c) for c in fr.columns[fr.columns.duplicated()]} & set(factors))
     if dup_cols:
-        raise DataError(f"factor_returns has duplicated columns {_listing(dup_cols)}")
-    for label, idx in (("returns dates", wide.index), ("returns bonds", wide.columns),
-                       ("factor_returns dates", fr.index)):
+        raise DataError(f"{factors_name} has duplicated columns {_listing(dup_cols)}")
+    for label, idx in ((f"{returns_name} dates", wide.index),
+                       (f"{returns_name} bonds", wide.columns),
+                       (f"{factors_name} dates", fr.index)):
         dup = idx[idx.duplicated()]
         if len(dup):
             raise DataError(f"duplicated {label}: {_listing(dup.unique())}")
     try:
         y = wide.to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"returns are not numeric for the bonds {_listing(_non_numeric(wide))}: "
+        raise DataError(f"{returns_name}: returns are not numeric for the bonds "
+                        f"{_listing(_non_numeric(wide))}: "
                         f"{exc}") from exc
     if np.isinf(y).any():
         t, b = np.nonzero(np.isinf(y))
-        cells = [f"({wide.columns[j]}, {wide.index[i]})" for i, j in zip(t, b, strict=True)]
-        raise DataError(f"infinite returns at (bond, date): {_listing(cells)}")
+        cells = [f"({wide.columns[j]}, {_fmt(wide.index[i])})"
+                 for i, j in zip(t, b, strict=True)]
+        raise DataError(f"{returns_name}: infinite returns at (bond, date): {_listing(cells)}")
     has_obs_date = np.isfinite(y).any(axis=1)
     absent = [d for d, h in zip(wide.index, has_obs_date, strict=True) if h and d not in fr.index]
     if absent:
-        raise DataError(f"factor_returns has no row for the return dates {_listing(absent)}")
+        raise DataError(f"{factors_name} has no row for the return dates {_listing(absent)} "
+                        f"({len(absent)} date(s) with returns in {returns_name}; the factors "
+                        f"cover {_fmt(fr.index.min()) if len(fr.index) else 'no date'} .. "
+                        f"{_fmt(fr.index.max()) if len(fr.index) else ''})")
     F_df = fr.reindex(wide.index)[factors]
     try:
         F = F_df.to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"factor returns are not numeric in the columns "
+        raise DataError(f"{factors_name}: factor returns are not numeric in the columns "
                         f"{_listing(_non_numeric(F_df))}: {exc}") from exc
     bad = ~np.isfinite(F) & has_obs_date[:, None]
     if bad.any():
         t, k = np.nonzero(bad)
-        cells = [f"{factors[j]} at {wide.index[i]}" for i, j in zip(t, k, strict=True)]
-        raise DataError(f"non-finite factor returns on dates with returns: {_listing(cells)}")
+        cells = [f"{factors[j]} at {_fmt(wide.index[i])}" for i, j in zip(t, k, strict=True)]
+        raise DataError(f"{factors_name}: non-finite factor returns on dates with returns: "
+                        f"{_listing(cells)}")
     # dates without any return carry no information: drop them from the regression inputs
     keep = has_obs_date
     y, F = y[keep], F[keep]
@@ -324,9 +344,10 @@ def prepare_factor_data(
     bonds = pd.Index([str(b) for b in wide.columns], name="bond")
     n_b = np.isfinite(y).sum(axis=0)
     if (n_b == 0).any():
-        raise DataError(f"bonds without any observed return: {_listing(bonds[n_b == 0])}")
+        raise DataError(f"{returns_name}: bonds without any observed return: "
+                        f"{_listing(bonds[n_b == 0])}")
     if y.size == 0:
-        raise DataError("empty panel: no observed return")
+        raise DataError(f"{returns_name}: empty panel: no observed return")
 
     g = _bond_groups(panel_obj, groups, group_rule, required=pooling == "hierarchical")
     if g is None:  # pooled/unpooled without ratings or groups: no group labels are stored

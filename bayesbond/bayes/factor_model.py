@@ -6,7 +6,9 @@ observed.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -19,9 +21,12 @@ from bayesbond.bayes.factor_likelihood import (
     gaussian_loglik_pt,
 )
 from bayesbond.bayes.factor_priors import default_priors, log_sigma_reparam, resolve_priors
-from bayesbond.errors import SpecError
+from bayesbond.errors import DataError, IdentificationWarning, SpecError
 
-__all__ = ["FactorModel"]
+__all__ = ["FactorModel", "check_identification"]
+
+MIN_BONDS_PER_GROUP = 3
+MIN_RESIDUAL_MONTHS = 3
 
 POOLINGS = ("pooled", "unpooled", "hierarchical")
 ERRORS = ("normal", "student_t")
@@ -200,14 +205,24 @@ class FactorModel:
             "priors": {k: np.asarray(v).tolist() for k, v in self.priors.items()},
         }
 
-    def prepare(self, panel, factor_returns, groups=None) -> tuple[FactorData, dict]:
-        """Aligned data and resolved priors (see :func:`prepare_factor_data`)."""
+    def prepare(self, panel, factor_returns, groups=None, *, returns_name: str = "returns",
+                factors_name: str = "factor_returns") -> tuple[FactorData, dict]:
+        """Aligned data and resolved priors (see :func:`prepare_factor_data`).
+
+        Every check of the inputs happens here, before any model is built: ``returns_name`` and
+        ``factors_name`` are what the messages call the two inputs (e.g. their file names).
+        """
         data = prepare_factor_data(panel, factor_returns, self.factors, pooling=self.pooling,
-                                   groups=groups, group_rule=self.group_rule)
+                                   groups=groups, group_rule=self.group_rule,
+                                   returns_name=returns_name, factors_name=factors_name)
         if self.correlated and len(data.factors) < 2:
             raise SpecError("correlated=True needs at least two factors")
-        pri = resolve_priors(default_priors(data.y, data.F, data.factors), self.priors,
-                             data.factors)
+        try:
+            defaults = default_priors(data.y, data.F, data.factors)
+        except DataError as exc:
+            where = factors_name if "factor" in str(exc) else returns_name
+            raise DataError(f"{where}: {exc}") from None
+        pri = resolve_priors(defaults, self.priors, data.factors)
         return data, pri
 
     def build_model(self, data: FactorData, pri: dict):
@@ -330,7 +345,7 @@ class FactorModel:
         target_accept: float | None = None,
         log_likelihood: bool | str = "auto",
         loglik_dtype="float64",
-        progressbar: bool = False,
+        progressbar: bool | None = None,
     ) -> xr.DataTree:
         """Sample the posterior.
 
@@ -345,7 +360,9 @@ class FactorModel:
             DataFrame or DataArray, any labels (e.g. sectors). Pooled and unpooled fits record
             the groups (``constant_data.group``) for per-group summaries when they are known.
         draws, tune, chains, random_seed, sampler, target_accept, progressbar :
-            Passed to :func:`bayesbond.bayes.sampling.sample`.
+            Passed to :func:`bayesbond.bayes.sampling.sample` (checked first: ``draws >= 1``,
+            ``tune >= 0``, ``chains >= 1``). ``progressbar=None`` shows the phases and a
+            progress bar when stderr is a terminal.
         log_likelihood : bool or "auto"
             Store the pointwise log-likelihood (``log_likelihood`` group, one value per draw and
             observed cell, dim ``obs``). ``"auto"`` stores it when it takes at most 512 MB; large
@@ -364,23 +381,54 @@ class FactorModel:
             ``sample_stats``; ``observed_data``: ``returns`` (date, bond);
             ``constant_data``: ``factor_returns`` (date, factor), ``group`` (bond);
             ``log_likelihood``: ``returns`` (chain, draw, obs) with ``obs_bond``/``obs_date``
-            labels; attributes ``model`` (JSON spec) and ``bayesbond_version``, ``diagnostics``.
-        """
-        from bayesbond.bayes.sampling import check_convergence, sample
+            labels; attributes ``model`` (JSON spec) and ``bayesbond_version``, ``diagnostics``,
+            ``compile_seconds``, ``sampling_seconds``.
 
-        data, pri = self.prepare(panel, factor_returns, groups)
-        model = self.build_model(data, pri)
-        spec = self.spec()
-        spec["factors"] = list(data.factors)
-        name = f"FactorModel({self.pooling}, {self.errors} errors)"
-        idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                       sampler=sampler, target_accept=target_accept, progressbar=progressbar,
-                       model_name=name, check=False)
-        if self.marginalize:
-            self._add_coefficients(idata, data, pri, random_seed)
+        Warns
+        -----
+        IdentificationWarning
+            Before sampling, when a group has fewer than 3 bonds (hierarchical) or a bond has
+            fewer than ``p + 3`` months for its ``p`` coefficients (see
+            :func:`check_identification`).
+        ConvergenceWarning
+            After sampling, naming the parameters that failed and the likely cause.
+        """
+        from bayesbond.bayes.sampling import (
+            check_convergence,
+            check_sampler_args,
+            progress_to,
+            report,
+            sample,
+        )
+
+        check_sampler_args(draws, tune, chains, target_accept)
+        quiet = progress_to(None) if progressbar is False else contextlib.nullcontext()
+        with quiet:
+            report("validating the returns and factors")
+            data, pri = self.prepare(panel, factor_returns, groups)
+            name = f"FactorModel({self.pooling}, {self.errors} errors)"
+            check_identification(data, self.pooling, name, stacklevel=3)
+            report(f"building {name}: {len(data.bonds)} bonds x {len(data.dates)} months, "
+                   f"factors {', '.join(data.factors)}")
+            model = self.build_model(data, pri)
+            spec = self.spec()
+            spec["factors"] = list(data.factors)
+            idata = sample(model, draws=draws, tune=tune, chains=chains,
+                           random_seed=random_seed, sampler=sampler,
+                           target_accept=target_accept, progressbar=progressbar,
+                           model_name=name, check=False)
+            if self.marginalize:
+                report("post-processing: drawing alpha and beta from their exact conditional "
+                       "posterior")
+                self._add_coefficients(idata, data, pri, random_seed)
+            return self._finish(idata, data, pri, spec, name, log_likelihood, loglik_dtype,
+                                check_convergence, report)
+
+    def _finish(self, idata, data, pri, spec, name, log_likelihood, loglik_dtype,
+                check_convergence, report):
         # one check over every posterior variable, hyperparameters and the redrawn alpha, beta
         # included
-        check_convergence(idata, None, name, stacklevel=2)
+        check_convergence(idata, None, name, stacklevel=3)
         _attach_data(idata, data, self.group)
         idata.attrs["model"] = json.dumps(spec)
         # the priors the fit used: the data-scaled defaults with the user's overrides applied
@@ -394,6 +442,7 @@ class FactorModel:
             n_samples = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"]
             nbytes = n_cells * n_samples * np.dtype(loglik_dtype).itemsize
             if log_likelihood is True or nbytes <= 512 * 2**20:
+                report("post-processing: pointwise log-likelihood")
                 add_log_likelihood(idata, dtype=loglik_dtype)
         return idata
 
@@ -467,3 +516,63 @@ def _attach_data(idata: xr.DataTree, data: FactorData, group: str) -> None:
             dims=("bond",), coords={"bond": list(data.bonds)}, attrs={"name": group})
     idata["observed_data"] = xr.DataTree(obs)
     idata["constant_data"] = xr.DataTree(const)
+
+
+def check_identification(data: FactorData, pooling: str, model_name: str = "FactorModel",
+                         stacklevel: int = 2) -> list[str]:
+    """Warn, before sampling, about parts of the model the data barely identify.
+
+    Parameters
+    ----------
+    data : FactorData
+        Prepared inputs (:meth:`FactorModel.prepare`).
+    pooling : str
+        ``"hierarchical"`` checks the bonds per group; every pooling checks months per bond.
+
+    Returns
+    -------
+    list of str
+        The messages issued as :class:`~bayesbond.errors.IdentificationWarning` (empty if none).
+
+    Notes
+    -----
+    A group's spreads ``tau_alpha_g``, ``tau_beta_g`` and ``tau_log_sigma_g`` are the standard
+    deviations of its bonds' coefficients around the group mean: with ``m_g`` bonds they are
+    estimated from ``m_g`` values, so for ``m_g < 3`` (one bond: none to compare; two: a single
+    difference) the prior alone shapes them, and the posterior of the bond coefficients given
+    ``tau -> 0`` is a funnel NUTS cannot follow (divergences). A bond with ``n_b`` months and
+    ``p = K + 1`` coefficients has ``n_b - p`` residual degrees of freedom for its ``sigma_b``;
+    fewer than 3 leave ``sigma_b`` (and, unpooled, ``alpha_b``, ``beta_b``) to the prior.
+    """
+    out = []
+    p = len(data.factors) + 1
+    if pooling == "hierarchical" and data.group_idx is not None:
+        small = []
+        for g, gname in enumerate(data.group_names):
+            members = [str(b) for b, i in zip(data.bonds, data.group_idx, strict=True) if i == g]
+            if len(members) < MIN_BONDS_PER_GROUP:
+                small.append(f"{gname} has {len(members)} bond{'s' * (len(members) != 1)} "
+                             f"({', '.join(members)})")
+        if small:
+            out.append(
+                f"{model_name}: {'; '.join(small)}: a group's spreads (tau_alpha, tau_beta, "
+                f"tau_log_sigma) need at least {MIN_BONDS_PER_GROUP} bonds to be estimated; "
+                "with fewer only the prior identifies them and sampling meets a funnel "
+                "(divergences). Fix: merge the small group into another (groups= a mapping "
+                "bond -> group), use pooling='pooled' (or 'unpooled'), or raise target_accept "
+                "(e.g. 0.99).")
+    n = np.isfinite(data.y).sum(axis=0)
+    few = [(str(b), int(k)) for b, k in zip(data.bonds, n, strict=True)
+           if k - p < MIN_RESIDUAL_MONTHS]
+    if few:
+        listed = ", ".join(f"{b} ({k} months)" for b, k in few[:10])
+        more = f" and {len(few) - 10} more" if len(few) > 10 else ""
+        out.append(
+            f"{model_name}: bonds {listed}{more} have fewer than {p + MIN_RESIDUAL_MONTHS} "
+            f"observed months for {p} coefficients: their residual scale"
+            + (" and coefficients are" if pooling == "unpooled" else " is")
+            + " identified mostly by the prior. Fix: drop them, or use pooling='hierarchical' "
+            "or 'pooled' so that other bonds inform them.")
+    for msg in out:
+        warnings.warn(msg, IdentificationWarning, stacklevel=stacklevel + 1)
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesbond.errors import SpecError
+from bayesbond.errors import DataError, SpecError
 
 __all__ = ["PRIOR_KEYS", "default_priors", "log_sigma_reparam", "resolve_priors"]
 
@@ -45,13 +45,14 @@ def default_priors(y: np.ndarray, F: np.ndarray, factors=None) -> dict:
     sd_y = float(np.std(yo))
     sd_f = np.std(F, axis=0)
     if not np.isfinite(sd_y) or sd_y <= 0:
-        raise SpecError("returns have no variation: cannot scale the default priors")
+        raise DataError("returns have no variation (every observed return is the same): "
+                        "cannot scale the default priors")
     constant = (np.ptp(F, axis=0) == 0) | ~(sd_f > 0)  # np.std of equal values may be 1e-18
     if np.any(constant):
         names = list(factors) if factors is not None else [str(k) for k in range(F.shape[1])]
         const = [names[k] for k in np.flatnonzero(constant)]
-        raise SpecError(f"factor(s) {const} constant over the sample: cannot scale the prior "
-                        "of their betas")
+        raise DataError(f"factor(s) {const} constant over the sample: their betas cannot be "
+                        "estimated (and their priors not scaled); drop them from the factors")
     return {
         "alpha_scale": sd_y,
         "beta_mean": np.zeros(F.shape[1]),

@@ -465,7 +465,7 @@ class OUModel:
         sampler: str = "nutpie",
         target_accept: float | None = None,
         log_likelihood: bool | str = "auto",
-        progressbar: bool = False,
+        progressbar: bool | None = None,
         **sample_kwargs,
     ) -> xr.DataTree:
         """Sample the posterior.

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.errors import DataError
+
 __all__ = ["save", "load", "hash_data", "SUFFIXES"]
 
 SUFFIXES = (".nc", ".zarr")
@@ -403,6 +405,13 @@ def load(path) -> xr.DataTree:
         Identical to the tree that was saved (``xarray.testing.assert_identical``, dtypes included),
         plus the provenance attributes ``bayesbond_version`` and, when given, ``bayesbond_spec`` and
         ``bayesbond_data_hash``. The file is closed on return.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    DataError
+        The file cannot be read (corrupt, truncated, not netCDF-4/zarr): the message names it.
     """
     path = Path(path)
     suffix = _suffix(path)
@@ -410,8 +419,17 @@ def load(path) -> xr.DataTree:
         raise FileNotFoundError(f"{path} does not exist")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        if suffix == ".nc":
-            raw = xr.load_datatree(path, engine="h5netcdf")
-        else:
-            raw = xr.load_datatree(path, engine="zarr")
+        try:
+            if suffix == ".nc":
+                raw = xr.load_datatree(path, engine="h5netcdf")
+            else:
+                raw = xr.load_datatree(path, engine="zarr")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # h5py's "Unable to synchronously open file (truncated file ...)" names no file
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            kind = "netCDF-4 (HDF5)" if suffix == ".nc" else "zarr"
+            raise DataError(
+                f"{path}: cannot be read as a {kind} fit: the file is corrupt or truncated "
+                f"(e.g. an interrupted copy) or is not a bayesbond fit ({type(exc).__name__}: "
+                f"{detail}); write it again with bb.save or `bayesbond fit`") from exc
     return _decode_tree(raw)

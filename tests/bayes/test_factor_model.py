@@ -322,8 +322,60 @@ def test_bad_inputs_raise_with_names():
             R, F.rename(columns={"TERM": "alpha"}))
     F4 = F.copy()
     F4["TERM"] = 0.01
-    with pytest.raises(SpecError, match=r"\['TERM'\] constant"):
-        model.prepare(R, F4)
+    # a data error (exit code 1 in the command line), naming the table and the factor
+    with pytest.raises(DataError, match=r"^factors\.csv: factor\(s\) \['TERM'\] constant"):
+        model.prepare(R, F4, factors_name="factors.csv")
+
+
+def test_messages_name_the_inputs_and_write_dates_plainly():
+    """Dates as YYYY-MM-DD (not '2010-01-31 00:00:00'); the tables named as the caller says."""
+    R, F = _frame_inputs()
+    model = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled")
+    with pytest.raises(DataError) as exc:
+        model.prepare(R, F.iloc[2:], returns_name="panel.csv", factors_name="factors.csv")
+    msg = str(exc.value)
+    assert msg.startswith("factors.csv has no row for the return dates 2010-01-31, 2010-02-28")
+    assert "in panel.csv" in msg and "00:00:00" not in msg
+    F2 = F.copy()
+    F2.iloc[3, 1] = np.inf
+    with pytest.raises(DataError, match=r"^factors\.csv: non-finite factor returns on dates "
+                                        r"with returns: TERM at 2010-04-30$"):
+        model.prepare(R, F2, factors_name="factors.csv")
+
+
+def test_draws_zero_refused_before_the_data_are_read():
+    from bayesbond.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"draws = 0: need an integer >= 1"):
+        bb.FactorModel(["CMKT"]).fit("not a panel", None, draws=0)
+
+
+def test_identification_warned_before_sampling():
+    """Buckets with 1-2 bonds cannot identify their spreads; bonds with too few months their
+    scales: IdentificationWarning names them and the fix, before any model is built."""
+    from bayesbond.bayes.factor_model import check_identification
+    from bayesbond.errors import IdentificationWarning
+
+    R, F = _frame_inputs()  # bonds b0..b5
+    R = R.copy()
+    R.iloc[4:, 5] = np.nan  # b5: 4 months for 3 coefficients
+    groups = {"b0": "IG+", "b1": "IG+", "b2": "IG+", "b3": "IG-", "b4": "HY", "b5": "HY"}
+    model = bb.FactorModel(["CMKT", "TERM"], pooling="hierarchical")
+    data, _ = model.prepare(R, F, groups=groups)
+    with pytest.warns(IdentificationWarning) as rec:
+        msgs = check_identification(data, "hierarchical", "FactorModel(hierarchical)")
+    assert len(msgs) == 2 and [str(w.message) for w in rec] == msgs
+    assert msgs[0].startswith("FactorModel(hierarchical): IG- has 1 bond (b3); HY has 2 bonds "
+                              "(b4, b5): a group's spreads (tau_alpha, tau_beta, tau_log_sigma)")
+    for fix in ("merge the small group", "pooling='pooled'", "raise target_accept"):
+        assert fix in msgs[0]
+    assert "bonds b5 (4 months) have fewer than 6 observed months for 3 coefficients" in msgs[1]
+    # enough bonds per bucket and months per bond: silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdentificationWarning)
+        even = {f"b{i}": "IG+" if i < 3 else "HY" for i in range(6)}
+        R2, F2 = _frame_inputs()
+        assert check_identification(model.prepare(R2, F2, groups=even)[0], "hierarchical") == []
 
 
 # ------------------------------------------------------------------------------------ sampling

@@ -222,3 +222,20 @@ def test_files_hold_no_pickle(tmp_path):
         json.loads(m.read_text())  # plain JSON metadata
     raw = (io.save(tree, tmp_path / "fit.nc")).read_bytes()
     assert b"\x80\x04\x95" not in raw and b"\x80\x05\x95" not in raw  # pickle protocol 4/5 frames
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.0])
+def test_corrupt_or_truncated_file_names_itself(tmp_path, cut):
+    """bb.load of a truncated or empty .nc: DataError naming the file and the fix (was h5py's
+    OSError 'Unable to synchronously open file (truncated file ...)' without the name)."""
+    from bayesbond.errors import DataError
+
+    good = tmp_path / "good.nc"
+    io.save(xr.DataTree.from_dict({"posterior": xr.Dataset({"x": (("chain", "draw"),
+                                                                   np.zeros((2, 50)))})}), good)
+    raw = good.read_bytes()
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(raw[: int(len(raw) * cut)])
+    with pytest.raises(DataError, match=r"bad\.nc: cannot be read as a netCDF-4 \(HDF5\) fit: "
+                                        r"the file is corrupt or truncated.*bb\.save"):
+        io.load(bad)
