@@ -8,6 +8,7 @@ never filled.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ import xarray as xr
 from bayesbond.data.ratings import BUCKETS, rating_buckets
 from bayesbond.errors import DataError
 
-__all__ = ["BondPanel", "to_month_end"]
+__all__ = ["UNITS", "BondPanel", "check_return_units", "to_decimal", "to_month_end"]
 
 _MAX_LISTED = 10
 
@@ -86,6 +87,143 @@ def to_month_end(values, where: str = "date column") -> pd.DatetimeIndex:
         raise DataError(f"unparseable or missing dates in {where}: {'; '.join(shown)}{more}")
     idx = pd.DatetimeIndex(parsed).normalize() + pd.offsets.MonthEnd(0)
     return pd.DatetimeIndex(idx.as_unit("ns"), name="date")
+
+
+#: units a return (or factor return) may be given in; inside the library returns are decimals
+UNITS: tuple[str, ...] = ("decimal", "percent")
+
+# magnitudes of monthly returns (see check_return_units)
+_PERCENT_ABOVE = 0.3  # median |r| above this: not decimals (30% a month is a typical move)
+_BORDERLINE_ABOVE = 0.1  # median |r| in (0.1, 0.3]: suspicious, warned
+_DECIMAL_BELOW = 5e-4  # after converting percent: median |r| below this looks like decimals / 100
+_MIN_MONTHS = 12  # months a single series needs for a verdict of its own
+
+
+def to_decimal(values, units: str, what: str = "returns"):
+    """``values`` in decimals: unchanged for ``units="decimal"``, divided by 100 for ``"percent"``.
+
+    Raises
+    ------
+    DataError
+        For any other ``units``.
+    """
+    if units not in UNITS:
+        raise DataError(f"units of the {what} must be one of {list(UNITS)}, got {units!r}")
+    return values / 100.0 if units == "percent" else values
+
+
+def check_return_units(
+    values: np.ndarray,
+    labels: Sequence,
+    where: str,
+    units: str = "decimal",
+    kind: str = "bond",
+) -> None:
+    """Refuse returns whose magnitude says they are not decimals per month.
+
+    Parameters
+    ----------
+    values : ndarray (T, N)
+        Returns in decimals (after any conversion), dates x series, ``NaN`` where missing.
+    labels : sequence
+        The ``N`` series names, for the message.
+    where : str
+        What the values are (e.g. ``"column 'ret'"``, ``"factors"``), for the message.
+    units : {"decimal", "percent"}
+        The units the user declared (only the advice in the message depends on it).
+    kind : str
+        What a series is (``"bond"``, ``"factor"``), for the message.
+
+    Raises
+    ------
+    DataError
+        Gross returns (``1 + r``), or returns in percent (median ``|r|`` above 0.3), over all
+        values or over a series with at least 12 months (named).
+
+    Warns
+    -----
+    UserWarning
+        Median ``|r|`` in (0.1, 0.3] (borderline), or, with ``units="percent"``, a converted
+        median ``|r|`` below 5e-4 (the values may have been decimals already).
+
+    Notes
+    -----
+    A monthly decimal return has median ``|r|`` of about 0.005-0.03; the same in percent is 100
+    times larger, and a gross return ``1 + r`` is close to 1 and positive. The tests are counts:
+    ``median |r| > c`` exactly when more than half the observed ``|r|`` exceed ``c``; a series
+    looks gross when more than half its values lie within 0.1 of 1 and 95% exceed 0.5. Each is
+    judged over all observed values and for every series with at least 12 of them.
+    """
+    V = np.asarray(values, dtype=float)
+    V = V.reshape(len(V), -1)
+    ok = np.isfinite(V)
+    n = ok.sum(axis=0)
+    if not n.sum():
+        return
+    with np.errstate(invalid="ignore"):
+        A = np.abs(V)
+        big = (A > _PERCENT_ABOVE).sum(axis=0)
+        mid = (A > _BORDERLINE_ABOVE).sum(axis=0)
+        near1 = (np.abs(V - 1.0) < 0.1).sum(axis=0)
+        pos = (V > 0.5).sum(axis=0)
+        small = (A < _DECIMAL_BELOW).sum(axis=0)
+    N = n.sum()
+    own = n >= _MIN_MONTHS
+    labels = list(labels)
+    plural = f"{kind}s"
+
+    def med(sel) -> float:  # median over the flagged series only (few; the tests are counts)
+        return float(np.nanmedian(V[:, sel]))
+
+    def medabs(sel) -> float:
+        return float(np.nanmedian(np.abs(V[:, sel])))
+
+    def named(sel) -> str:
+        names = [labels[j] for j in np.flatnonzero(sel)]
+        return f" ({plural} {_listing(names)})" if names else ""
+
+    gross_s = own & (2 * near1 > n) & (pos > 0.95 * n)
+    if (2 * near1.sum() > N and pos.sum() > 0.95 * N) or gross_s.any():
+        sel = gross_s if gross_s.any() else np.ones(len(n), bool)
+        raise DataError(
+            f"{where} look like gross returns 1 + r (median {med(sel):.4g}){named(gross_s)}: "
+            "pass net returns r (decimals per month; subtract 1)"
+        )
+    fix = (
+        "pass units='percent' to convert them"
+        if units == "decimal"
+        else "percent were declared, so these are not monthly percent returns either"
+    )
+    pct_s = own & (2 * big > n)
+    if 2 * big.sum() > N or pct_s.any():
+        sel = pct_s if pct_s.any() else np.ones(len(n), bool)
+        raise DataError(
+            f"{where} look like percent, not decimals: median |r| = "
+            f"{medabs(sel):.3g}{named(pct_s)}, while a monthly "
+            "decimal return has median |r| of about 0.005-0.03; "
+            f"{fix}, or check_units=False if they are right"
+        )
+    border_s = own & (2 * mid > n)
+    if 2 * mid.sum() > N or border_s.any():
+        sel = border_s if border_s.any() else np.ones(len(n), bool)
+        warnings.warn(
+            f"{where} are large for monthly decimal returns: median |r| = "
+            f"{medabs(sel):.3g}{named(border_s)}; if they are in "
+            "percent pass units='percent'",
+            UserWarning,
+            stacklevel=3,
+        )
+    if units == "percent":
+        tiny_s = own & (2 * small > n)
+        if 2 * small.sum() > N or tiny_s.any():
+            sel = tiny_s if tiny_s.any() else np.ones(len(n), bool)
+            warnings.warn(
+                f"{where} were declared in percent but are tiny after conversion: median |r| = "
+                f"{medabs(sel):.3g}{named(tiny_s)}; if they were "
+                "decimals already, pass units='decimal'",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def _as_float(col: pd.Series, name: str) -> np.ndarray:
