@@ -8,6 +8,7 @@ never filled.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -18,7 +19,14 @@ import xarray as xr
 from bayesbond.data.ratings import BUCKETS, rating_buckets
 from bayesbond.errors import DataError
 
-__all__ = ["UNITS", "BondPanel", "check_return_units", "to_decimal", "to_month_end"]
+__all__ = [
+    "UNITS",
+    "BondPanel",
+    "check_return_units",
+    "parse_dates",
+    "to_decimal",
+    "to_month_end",
+]
 
 _MAX_LISTED = 10
 
@@ -31,16 +39,150 @@ def _listing(items: Sequence, limit: int = _MAX_LISTED) -> str:
     return text
 
 
-def to_month_end(values, where: str = "date column") -> pd.DatetimeIndex:
-    """Parse dates and move each to its month-end (midnight, ``datetime64[ns]``).
+_YEAR_FIRST = re.compile(r"^\d{4}[-/.]\d{1,2}([-/.]\d{1,2})?([ T].*)?$")  # 2020-01-31, 2020/01
+_DAY_MONTH = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})(?:[ T].*)?$")  # 05/01/2020
+
+
+def _shown(rows, s: pd.Series) -> str:
+    rows = list(rows)
+    text = "; ".join(f"row {i}: {s.iloc[i]!r}" for i in rows[:_MAX_LISTED])
+    return text + (f" ... ({len(rows)} in all)" if len(rows) > _MAX_LISTED else "")
+
+
+def parse_dates(values, where: str = "date column", date_format: str | None = None) -> pd.Series:
+    """Parse dates, refusing day/month orders that a row cannot settle.
 
     Parameters
     ----------
     values : array-like
-        Dates as strings (``"2020-01-15"``, ``"2020-01"``), timestamps, or integers/strings in
-        ``yyyymm`` or ``yyyymmdd`` form.
+        Dates as timestamps, ISO-like strings (``"2020-01-31"``, ``"2020-01"``,
+        ``"2020/01/31"``), integers or strings in ``yyyymm`` / ``yyyymmdd`` form, month names
+        (``"Jan 2020"``), or day/month strings (``"31/01/2020"``, ``"01/31/2020"``).
     where : str
         Text naming the origin, used in error messages.
+    date_format : str, optional
+        A ``strftime`` format (e.g. ``"%d/%m/%Y"``) used for every row instead of the inference.
+
+    Returns
+    -------
+    pandas.Series of datetime64[ns]
+        Positionally indexed like ``values``.
+
+    Raises
+    ------
+    DataError
+        Naming the rows (positions) and values that are missing or cannot be parsed; for
+        ``dd/mm/yyyy``-or-``mm/dd/yyyy`` strings, the rows whose order is ambiguous (both fields
+        12 or less, e.g. ``05/01/2020``) and, when rows of one column need different orders
+        (``13/01/2020`` day first beside ``01/13/2020`` month first), both sets. Pass
+        ``date_format`` to settle them.
+
+    Notes
+    -----
+    A ``a/b/yyyy`` row is read day first when ``a > 12``, month first when ``b > 12``, either way
+    when ``a == b``; otherwise it is ambiguous. Nothing is guessed from the other rows: a column
+    that mixes orders, or holds one ambiguous row, is refused.
+    """
+    s = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series) else values)
+    s = s.reset_index(drop=True)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_localize(None)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        parsed = pd.to_datetime(s)
+    else:
+        text = s.astype(object).map(
+            lambda v: (
+                str(int(v))
+                if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                or (isinstance(v, float) and float(v).is_integer())
+                else v
+            )
+        )
+        as_str = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+        parsed = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+        if date_format is not None:
+            sel = as_str.notna()
+            parsed[sel] = pd.to_datetime(
+                as_str[sel].astype(str), format=date_format, errors="coerce"
+            ).to_numpy()
+        else:
+            is_str = as_str.map(lambda v: isinstance(v, str))
+            digits = as_str.map(lambda v: isinstance(v, str) and v.isdigit())
+            for n, fmt in ((6, "%Y%m"), (8, "%Y%m%d")):
+                sel = digits & as_str.map(lambda v, n=n: isinstance(v, str) and len(v) == n)
+                if sel.any():
+                    parsed[sel] = pd.to_datetime(as_str[sel], format=fmt, errors="coerce")
+            dm = as_str.map(lambda v: _DAY_MONTH.match(v) if isinstance(v, str) else None)
+            has_dm = dm.notna() & is_str
+            if has_dm.any():
+                parts = dm[has_dm].map(lambda m: m.groups()).tolist()
+                a = np.array([int(g[0]) for g in parts])
+                b = np.array([int(g[1]) for g in parts])
+                y = np.array([int(g[2]) if len(g[2]) == 4 else -int(g[2]) for g in parts])
+                y = np.where(y < 0, np.where(-y <= 68, 2000 - y, 1900 - y), y)  # %y's rule
+                rows = np.flatnonzero(has_dm.to_numpy())
+                day_first, month_first = (a > 12) & (b <= 12), (b > 12) & (a <= 12)
+                ambiguous = (a <= 12) & (b <= 12) & (a != b)
+                hint = "pass date_format='%d/%m/%Y' (day first) or '%m/%d/%Y' (month first)"
+                if day_first.any() and month_first.any():
+                    raise DataError(
+                        f"mixed date formats in {where}: day first in "
+                        f"{_shown(rows[day_first], s)}, but month first in "
+                        f"{_shown(rows[month_first], s)}; {hint}"
+                    )
+                if ambiguous.any():
+                    other = (
+                        " (other rows read day first)"
+                        if day_first.any()
+                        else " (other rows read month first)"
+                        if month_first.any()
+                        else ""
+                    )
+                    raise DataError(
+                        f"ambiguous dates in {where}, day/month or month/day: "
+                        f"{_shown(rows[ambiguous], s)}{other}; {hint}"
+                    )
+                day, month = np.where(day_first, a, b), np.where(day_first, b, a)
+                parsed[has_dm] = pd.to_datetime(
+                    pd.DataFrame({"year": y, "month": month, "day": day}), errors="coerce"
+                ).to_numpy()
+            rest = ~digits & ~has_dm & as_str.notna()
+            if rest.any():
+                rs = as_str[rest].astype(object)
+                year_first = rs.map(lambda v: isinstance(v, str) and bool(_YEAR_FIRST.match(v)))
+                out = pd.Series(pd.NaT, index=rs.index, dtype="datetime64[ns]")
+                if year_first.any():  # year, month, day: never read as year, day, month
+                    yf = rs[year_first].str.replace(r"[/.]", "-", regex=True)
+                    out[year_first] = pd.to_datetime(
+                        yf, format="ISO8601", errors="coerce"
+                    ).to_numpy()
+                if (~year_first).any():  # timestamps, month names
+                    out[~year_first] = pd.to_datetime(
+                        rs[~year_first], errors="coerce", format="mixed"
+                    ).to_numpy()
+                parsed[rest] = out.to_numpy()
+        parsed = pd.to_datetime(parsed)
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if bad.size:
+        fmt = f" with date_format={date_format!r}" if date_format is not None else ""
+        raise DataError(f"unparseable or missing dates in {where}{fmt}: {_shown(bad, s)}")
+    return parsed
+
+
+def to_month_end(
+    values, where: str = "date column", date_format: str | None = None
+) -> pd.DatetimeIndex:
+    """Parse dates (:func:`parse_dates`) and move each to its month-end (midnight, ``ns``).
+
+    Parameters
+    ----------
+    values : array-like
+        Dates as strings (``"2020-01-15"``, ``"2020-01"``, ``"31/01/2020"``), timestamps, or
+        integers/strings in ``yyyymm`` or ``yyyymmdd`` form.
+    where : str
+        Text naming the origin, used in error messages.
+    date_format : str, optional
+        ``strftime`` format for every row (needed for ambiguous day/month strings).
 
     Returns
     -------
@@ -50,41 +192,19 @@ def to_month_end(values, where: str = "date column") -> pd.DatetimeIndex:
     Raises
     ------
     DataError
-        Naming the rows (positions) and values that are missing or cannot be parsed.
+        Naming the rows (positions) and values that are missing, cannot be parsed, or whose
+        day/month order is ambiguous or mixed.
     """
-    s = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series) else values)
-    s = s.reset_index(drop=True)
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_localize(None)
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        parsed = s
+    if isinstance(values, pd.DatetimeIndex) and values.tz is None:
+        parsed = values
     else:
-        text = s.astype(object).map(
-            lambda v: (
-                str(int(v))
-                if isinstance(v, (int, np.integer))
-                or (isinstance(v, float) and float(v).is_integer())
-                else v
-            )
+        parsed = pd.DatetimeIndex(parse_dates(values, where=where, date_format=date_format))
+    if parsed.isna().any():
+        bad = np.flatnonzero(parsed.isna())
+        raise DataError(
+            f"unparseable or missing dates in {where}: "
+            f"{'; '.join(f'row {i}: NaT' for i in bad[:_MAX_LISTED])}"
         )
-        parsed = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
-        as_str = text.map(lambda v: v.strip() if isinstance(v, str) else v)
-        digits = as_str.map(lambda v: isinstance(v, str) and v.isdigit())
-        for n, fmt in ((6, "%Y%m"), (8, "%Y%m%d")):
-            sel = digits & as_str.map(lambda v, n=n: isinstance(v, str) and len(v) == n)
-            if sel.any():
-                parsed[sel] = pd.to_datetime(as_str[sel], format=fmt, errors="coerce")
-        rest = ~digits & as_str.notna()
-        if rest.any():
-            parsed[rest] = pd.to_datetime(
-                as_str[rest].astype(object), errors="coerce", format="mixed"
-            ).to_numpy()
-    parsed = pd.to_datetime(parsed)
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if bad.size:
-        shown = [f"row {i}: {s.iloc[i]!r}" for i in bad[:_MAX_LISTED]]
-        more = f" ... ({bad.size} in all)" if bad.size > _MAX_LISTED else ""
-        raise DataError(f"unparseable or missing dates in {where}: {'; '.join(shown)}{more}")
     idx = pd.DatetimeIndex(parsed).normalize() + pd.offsets.MonthEnd(0)
     return pd.DatetimeIndex(idx.as_unit("ns"), name="date")
 
@@ -258,6 +378,9 @@ class BondPanel:
         Non-negative weights, e.g. amount outstanding or market value; ``NaN`` where missing.
     signals : xarray.Dataset
         One float variable per signal, dims ``(date, bond)``.
+    unrated : {"error", "missing"}
+        How unrated labels (``NR``, ``WR``, ``WD``, blank) in ``ratings`` were read: refused, or
+        kept as given in ``ratings`` with a missing bucket.
     """
 
     def __init__(
@@ -267,6 +390,7 @@ class BondPanel:
         weights: xr.DataArray | None = None,
         signals: xr.Dataset | None = None,
         present: xr.DataArray | None = None,
+        unrated: str = "error",
     ):
         if not isinstance(returns, xr.DataArray) or returns.dims != ("date", "bond"):
             raise DataError("BondPanel needs returns as an xarray.DataArray with dims (date, bond)")
@@ -287,8 +411,9 @@ class BondPanel:
         self.weights = weights
         self.signals = signals if signals is not None else xr.Dataset(coords=self.returns.coords)
         self.buckets = None
+        self.unrated = unrated
         if ratings is not None:
-            b = rating_buckets(ratings.values, where="ratings")
+            b = rating_buckets(ratings.values, where="ratings", unrated=unrated)
             self.buckets = xr.DataArray(b, coords=self.returns.coords, name="rating_bucket")
         if weights is not None:
             w = np.asarray(weights.values, dtype=float)
@@ -313,6 +438,11 @@ class BondPanel:
         rating: str | None = "rating",
         weight: str | None = "weight",
         signals: Sequence[str] | None = None,
+        *,
+        unrated: str = "error",
+        units: str = "decimal",
+        check_units: bool = True,
+        date_format: str | None = None,
     ) -> BondPanel:
         """Build a panel from a long table (one row per bond and month).
 
@@ -327,6 +457,21 @@ class BondPanel:
             name when that column is absent, means the panel has none.
         signals : sequence of str, optional
             Signal columns. By default every further column is a signal.
+        unrated : {"error", "missing"}
+            Unrated labels in the rating column (``NR``, ``WR``, ``WD``, blank, a bare watch
+            mark): an error listing them (default), or months without a rating (``"missing"``:
+            the raw label is kept in :attr:`ratings`, the bucket is missing, and
+            :meth:`bond_bucket` ignores those months). Qualifiers such as ``(P)Baa3``,
+            ``A-(sf)``, ``Baa3u`` and watch marks (``BBB+ *-``, ``A- (CW Negative)``) are
+            stripped either way (:func:`bayesbond.data.ratings.clean_rating`).
+        units : {"decimal", "percent"}
+            Units of the return column; percent are divided by 100.
+        check_units : bool
+            Refuse returns whose magnitude says they are percent or gross returns ``1 + r``
+            (:func:`check_return_units`); ``False`` to take them as they are.
+        date_format : str, optional
+            ``strftime`` format of the date column (e.g. ``"%d/%m/%Y"``); needed when day/month
+            strings are ambiguous (:func:`parse_dates`).
 
         Returns
         -------
@@ -335,8 +480,10 @@ class BondPanel:
         Raises
         ------
         DataError
-            A missing column, an empty panel, unparseable dates, duplicated (bond, date) rows
-            (listed), non-finite returns, negative weights or unknown ratings (listed).
+            A missing column, an empty panel, unparseable, ambiguous or mixed-order dates (rows
+            named), duplicated (bond, date) rows (listed), non-finite returns, returns that look
+            like percent or gross returns (bonds named), negative weights, unknown ratings or,
+            with ``unrated="error"``, unrated labels (listed with rows and bonds).
 
         Notes
         -----
@@ -369,7 +516,11 @@ class BondPanel:
         )
 
         df = df.reset_index(drop=True)
-        dates = to_month_end(df[date], where=f"column {date!r}")
+        if units not in UNITS:
+            raise DataError(f"units must be one of {list(UNITS)}, got {units!r}")
+        if unrated not in ("error", "missing"):
+            raise DataError(f"unrated must be 'error' or 'missing', got {unrated!r}")
+        dates = to_month_end(df[date], where=f"column {date!r}", date_format=date_format)
         if df[bond].isna().any():
             rows = np.flatnonzero(df[bond].isna().to_numpy())
             raise DataError(f"missing bond identifiers in column {bond!r} at rows {_listing(rows)}")
@@ -400,7 +551,7 @@ class BondPanel:
             out[d_codes, b_codes] = values
             return out
 
-        r = _as_float(df[ret], ret)
+        r = to_decimal(_as_float(df[ret], ret), units, f"column {ret!r}")
         inf = np.isinf(r)
         if inf.any():
             rows = np.flatnonzero(inf)
@@ -408,12 +559,34 @@ class BondPanel:
             raise DataError(f"non-finite returns in column {ret!r}: {_listing(cells)}")
         if not np.isfinite(r).any():
             raise DataError(f"empty panel: column {ret!r} has no finite return")
-        returns = xr.DataArray(grid(r, np.nan, float), coords=coords, dims=("date", "bond"))
+        r_grid = grid(r, np.nan, float)
+        if check_units:
+            check_return_units(r_grid, bond_index, f"returns in column {ret!r}", units, "bond")
+        returns = xr.DataArray(r_grid, coords=coords, dims=("date", "bond"))
         present = xr.DataArray(grid(True, False, bool), coords=coords, dims=("date", "bond"))
 
         ratings = None
         if rating is not None:
-            rating_buckets(df[rating].astype(object).to_numpy(), where=f"column {rating!r}")
+            try:
+                rating_buckets(
+                    df[rating].astype(object).to_numpy(),
+                    where=f"column {rating!r}",
+                    unrated=unrated,
+                )
+            except DataError as exc:
+                codes, uniques = pd.factorize(df[rating].astype(object), use_na_sentinel=True)
+
+                def refused(v) -> bool:
+                    try:
+                        rating_buckets([v], unrated=unrated)
+                    except DataError:
+                        return True
+                    return False
+
+                bad_codes = [k for k, v in enumerate(uniques) if refused(v)]
+                rows = np.flatnonzero(np.isin(codes, bad_codes))
+                cells = [f"row {i} ({df[bond].iloc[i]}, {dates[i].date()})" for i in rows]
+                raise DataError(f"{exc}; at {_listing(cells)}" if cells else str(exc)) from exc
             raw = np.asarray(
                 df[rating].astype(object).where(df[rating].notna(), None), dtype=object
             )
@@ -451,7 +624,14 @@ class BondPanel:
                 )
             sig[str(c)] = (("date", "bond"), grid(v, np.nan, float))
         signals_ds = xr.Dataset(sig, coords=coords)
-        return cls(returns, ratings=ratings, weights=weights, signals=signals_ds, present=present)
+        return cls(
+            returns,
+            ratings=ratings,
+            weights=weights,
+            signals=signals_ds,
+            present=present,
+            unrated=unrated,
+        )
 
     # ------------------------------------------------------------------ views
     @property
@@ -504,9 +684,11 @@ class BondPanel:
         Parameters
         ----------
         rule : {"mode", "last"}
-            ``"mode"``: the bucket the bond holds in the most months (months with a rating); ties go
-            to the tied bucket the bond held most recently. ``"last"``: the bucket of its last
-            rated month.
+            ``"mode"``: the bucket the bond holds in the most *observed* months (months with
+            both a return and a rating; rows whose return is missing do not count); ties go to
+            the tied bucket the bond held most recently among them. A bond with no observed
+            rated month falls back to all its rated rows. ``"last"``: the bucket of its last
+            rated row (observed or not).
         mapping : mapping or Series, optional
             Bond -> bucket (or rating) overrides; they win over the rule. Bonds it names must be in
             the panel.
@@ -535,6 +717,13 @@ class BondPanel:
             if rule == "last":
                 choice = last.argmax(axis=0)
             else:
+                # months with an observed return only; bonds without any fall back to all rows
+                obs = self.observed.values
+                c_obs = np.stack([((b == k) & obs).sum(axis=0) for k in BUCKETS])
+                l_obs = np.stack([np.where((b == k) & obs, rows, -1).max(axis=0) for k in BUCKETS])
+                use_obs = c_obs.sum(axis=0) > 0
+                counts = np.where(use_obs, c_obs, counts)
+                last = np.where(use_obs, l_obs, last)
                 # most months; among ties the bucket seen most recently
                 score = np.where(counts == counts.max(axis=0), last, -2)
                 choice = score.argmax(axis=0)
