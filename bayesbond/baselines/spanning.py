@@ -18,6 +18,7 @@ from scipy import stats
 
 from bayesbond.baselines.ols import OLSResult, _as_factors, _as_wide, ols
 from bayesbond.core.ols import collinear_columns, newey_west_meat
+from bayesbond.data.panel import check_return_units
 from bayesbond.errors import DataError
 
 __all__ = ["SpanningResult", "grs_test", "hac_wald_test", "spanning"]
@@ -307,8 +308,11 @@ def spanning(
     if units == "percent":
         test, B = test / 100.0, B / 100.0
     Bt = B.reindex(test.index)
+    if check_units:
+        check_return_units(test.to_numpy(), test.columns, "test factors", units, "factor")
+        check_return_units(B.to_numpy(), B.columns, "base factors", units, "factor")
     _common_months(test, Bt, "spanning")  # exact collinearity, the factors named
-    kw = {"hac_lags": hac_lags, "use_correction": use_correction, "check_units": check_units}
+    kw = {"hac_lags": hac_lags, "use_correction": use_correction, "check_units": False}
     fit = ols(test, B, **kw)
     t = fit.tvalues
     rows = []

@@ -171,3 +171,15 @@ def test_collinear_factors_are_named():
         grs_test(test.assign(C=test["LS0"]), base)
     with pytest.raises(DataError, match="LS0, C"):
         hac_wald_test(test.assign(C=test["LS0"]), base)
+
+
+def test_units_of_test_and_base_factors():
+    test, base = _factors(T=120, N=2)
+    with pytest.raises(DataError, match="test factors look like percent.*factors LS0, LS1"):
+        bb.spanning(test * 100, base)
+    with pytest.raises(DataError, match="base factors look like percent.*factors CMKT, TERM"):
+        bb.spanning(test, base * 100)
+    ref = bb.spanning(test, base)
+    pct = bb.spanning(test * 100, base * 100, units="percent")
+    np.testing.assert_allclose(pct.alpha, ref.alpha, rtol=1e-10)
+    assert pct.wald == pytest.approx(ref.wald, rel=1e-10)
