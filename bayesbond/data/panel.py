@@ -280,14 +280,19 @@ def check_return_units(
     n = ok.sum(axis=0)
     if not n.sum():
         return
+    N = n.sum()
     with np.errstate(invalid="ignore"):
         A = np.abs(V)
         big = (A > _PERCENT_ABOVE).sum(axis=0)
         mid = (A > _BORDERLINE_ABOVE).sum(axis=0)
-        near1 = (np.abs(V - 1.0) < 0.1).sum(axis=0)
-        pos = (V > 0.5).sum(axis=0)
-        small = (A < _DECIMAL_BELOW).sum(axis=0)
-    N = n.sum()
+        # gross returns are mostly above 0.3 in size: only such series need the gross counts
+        cand = (2 * big > n) | (2 * big.sum() > N)
+        near1, pos = np.zeros_like(n), np.zeros_like(n)
+        if cand.any():
+            Vc = V[:, cand]
+            near1[cand] = (np.abs(Vc - 1.0) < 0.1).sum(axis=0)
+            pos[cand] = (Vc > 0.5).sum(axis=0)
+        small = (A < _DECIMAL_BELOW).sum(axis=0) if units == "percent" else None
     own = n >= _MIN_MONTHS
     labels = list(labels)
     plural = f"{kind}s"
