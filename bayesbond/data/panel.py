@@ -39,7 +39,8 @@ def _listing(items: Sequence, limit: int = _MAX_LISTED) -> str:
     return text
 
 
-_YEAR_FIRST = re.compile(r"^\d{4}[-/.]\d{1,2}([-/.]\d{1,2})?([ T].*)?$")  # 2020-01-31, 2020/01
+_TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?)?"
+_YEAR_FIRST = re.compile(rf"^(\d{{4}})[-/.](\d{{1,2}})(?:[-/.](\d{{1,2}}))?{_TIME}$")  # 2020-01-31
 _DAY_MONTH = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})(?:[ T].*)?$")  # 05/01/2020
 
 
@@ -90,7 +91,15 @@ def parse_dates(values, where: str = "date column", date_format: str | None = No
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         parsed = pd.to_datetime(s)
     else:
-        text = s.astype(object).map(
+        # parse each distinct value once (a panel repeats every date once per bond); messages
+        # name the rows of the input
+        codes, uniques = pd.factorize(s.astype(object), use_na_sentinel=True)
+        u = pd.Series(np.asarray(uniques, dtype=object))
+
+        def show(ks) -> str:
+            return _shown(np.flatnonzero(np.isin(codes, ks)), s)
+
+        text = u.map(
             lambda v: (
                 str(int(v))
                 if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -99,7 +108,7 @@ def parse_dates(values, where: str = "date column", date_format: str | None = No
             )
         )
         as_str = text.map(lambda v: v.strip() if isinstance(v, str) else v)
-        parsed = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+        parsed = pd.Series(pd.NaT, index=u.index, dtype="datetime64[ns]")
         if date_format is not None:
             sel = as_str.notna()
             parsed[sel] = pd.to_datetime(
@@ -127,8 +136,8 @@ def parse_dates(values, where: str = "date column", date_format: str | None = No
                 if day_first.any() and month_first.any():
                     raise DataError(
                         f"mixed date formats in {where}: day first in "
-                        f"{_shown(rows[day_first], s)}, but month first in "
-                        f"{_shown(rows[month_first], s)}; {hint}"
+                        f"{show(rows[day_first])}, but month first in "
+                        f"{show(rows[month_first])}; {hint}"
                     )
                 if ambiguous.any():
                     other = (
@@ -140,7 +149,7 @@ def parse_dates(values, where: str = "date column", date_format: str | None = No
                     )
                     raise DataError(
                         f"ambiguous dates in {where}, day/month or month/day: "
-                        f"{_shown(rows[ambiguous], s)}{other}; {hint}"
+                        f"{show(rows[ambiguous])}{other}; {hint}"
                     )
                 day, month = np.where(day_first, a, b), np.where(day_first, b, a)
                 parsed[has_dm] = pd.to_datetime(
@@ -149,19 +158,26 @@ def parse_dates(values, where: str = "date column", date_format: str | None = No
             rest = ~digits & ~has_dm & as_str.notna()
             if rest.any():
                 rs = as_str[rest].astype(object)
-                year_first = rs.map(lambda v: isinstance(v, str) and bool(_YEAR_FIRST.match(v)))
+                ymd = rs.map(lambda v: _YEAR_FIRST.match(v) if isinstance(v, str) else None)
+                year_first = ymd.notna()
                 out = pd.Series(pd.NaT, index=rs.index, dtype="datetime64[ns]")
                 if year_first.any():  # year, month, day: never read as year, day, month
-                    yf = rs[year_first].str.replace(r"[/.]", "-", regex=True)
+                    g = ymd[year_first].map(lambda m: m.groups()).tolist()
+                    parts = {
+                        "year": [int(x[0]) for x in g],
+                        "month": [int(x[1]) for x in g],
+                        "day": [int(x[2] or 1) for x in g],  # "2020-01": the month itself
+                    }  # the clock time (and its zone) is dropped: dates only
                     out[year_first] = pd.to_datetime(
-                        yf, format="ISO8601", errors="coerce"
+                        pd.DataFrame(parts), errors="coerce"
                     ).to_numpy()
                 if (~year_first).any():  # timestamps, month names
                     out[~year_first] = pd.to_datetime(
                         rs[~year_first], errors="coerce", format="mixed"
                     ).to_numpy()
                 parsed[rest] = out.to_numpy()
-        parsed = pd.to_datetime(parsed)
+        vals = np.append(pd.to_datetime(parsed).to_numpy(), np.datetime64("NaT", "ns"))
+        parsed = pd.Series(vals[codes], index=s.index)  # code -1 (missing) -> the NaT
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if bad.size:
         fmt = f" with date_format={date_format!r}" if date_format is not None else ""

@@ -257,6 +257,10 @@ def test_ambiguous_and_mixed_dates_refused():
         to_month_end(["05/01/2020", "13/01/2020"])
     with pytest.raises(DataError, match=r"mixed.*row 0: '13/01/2020'.*row 1: '01/13/2020'"):
         to_month_end(["13/01/2020", "01/13/2020"])
+    got = to_month_end(["2020-1-5", "2020/02/29", "2020-03-31T00:00:00Z", "2020-04-30 13:45:00"])
+    assert list(got) == list(pd.date_range("2020-01-31", periods=4, freq="ME"))
+    with pytest.raises(DataError, match="row 2: '05/01/2020'; row 3: '05/01/2020'"):
+        to_month_end(["2020-01-31", "13/01/2020", "05/01/2020", "05/01/2020"])  # every row named
     with pytest.raises(DataError, match="row 0: '2020-13-01'"):  # never read year-day-month
         to_month_end(["2020-13-01"])
     got = to_month_end(["05/01/2020", "13/01/2020"], date_format="%d/%m/%Y")
