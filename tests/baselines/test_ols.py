@@ -468,3 +468,18 @@ def test_collinear_factors_named_over_the_sample():
         bb.ols(R, F.assign(f3=F["f0"] - 2 * F["f1"]))
     with pytest.raises(DataError, match=r"alpha \(the constant\), c"):
         bb.ols(R, F.assign(c=0.01))
+
+
+def test_collinear_columns_core():
+    from bayesbond.core.ols import collinear_columns
+
+    rng = np.random.default_rng(4)
+    X = np.column_stack([np.ones(50), rng.normal(size=(50, 3))])
+    assert collinear_columns(X).size == 0
+    Xd = np.column_stack([X, X[:, 1] - 3 * X[:, 3]])  # column 4 = x1 - 3 x3; x2 not involved
+    assert collinear_columns(Xd).tolist() == [1, 3, 4]
+    Xz = np.column_stack([X, np.zeros(50)])
+    assert collinear_columns(Xz).tolist() == [4]
+    # nearly (not exactly) collinear columns are a legitimate, if ill-conditioned, design
+    Xn = np.column_stack([X, X[:, 1] + 1e-6 * rng.normal(size=50)])
+    assert collinear_columns(Xn).size == 0
