@@ -8,6 +8,7 @@ Bayesian factor model.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,8 +17,8 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayesbond.core.ols import batched_ols
-from bayesbond.data.panel import BondPanel, to_month_end
+from bayesbond.core.ols import batched_ols, collinear_columns
+from bayesbond.data.panel import BondPanel, check_return_units, to_decimal, to_month_end
 from bayesbond.errors import DataError
 
 __all__ = ["OLSResult", "ols"]
@@ -142,6 +143,9 @@ class OLSResult:
     cov_array, cov_classical_array : numpy.ndarray
         (bonds, p, p) arrays behind :attr:`cov_params` and :attr:`cov_classical` (labelled
         ``xarray.DataArray`` views with dims ``(bond, coef, coef2)``).
+    dropped : pandas.Series
+        Bonds left out for having fewer than ``min_obs`` observed months -> their number of
+        months (empty unless ``min_obs`` was given).
     """
 
     params: pd.DataFrame
@@ -156,6 +160,9 @@ class OLSResult:
     use_correction: bool
     cov_array: np.ndarray = field(repr=False)
     cov_classical_array: np.ndarray = field(repr=False)
+    dropped: pd.Series = field(
+        default_factory=lambda: pd.Series([], dtype=np.int64, index=pd.Index([], name="bond"))
+    )
 
     def _cov_da(self, values: np.ndarray, name: str) -> xr.DataArray:
         coefs = list(self.params.columns)
@@ -318,9 +325,10 @@ class OLSResult:
 
     def __repr__(self) -> str:
         lags = f", HAC({self.hac_lags})" if self.cov_type == "HAC" else ""
+        drop = f"; {len(self.dropped)} dropped (min_obs)" if len(self.dropped) else ""
         return (
             f"OLSResult({len(self.params)} bonds on {self.factor_names}{lags}; "
-            f"median R2 {self.rsquared.median():.3f}, median nobs {int(self.nobs.median())})"
+            f"median R2 {self.rsquared.median():.3f}, median nobs {int(self.nobs.median())}{drop})"
         )
 
 
@@ -330,6 +338,10 @@ def ols(
     hac_lags: int | None = None,
     use_correction: bool = True,
     hac_gaps: str = "compress",
+    min_obs: int | None = None,
+    units: str = "decimal",
+    factor_units: str | None = None,
+    check_units: bool = True,
 ) -> OLSResult:
     """Time-series OLS of every bond on the factors, all bonds at once.
 
@@ -348,6 +360,18 @@ def ols(
         Lags over missing months: consecutive observed months (``"compress"``, what a per-bond
         regression on its dropped-NaN data does) or calendar lags with zero scores in missing months
         (``"zero"``). See :func:`bayesbond.core.ols.batched_ols`.
+    min_obs : int, optional
+        Bonds with fewer observed months are left out, with a warning naming them, and listed in
+        :attr:`OLSResult.dropped`. At least ``K + 2`` (the ``K + 1`` coefficients plus one). By
+        default (``None``) a bond with too few months is an error.
+    units : {"decimal", "percent"}
+        Units of the returns; percent are divided by 100.
+    factor_units : {"decimal", "percent"}, optional
+        Units of the factors (default: ``units``).
+    check_units : bool
+        Refuse returns and factors whose magnitudes say they are not monthly decimals (percent,
+        or gross returns ``1 + r``); see :func:`bayesbond.data.panel.check_return_units`.
+        ``False`` for series that are not returns.
 
     Returns
     -------
@@ -357,7 +381,9 @@ def ols(
     ------
     DataError
         Months with observed returns but no factor values (named), missing factor values on such
-        months (named), a bond with too few observed months or collinear factors on them (named).
+        months (named), a bond with too few observed months (named, unless ``min_obs`` drops it),
+        factors collinear over the fitted months (named) or on one bond's months (the bond named),
+        returns or factors that look like percent or gross returns (named).
 
     Notes
     -----
@@ -379,6 +405,46 @@ def ols(
     """
     Rv, dates, bonds = _wide_arrays(returns)
     F = _as_factors(factors)
+    Rv = to_decimal(Rv, units, "returns")
+    F = to_decimal(F, units if factor_units is None else factor_units, "factors")
+    p = F.shape[1] + 1
+    nobs_all = np.isfinite(Rv).sum(axis=0)
+    if min_obs is None:
+        few = np.flatnonzero(nobs_all <= p)
+        if few.size:
+            raise DataError(
+                f"too few observed months for {p} coefficients (need at least {p + 1}): "
+                f"{_listing(f'{bonds[j]} ({nobs_all[j]})' for j in few)}; pass min_obs= to "
+                "leave such bonds out"
+            )
+        dropped = None
+    else:
+        if int(min_obs) != min_obs or min_obs < p + 1:
+            raise DataError(
+                f"min_obs must be an integer of at least {p + 1} (the {p} coefficients plus one), "
+                f"got {min_obs!r}"
+            )
+        short = nobs_all < min_obs
+        dropped = pd.Series(nobs_all[short], index=bonds[short], name="nobs", dtype=np.int64)
+        if short.all():
+            raise DataError(
+                f"every bond has fewer than min_obs={min_obs} observed months (most: "
+                f"{int(nobs_all.max())})"
+            )
+        if short.any():
+            warnings.warn(
+                f"ols: left out {int(short.sum())} bond(s) with fewer than min_obs={min_obs} "
+                f"observed months: {_listing(f'{b} ({n})' for b, n in dropped.items())}",
+                UserWarning,
+                stacklevel=2,
+            )
+            Rv, bonds = Rv[:, ~short], bonds[~short]
+    if check_units:
+        check_return_units(Rv, bonds, "returns", units=units, kind="bond")
+        check_return_units(
+            F.to_numpy(), F.columns, "factors",
+            units=units if factor_units is None else factor_units, kind="factor",
+        )  # fmt: skip
     has_obs = np.isfinite(Rv).any(axis=1)
     if not has_obs.any():
         raise DataError("no observed return at all")
@@ -399,6 +465,14 @@ def ols(
         raise DataError(f"missing or non-finite factor values: {_listing(cells)}")
     Ru = Rv if all_rows else Rv[has_obs]
     X = np.column_stack([np.ones(len(used)), Fv])
+    dep = collinear_columns(X)
+    if dep.size:
+        names = ["alpha (the constant)" if j == 0 else str(F.columns[j - 1]) for j in dep]
+        raise DataError(
+            f"the factors are collinear over the {len(used)} fitted months "
+            f"({used[0].date()} .. {used[-1].date()}): {', '.join(names)} are an exact linear "
+            "combination of one another (a constant factor is collinear with alpha)"
+        )
     T_u, N = Ru.shape
     take = None  # rows of the fitted arrays that are the months with returns
     if hac_gaps == "zero" and hac_lags is not None:
@@ -443,4 +517,5 @@ def ols(
         use_correction=bool(use_correction),
         cov_array=cov,
         cov_classical_array=fit.cov_classical,
+        **({} if dropped is None else {"dropped": dropped}),
     )

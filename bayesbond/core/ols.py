@@ -33,7 +33,13 @@ from scipy.linalg import solve_triangular
 
 from bayesbond.errors import DataError
 
-__all__ = ["BatchedOLS", "bartlett_weights", "batched_ols", "newey_west_meat"]
+__all__ = [
+    "BatchedOLS",
+    "bartlett_weights",
+    "batched_ols",
+    "collinear_columns",
+    "newey_west_meat",
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,45 @@ def newey_west_meat(H: np.ndarray, lags: int) -> np.ndarray:
         G = Ht[:, :, lag:] @ H[:, :-lag, :]
         S += w[lag] * (G + np.swapaxes(G, 1, 2))
     return S
+
+
+def collinear_columns(X: np.ndarray, rtol: float | None = None) -> np.ndarray:
+    """Columns of ``X`` that take part in an exact linear dependence (empty when full rank).
+
+    Parameters
+    ----------
+    X : ndarray (T, p)
+        Finite design; columns that are all zero count as dependent.
+    rtol : float, optional
+        Singular values of the column-equilibrated ``X`` below ``rtol`` times the largest count
+        as zero; default ``max(T, p) * eps`` (the rank test of :func:`batched_ols`).
+
+    Returns
+    -------
+    ndarray of int
+        Sorted indices of the columns with a non-negligible weight in a null vector.
+
+    Notes
+    -----
+    With ``X D^{-1} = U S V'`` (``D`` the column norms), the null space is spanned by the columns
+    ``v_k`` of ``V`` with ``s_k <= rtol s_1``; column ``j`` is involved when
+    ``max_k |v_jk| > sqrt(rtol)`` (its coefficient in some exact combination is not zero).
+    """
+    X = np.asarray(X, dtype=float)
+    T, p = X.shape
+    d = np.linalg.norm(X, axis=0)
+    zero = d == 0
+    d[zero] = 1.0
+    if rtol is None:
+        rtol = max(T, p) * np.finfo(float).eps
+    _, s, Vt = np.linalg.svd(X / d, full_matrices=False)
+    null = Vt[s <= rtol * s[0]] if s.size and s[0] > 0 else Vt
+    if T < p:  # more columns than rows: every column is in some dependence
+        return np.arange(p)
+    involved = zero.copy()
+    if null.size:
+        involved |= (np.abs(null) > np.sqrt(rtol)).any(axis=0)
+    return np.flatnonzero(involved)
 
 
 def _patterns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

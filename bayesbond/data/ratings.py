@@ -3,10 +3,18 @@
 The three buckets follow Dick-Nielsen, Feldhutter, Pedersen and Stolborg (corporate-bond factors):
 ``IG+`` is AAA..A- (Moody's Aaa..A3), ``IG-`` is BBB+..BBB- (Baa1..Baa3) and ``HY`` is BB+ (Ba1)
 and below, default included.
+
+Ratings as data vendors write them carry qualifiers that do not change the notch; they are
+stripped before the look-up (:func:`clean_rating`): Moody's provisional ``(P)Baa3``, structured
+finance ``A-(sf)``/``Asf``, Fitch expected ``AA-(EXP)``, unsolicited/unsupported ``Baa3u``, S&P
+public-information ``BBBpi``, and watch or outlook marks (``BBB+ *-``, ``A *+``,
+``A- (CW Negative)``, ``BBB /Watch Neg``, ``A+ RWN``). ``NR``, ``WR``, ``WD`` (not rated,
+withdrawn) and blank are *unrated*: refused by default, missing with ``unrated="missing"``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from numbers import Real
 
@@ -15,7 +23,15 @@ import pandas as pd
 
 from bayesbond.errors import DataError
 
-__all__ = ["BUCKETS", "RATING_SCALE", "rating_bucket", "rating_buckets", "rating_number"]
+__all__ = [
+    "BUCKETS",
+    "RATING_SCALE",
+    "UNRATED",
+    "clean_rating",
+    "rating_bucket",
+    "rating_buckets",
+    "rating_number",
+]
 
 #: the three buckets, from safest to riskiest
 BUCKETS: tuple[str, ...] = ("IG+", "IG-", "HY")
@@ -51,6 +67,41 @@ def _build_table() -> dict[str, int]:
 _TABLE = _build_table()
 
 
+#: labels meaning "no rating" (not rated, withdrawn, withdrawn/suspended), after cleaning
+UNRATED: frozenset[str] = frozenset({"NR", "N.R.", "N/R", "WR", "WD", "NOT RATED", ""})
+
+_PARENS = re.compile(r"\([^()]*\)")  # (P), (sf), (EXP), (CW Negative), ...
+_WATCH = re.compile(
+    r"(\s*/?\s*\*\s*[-+]?\s*[A-Za-z]*$)"  # *-, *+, * , *E (Bloomberg watch marks)
+    r"|(\s*/\s*(Watch|WATCH|Wtch)\s*(Neg|Pos|Dev|NEG|POS|DEV)\w*$)"  # S&P "/Watch Neg"
+    r"|(\s+(RWN|RWP|RWE|RWU)$)"  # Fitch rating watch
+    r"|(\s+(Watch|WATCH)\s*(Neg|Pos|Dev|NEG|POS|DEV)\w*$)"
+)
+_TRAILING = re.compile(r"(?<=[0-9A-Z+\-])(sf|pi|u|p|e|q|t|r)$")  # Baa3u, Asf, BBBpi, AAp
+
+
+def clean_rating(x) -> str | None:
+    """A rating string without qualifiers, or ``None`` when it is not a string.
+
+    Strips surrounding space, parenthesised qualifiers (``(P)Baa3``, ``A-(sf)``, ``AA-(EXP)``,
+    ``A- (CW Negative)``), watch marks (``BBB+ *-``, ``*+``, ``/Watch Neg``, ``RWN``) and the
+    lowercase suffixes ``sf``, ``pi``, ``u``, ``p``, ``e``, ``q``, ``t``, ``r`` after a notch
+    (``Baa3u``, ``Asf``). An unrated label (``NR``, ``WR``, ``WD``) or a bare watch mark gives a
+    string in :data:`UNRATED` (upper-cased); ``"*+"`` alone gives ``""``.
+    """
+    if not isinstance(x, str):
+        return None
+    s = _PARENS.sub("", x).strip()
+    for _ in range(2):
+        s = _WATCH.sub("", s).strip()
+    s = _TRAILING.sub("", s).strip()
+    return s.upper() if s.upper() in UNRATED else s
+
+
+def _is_unrated(x) -> bool:
+    return isinstance(x, str) and clean_rating(x) in UNRATED
+
+
 def _bucket_of_number(n: int) -> str:
     if n <= 7:
         return "IG+"
@@ -79,7 +130,10 @@ def rating_number(x) -> int:
     """
     n = _lookup(x)
     if n is None:
-        raise DataError(f"unknown rating {x!r}: expected S&P/Fitch AAA..D, Moody's Aaa..C or 1..22")
+        what = " (an unrated label: not rated, withdrawn or blank)" if _is_unrated(x) else ""
+        raise DataError(
+            f"unknown rating {x!r}{what}: expected S&P/Fitch AAA..D, Moody's Aaa..C or 1..22"
+        )
     return n
 
 
@@ -92,14 +146,14 @@ def _lookup(x) -> int | None:
         n = int(x)
         return n if 1 <= n <= 22 else None
     if isinstance(x, str):
-        s = x.strip()
-        if s in _TABLE:
-            return _TABLE[s]
-        if s.upper() in _TABLE and not s.isdigit():
-            return _TABLE[s.upper()]
-        if s.isdigit():
-            n = int(s)
-            return n if 1 <= n <= 22 else None
+        for s in dict.fromkeys((x.strip(), clean_rating(x))):  # as written, then cleaned
+            if s in _TABLE:
+                return _TABLE[s]
+            if s.upper() in _TABLE and not s.isdigit():
+                return _TABLE[s.upper()]
+            if s.isdigit():
+                n = int(s)
+                return n if 1 <= n <= 22 else None
     return None
 
 
@@ -110,7 +164,8 @@ def rating_bucket(x) -> str:
     ----------
     x : str or int
         S&P/Fitch (``AAA`` .. ``D`` with ``+``/``-``; ``SD``/``RD`` count as default), Moody's
-        (``Aaa`` .. ``C`` with ``1``/``2``/``3``) or numeric 1..22 (1 = AAA, 22 = D).
+        (``Aaa`` .. ``C`` with ``1``/``2``/``3``) or numeric 1..22 (1 = AAA, 22 = D). Qualifiers
+        and watch marks are ignored (:func:`clean_rating`).
 
     Returns
     -------
@@ -131,7 +186,9 @@ def rating_bucket(x) -> str:
     return _bucket_of_number(rating_number(x))
 
 
-def rating_buckets(values: Iterable, *, missing_ok: bool = True, where: str = "") -> np.ndarray:
+def rating_buckets(
+    values: Iterable, *, missing_ok: bool = True, where: str = "", unrated: str = "error"
+) -> np.ndarray:
     """Vectorised :func:`rating_bucket`.
 
     Parameters
@@ -142,36 +199,55 @@ def rating_buckets(values: Iterable, *, missing_ok: bool = True, where: str = ""
         Whether missing entries are allowed (they give ``None``).
     where : str
         Text naming the origin (e.g. ``"column 'rating'"``) for the error message.
+    unrated : {"error", "missing"}
+        What unrated labels (``NR``, ``WR``, ``WD``, blank, a bare watch mark) do: refused with
+        the list of them (``"error"``), or treated as missing (``"missing"``; needs
+        ``missing_ok``).
 
     Returns
     -------
     numpy.ndarray of object
-        Bucket labels (``None`` where missing).
+        Bucket labels (``None`` where missing or, with ``unrated="missing"``, unrated).
 
     Raises
     ------
     DataError
-        Listing every distinct unknown rating.
+        Listing every distinct unknown rating, and every unrated label unless
+        ``unrated="missing"``.
     """
+    if unrated not in ("error", "missing"):
+        raise DataError(f"unrated must be 'error' or 'missing', got {unrated!r}")
     arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
     flat = arr.ravel()
     codes, uniques = pd.factorize(pd.Series(flat, dtype=object), use_na_sentinel=True)
     mapped = np.empty(len(uniques) + 1, dtype=object)  # last slot: missing (code -1)
     unknown: list = []
+    unrated_seen: list = []
     for i, v in enumerate(uniques):
         n = _lookup(v)
         mapped[i] = None if n is None else _bucket_of_number(n)
         if n is None:
-            unknown.append(v)
+            (unrated_seen if _is_unrated(v) else unknown).append(v)
     mapped[-1] = None
-    if not missing_ok and (codes == -1).any():
+    if not missing_ok and ((codes == -1).any() or unrated_seen):
         unknown.append(None)
     out = mapped[codes]
+    loc = f" in {where}" if where else ""
     if unknown:
         distinct = sorted({repr(u) for u in unknown})
-        loc = f" in {where}" if where else ""
+        also = (
+            f" (and unrated label(s) {', '.join(sorted({repr(u) for u in unrated_seen}))})"
+            if unrated_seen and unrated == "error"
+            else ""
+        )
         raise DataError(
-            f"unknown rating(s){loc}: {', '.join(distinct)}; expected S&P/Fitch AAA..D, "
+            f"unknown rating(s){loc}: {', '.join(distinct)}{also}; expected S&P/Fitch AAA..D, "
             "Moody's Aaa..C or 1..22"
+        )
+    if unrated_seen and unrated == "error":
+        distinct = sorted({repr(u) for u in unrated_seen})
+        raise DataError(
+            f"unrated label(s){loc}: {', '.join(distinct)} (not rated, withdrawn or blank); "
+            "pass unrated='missing' to treat them as months without a rating"
         )
     return out.reshape(arr.shape)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesbond.data.panel import BondPanel, to_month_end
+from bayesbond.data.panel import BondPanel, parse_dates, to_month_end
 from bayesbond.errors import DataError
 
 __all__ = [
@@ -96,19 +96,23 @@ def _numeric(df: pd.DataFrame, path: Path, dates: pd.DatetimeIndex) -> pd.DataFr
     return pd.DataFrame(out, index=dates)
 
 
-def _indexed(df: pd.DataFrame, path: Path, date: str | None, monthly: bool = True):
+def _indexed(
+    df: pd.DataFrame,
+    path: Path,
+    date: str | None,
+    monthly: bool = True,
+    date_format: str | None = None,
+):
     col = _date_column(df, path, date)
     raw = df[col]
+    where = f"{path}, column {col!r}"
     if monthly:
-        dates = to_month_end(raw, where=f"{path}, column {col!r}")
+        dates = to_month_end(raw, where=where, date_format=date_format)
         if dates.has_duplicates:
             dup = ", ".join(str(d.date()) for d in dates[dates.duplicated()][:5])
             raise DataError(f"{path}: more than one row for month(s) {dup}")
     else:
-        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
-        if parsed.isna().any():
-            i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-            raise DataError(f"{path}: unparseable date {raw.iloc[i]!r} in row {i + 1}")
+        parsed = parse_dates(raw, where=where, date_format=date_format)
         dates = pd.DatetimeIndex(parsed, name="date").normalize().as_unit("ns")
     return _numeric(df.drop(columns=[col]), path, dates).sort_index()
 
@@ -123,8 +127,8 @@ def read_panel(path, **colmap) -> BondPanel:
         ``.csv`` (any other suffix is read as CSV) or ``.parquet``.
     **colmap
         Passed to :meth:`BondPanel.from_frame`: ``date``, ``bond``, ``ret``, ``rating``,
-        ``weight``, ``signals``. Defaults are the column names ``date``, ``bond``, ``ret``,
-        ``rating``, ``weight``.
+        ``weight``, ``signals`` (column names; defaults ``date``, ``bond``, ``ret``, ``rating``,
+        ``weight``) and ``unrated``, ``units``, ``check_units``, ``date_format``.
 
     Returns
     -------
@@ -138,7 +142,9 @@ def read_panel(path, **colmap) -> BondPanel:
         raise DataError(f"{p}: {exc}") from exc
 
 
-def read_factors(path, date: str | None = None, percent: bool = False) -> pd.DataFrame:
+def read_factors(
+    path, date: str | None = None, percent: bool = False, date_format: str | None = None
+) -> pd.DataFrame:
     """Read a factor file: a date column and one column per factor (decimals per month).
 
     Parameters
@@ -149,6 +155,9 @@ def read_factors(path, date: str | None = None, percent: bool = False) -> pd.Dat
         Name of the date column (default: ``date`` or another usual name).
     percent : bool
         Divide values by 100 (for files in percent).
+    date_format : str, optional
+        ``strftime`` format of the dates (needed for ambiguous ``dd/mm/yyyy`` strings; see
+        :func:`bayesbond.data.panel.parse_dates`).
 
     Returns
     -------
@@ -156,14 +165,16 @@ def read_factors(path, date: str | None = None, percent: bool = False) -> pd.Dat
         Month-end dates (index ``date``) x factors (columns named ``factor``).
     """
     p = _path(path)
-    out = _indexed(_read_table(p), p, date)
+    out = _indexed(_read_table(p), p, date, date_format=date_format)
     if percent:
         out = out / 100.0
     out.columns = pd.Index([str(c) for c in out.columns], name="factor")
     return out
 
 
-def read_fred(path, rates: str | Sequence[str] | None = None) -> pd.DataFrame:
+def read_fred(
+    path, rates: str | Sequence[str] | None = None, date_format: str | None = None
+) -> pd.DataFrame:
     """Read a FRED-style CSV (``DATE`` or ``observation_date`` column, ``.`` for missing).
 
     Parameters
@@ -173,6 +184,8 @@ def read_fred(path, rates: str | Sequence[str] | None = None) -> pd.DataFrame:
         Columns quoted in percent per year, converted to decimals. ``None`` recognises FRED
         interest-rate mnemonics (``TB3MS``, ``DGS10``, ``FEDFUNDS``, ``AAA``, ``BAA``, ``GS10``,
         ...); other columns (e.g. ``S&P 500``) are kept as they are.
+    date_format : str, optional
+        ``strftime`` format of the dates (for ambiguous day/month strings).
 
     Returns
     -------
@@ -183,9 +196,9 @@ def read_fred(path, rates: str | Sequence[str] | None = None) -> pd.DataFrame:
     p = _path(path)
     raw = _read_table(p)
     col = _date_column(raw, p, None)
-    parsed = pd.to_datetime(raw[col], errors="coerce", format="mixed")
-    monthly = parsed.notna().all() and not parsed.dt.to_period("M").duplicated().any()
-    out = _indexed(raw, p, col, monthly=monthly)
+    parsed = parse_dates(raw[col], where=f"{p}, column {col!r}", date_format=date_format)
+    monthly = not parsed.dt.to_period("M").duplicated().any()
+    out = _indexed(raw, p, col, monthly=monthly, date_format=date_format)
     if rates is None:
         conv = [c for c in out.columns if _FRED_RATE.match(str(c))]
     elif rates == "all":
@@ -290,6 +303,7 @@ def read_yields_csv(
     unit: str | None = None,
     percent: bool = True,
     columns: Sequence[str] | None = None,
+    date_format: str | None = None,
 ) -> pd.DataFrame:
     """Read a CSV of zero-coupon yields whose columns are maturities.
 
@@ -306,6 +320,8 @@ def read_yields_csv(
         Yields in percent (divided by 100); ``False`` for decimals.
     columns : sequence of str, optional
         Only these maturity columns (others, e.g. fitted parameters, are ignored).
+    date_format : str, optional
+        ``strftime`` format of the dates (for ambiguous day/month strings).
 
     Returns
     -------
@@ -321,7 +337,7 @@ def read_yields_csv(
         if missing:
             raise DataError(f"{p}: no column(s) {missing}")
         raw = raw[[date, *columns]]
-    return _curve(_indexed(raw, p, date), p, unit, percent)
+    return _curve(_indexed(raw, p, date, date_format=date_format), p, unit, percent)
 
 
 def read_liuwu(path) -> pd.DataFrame:
@@ -378,11 +394,8 @@ def read_gsw(path) -> pd.DataFrame:
     raw = pd.read_csv(io.StringIO("\n".join(lines[start:])), na_values=["NA", ".", ""])
     date = _date_column(raw, p, None)
     cols = [c for c in raw.columns if re.fullmatch(r"SVENY\d+", str(c))]
-    parsed = pd.to_datetime(raw[date], errors="coerce", format="mixed")
-    if parsed.isna().any():
-        i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise DataError(f"{p}: unparseable date {raw[date].iloc[i]!r} in row {i + 1}")
-    raw = raw.assign(**{date: parsed}).sort_values(date)
+    parsed = parse_dates(raw[date], where=f"{p}, column {date!r}")
+    raw = raw.assign(**{date: parsed.to_numpy()}).sort_values(date)
     month = raw[date].dt.to_period("M")
     raw = raw[~month.duplicated(keep="last")]  # the last day of each month
     return _curve(_indexed(raw[[date, *cols]], p, date), p, None, True)

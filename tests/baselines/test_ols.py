@@ -29,7 +29,7 @@ def _panel(T=120, N=25, K=3, missing=0.0, seed=0, ar=0.3):
     e = rng.normal(0, 0.01, (T, N))
     for t in range(1, T):  # autocorrelated errors so that HAC differs from classical
         e[t] += ar * e[t - 1]
-    Y = X @ rng.normal(0.5, 0.5, (K + 1, N)) + e
+    Y = 0.01 * (X @ rng.normal(0.5, 0.5, (K + 1, N)) + e)  # decimals: alphas of about 0.5%
     if missing:
         Y[rng.random((T, N)) < missing] = np.nan
         Y[:30, 0] = np.nan  # a late starter
@@ -238,11 +238,11 @@ LONGLEY_BSE = [
 def _lstsq_tolerances(X, y):
     """First-order error bounds of a backward-stable least-squares solve (Higham 2002, sec. 20.1).
 
-    With kappa the condition number of the column-equilibrated design (Householder QR is column-scaling
-    invariant), u the unit roundoff and theta the angle between y and its fit:
+    With kappa the condition number of the column-equilibrated design (Householder QR is
+    column-scaling invariant), u the unit roundoff and theta the angle between y and its fit:
     coefficients ``rtol ~ u (kappa + kappa^2 tan(theta))`` and the residual norm
-    ``rtol ~ 2 u kappa / sin(theta)``. A factor of 10 covers the constants of the bounds. These follow the
-    conditioning of the problem, not one BLAS build.
+    ``rtol ~ 2 u kappa / sin(theta)``. A factor of 10 covers the constants of the bounds. These
+    follow the conditioning of the problem, not one BLAS build.
     """
     u = np.finfo(float).eps
     kappa = np.linalg.cond(X / np.linalg.norm(X, axis=0))
@@ -266,7 +266,7 @@ def test_longley_nist_certified():
     assert 1e-9 < rtol_b < 1e-7 and 1e-9 < rtol_r < 1e-7
     # the same series twice, once complete and once missing two months: both routes
     R = pd.DataFrame({"full": y, "gappy": y.where(~y.index.isin(dates[[3, 9]]))})
-    res = bb.ols(R, F)
+    res = bb.ols(R, F, check_units=False)  # employment on GNP etc.: not returns
     np.testing.assert_allclose(res.params.loc["full"], LONGLEY_PARAMS, rtol=rtol_b)
     np.testing.assert_allclose(res.bse.loc["full"], LONGLEY_BSE, rtol=rtol_b)
     # 1 - R2 = RSS / TSS carries the residual's relative error
@@ -413,3 +413,73 @@ def test_staggered_contiguous_and_gappy_series_and_long_lags():
         for bond in R.columns:
             s = _sm_fit(R[bond].to_numpy(), X, lags, True)
             np.testing.assert_allclose(res.bse.loc[bond], s.bse, rtol=RTOL)
+
+
+def test_min_obs_drops_short_bonds_with_a_warning():
+    R, F = _panel(T=40, N=4)
+    R.iloc[3:, 1] = np.nan  # C0001: 3 months, fewer than the 4 coefficients + 1
+    R.iloc[6:, 2] = np.nan  # C0002: 6 months
+    with pytest.raises(DataError, match=r"C0001 \(3\).*min_obs="):
+        bb.ols(R, F)  # the default still refuses
+    with pytest.warns(UserWarning, match=r"C0001 \(3\), C0002 \(6\)"):
+        res = bb.ols(R, F, min_obs=12)
+    assert list(res.params.index) == ["C0000", "C0003"]
+    assert res.dropped.to_dict() == {"C0001": 3, "C0002": 6}
+    assert "2 dropped" in repr(res)
+    # the kept bonds are fitted exactly as without the short ones
+    ref = bb.ols(R[["C0000", "C0003"]], F)
+    pd.testing.assert_frame_equal(res.params, ref.params)
+    assert bb.ols(R[["C0000", "C0003"]], F, min_obs=12).dropped.empty
+    with pytest.raises(DataError, match="at least 5"):
+        bb.ols(R, F, min_obs=4)
+    with pytest.raises(DataError, match="every bond"):
+        bb.ols(R, F, min_obs=41)
+
+
+def test_units_percent_gross_and_conversion():
+    R, F = _panel(T=60, N=5)
+    with pytest.raises(DataError, match="returns look like percent.*units='percent'"):
+        bb.ols(R * 100, F)
+    with pytest.raises(DataError, match=r"gross returns 1 \+ r"):
+        bb.ols(1 + R, F)
+    with pytest.raises(DataError, match="factors look like percent.*factors f0, f1, f2"):
+        bb.ols(R, F * 100)
+    mixed = R.copy()
+    mixed["C0003"] *= 100
+    with pytest.raises(DataError, match="bonds C0003"):
+        bb.ols(mixed, F)
+    ref = bb.ols(R, F)
+    conv = bb.ols(R * 100, F * 100, units="percent")
+    np.testing.assert_allclose(conv.params, ref.params, rtol=1e-12)
+    conv2 = bb.ols(R * 100, F, units="percent", factor_units="decimal")
+    np.testing.assert_allclose(conv2.params, ref.params, rtol=1e-12)
+    with pytest.warns(UserWarning, match="declared in percent but are tiny"):
+        bb.ols(R, F, units="percent", factor_units="decimal")
+    with pytest.warns(UserWarning, match="large for monthly decimal"):
+        bb.ols(R * 15, F)
+    with pytest.raises(DataError, match="units of the returns"):
+        bb.ols(R, F, units="bp")
+    bb.ols(R * 100, F, check_units=False)  # the user says they are right
+
+
+def test_collinear_factors_named_over_the_sample():
+    R, F = _panel(T=40, N=3)
+    with pytest.raises(DataError, match="f0, f1, f3 are an exact linear combination"):
+        bb.ols(R, F.assign(f3=F["f0"] - 2 * F["f1"]))
+    with pytest.raises(DataError, match=r"alpha \(the constant\), c"):
+        bb.ols(R, F.assign(c=0.01))
+
+
+def test_collinear_columns_core():
+    from bayesbond.core.ols import collinear_columns
+
+    rng = np.random.default_rng(4)
+    X = np.column_stack([np.ones(50), rng.normal(size=(50, 3))])
+    assert collinear_columns(X).size == 0
+    Xd = np.column_stack([X, X[:, 1] - 3 * X[:, 3]])  # column 4 = x1 - 3 x3; x2 not involved
+    assert collinear_columns(Xd).tolist() == [1, 3, 4]
+    Xz = np.column_stack([X, np.zeros(50)])
+    assert collinear_columns(Xz).tolist() == [4]
+    # nearly (not exactly) collinear columns are a legitimate, if ill-conditioned, design
+    Xn = np.column_stack([X, X[:, 1] + 1e-6 * rng.normal(size=50)])
+    assert collinear_columns(Xn).size == 0

@@ -109,7 +109,14 @@ def test_to_month_end_forms():
             r"non-finite returns.*row 2",
         ),
         (lambda d: d.assign(amt=d["amt"].where(d.index != 5, -1.0)), r"negative.*row 5"),
-        (lambda d: d.assign(rating=d["rating"].where(d.index != 1, "NR")), r"unknown rating.*'NR'"),
+        (
+            lambda d: d.assign(rating=d["rating"].where(d.index != 1, "NR")),
+            r"unrated label.*'NR'.*unrated='missing'.*row 1 \(C000, 2020-02-29\)",
+        ),
+        (
+            lambda d: d.assign(rating=d["rating"].where(d.index != 2, "ZZ")),
+            r"unknown rating.*'ZZ'.*row 2 \(C000, 2020-03-31\)",
+        ),
         (lambda d: d.assign(date=d["date"].astype(object).where(d.index != 3, "garbage")), "row 3"),
         (lambda d: d.assign(ret=d["ret"].astype(object).where(d.index != 4, "abc")), "not numeric"),
     ],
@@ -176,3 +183,94 @@ def test_bond_bucket_rules():
         p.bond_bucket(mapping={"zz": "HY"})
     with pytest.raises(DataError, match="rule"):
         p.bond_bucket(rule="first")
+
+
+def test_from_frame_unrated_and_qualified_ratings():
+    df = _long(n_bonds=4, n_dates=6)
+    df["rating"] = df["rating"].astype(object)
+    df.loc[[0, 1], "rating"] = ["NR", "WR"]  # C000 months 1-2
+    df.loc[6, "rating"] = ""  # C001 month 1
+    df.loc[7, "rating"] = "BBB- *-"
+    df.loc[12, "rating"] = "(P)Ba2"
+    df.loc[13, "rating"] = "Ba2u"
+    with pytest.raises(DataError, match=r"'', 'NR', 'WR'.*row 0 \(C000, 2020-01-31\)"):
+        bb.BondPanel.from_frame(df, bond="cusip", weight="amt")
+    p = bb.BondPanel.from_frame(df, bond="cusip", weight="amt", unrated="missing")
+    b = p.buckets.to_pandas()
+    assert b["C000"].isna().tolist() == [True, True, False, False, False, False]
+    assert b["C001"].isna().tolist()[:2] == [True, False] and b["C001"].iloc[1] == "IG-"
+    assert (b["C002"] == "HY").all()
+    assert p.ratings.sel(bond="C000").values[0] == "NR"  # the raw label is kept as given
+    assert p.bond_bucket()["C000"] == "IG+"
+
+
+def test_mode_rule_counts_observed_months_only():
+    # BBB for 4 rows with a return, BB for 5 rows of which 3 have no return (matured, stale
+    # rating rows): the bond is IG- on its observed months
+    dates = pd.date_range("2020-01-31", periods=9, freq="ME")
+    rating = ["BBB"] * 4 + ["BB"] * 5
+    ret = [0.01, -0.01, 0.02, 0.0, 0.01, 0.0, np.nan, np.nan, np.nan]
+    df = pd.DataFrame({"date": dates, "bond": "X", "ret": ret, "rating": rating})
+    df = pd.concat(
+        [df, pd.DataFrame({"date": dates, "bond": "Y", "ret": 0.01, "rating": ["BB"] * 9})]
+    )
+    p = bb.BondPanel.from_frame(df)
+    assert p.bond_bucket()["X"] == "IG-"  # 4 observed BBB months against 2 observed BB
+    assert p.bond_bucket(rule="last")["X"] == "HY"
+    # a bond rated only on rows without a return falls back to those rows
+    z = pd.DataFrame({"date": dates, "bond": "Z", "ret": [0.01] + [np.nan] * 8,
+                      "rating": [None] + ["A"] * 8})  # fmt: skip
+    p2 = bb.BondPanel.from_frame(pd.concat([df, z]))
+    assert p2.bond_bucket()["Z"] == "IG+"
+
+
+def test_from_frame_units():
+    df = _long(n_bonds=3, n_dates=24)
+    ref = bb.BondPanel.from_frame(df, bond="cusip", weight="amt")
+    with pytest.raises(DataError, match="returns in column 'ret' look like percent"):
+        bb.BondPanel.from_frame(df.assign(ret=df["ret"] * 100), bond="cusip", weight="amt")
+    with pytest.raises(DataError, match=r"gross returns 1 \+ r"):
+        bb.BondPanel.from_frame(df.assign(ret=1 + df["ret"]), bond="cusip", weight="amt")
+    one = df["ret"].where(df["cusip"] != "C001", df["ret"] * 100)
+    with pytest.raises(DataError, match="bonds C001"):
+        bb.BondPanel.from_frame(df.assign(ret=one), bond="cusip", weight="amt")
+    pct = bb.BondPanel.from_frame(
+        df.assign(ret=df["ret"] * 100), bond="cusip", weight="amt", units="percent"
+    )
+    np.testing.assert_allclose(pct.returns.values, ref.returns.values, rtol=1e-14)
+    with pytest.raises(DataError, match="units must be"):
+        bb.BondPanel.from_frame(df, bond="cusip", weight="amt", units="bp")
+    raw = bb.BondPanel.from_frame(
+        df.assign(ret=df["ret"] * 100), bond="cusip", weight="amt", check_units=False
+    )
+    assert np.nanmax(np.abs(raw.returns.values)) > 1
+
+
+def test_ambiguous_and_mixed_dates_refused():
+    assert list(to_month_end(["31/01/2020", "29/02/2020"])) == list(
+        pd.date_range("2020-01-31", periods=2, freq="ME")
+    )
+    assert list(to_month_end(["01/31/2020", "02/29/2020"])) == list(
+        pd.date_range("2020-01-31", periods=2, freq="ME")
+    )
+    with pytest.raises(DataError, match=r"ambiguous.*row 0: '05/01/2020'.*day first"):
+        to_month_end(["05/01/2020", "13/01/2020"])
+    with pytest.raises(DataError, match=r"mixed.*row 0: '13/01/2020'.*row 1: '01/13/2020'"):
+        to_month_end(["13/01/2020", "01/13/2020"])
+    got = to_month_end(["2020-1-5", "2020/02/29", "2020-03-31T00:00:00Z", "2020-04-30 13:45:00"])
+    assert list(got) == list(pd.date_range("2020-01-31", periods=4, freq="ME"))
+    with pytest.raises(DataError, match="row 2: '05/01/2020'; row 3: '05/01/2020'"):
+        to_month_end(["2020-01-31", "13/01/2020", "05/01/2020", "05/01/2020"])  # every row named
+    with pytest.raises(DataError, match="row 0: '2020-13-01'"):  # never read year-day-month
+        to_month_end(["2020-13-01"])
+    got = to_month_end(["05/01/2020", "13/01/2020"], date_format="%d/%m/%Y")
+    assert list(got) == [pd.Timestamp("2020-01-31")] * 2
+    with pytest.raises(DataError, match=r"date_format='%d/%m/%Y'.*row 1: '01/13/2020'"):
+        to_month_end(["13/01/2020", "01/13/2020"], date_format="%d/%m/%Y")
+    df = pd.DataFrame(
+        {"date": ["05/01/2020", "13/01/2020"], "bond": ["A", "B"], "ret": [0.01, 0.02]}
+    )
+    with pytest.raises(DataError, match=r"column 'date'.*row 0: '05/01/2020'"):
+        bb.BondPanel.from_frame(df)
+    p = bb.BondPanel.from_frame(df, date_format="%d/%m/%Y")
+    assert list(p.dates) == [pd.Timestamp("2020-01-31")]

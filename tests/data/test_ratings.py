@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 import bayesbond as bb
-from bayesbond.data.ratings import RATING_SCALE, rating_buckets, rating_number
+from bayesbond.data.ratings import (
+    RATING_SCALE,
+    UNRATED,
+    clean_rating,
+    rating_buckets,
+    rating_number,
+)
 from bayesbond.errors import DataError
 
 SP = {
@@ -69,3 +75,40 @@ def test_vectorised_lists_unknowns_and_keeps_missing():
 def test_vectorised_keeps_shape():
     arr = np.array([["AAA", "BB"], ["BBB", "A-"]], dtype=object)
     assert rating_buckets(arr).tolist() == [["IG+", "HY"], ["IG-", "IG+"]]
+
+
+@pytest.mark.parametrize(
+    "label, bucket",
+    [
+        ("Baa3u", "IG-"),  # unsolicited / unsupported
+        ("A-(sf)", "IG+"),  # structured finance
+        ("Asf", "IG+"),
+        ("(P)Baa3", "IG-"),  # Moody's provisional
+        ("AA-(EXP)", "IG+"),  # Fitch expected
+        ("BBBpi", "IG-"),  # S&P public information
+        ("BBB+ *-", "IG-"),  # Bloomberg watch marks
+        ("A1 *+", "IG+"),
+        ("BB+*-", "HY"),
+        ("A- (CW Negative)", "IG+"),
+        ("BBB /Watch Neg", "IG-"),
+        ("A+ RWN", "IG+"),
+        ("BBB-u", "IG-"),
+    ],
+)
+def test_vendor_qualifiers_are_stripped(label, bucket):
+    assert bb.rating_bucket(label) == bucket
+    assert rating_buckets([label]).tolist() == [bucket]
+
+
+def test_unrated_labels_error_or_missing():
+    labels = ["NR", "WR", "WD", "", "  ", "*+", "N.R."]
+    for lab in labels:
+        assert clean_rating(lab) in UNRATED
+    with pytest.raises(DataError, match=r"unrated label.*'NR'.*'WD'.*unrated='missing'"):
+        rating_buckets(["AAA", *labels], where="column 'rating'")
+    out = rating_buckets(["AAA", *labels, None], unrated="missing")
+    assert out.tolist() == ["IG+"] + [None] * (len(labels) + 1)
+    with pytest.raises(DataError, match="unknown rating.*'ZZ'"):  # unknowns stay errors
+        rating_buckets(["ZZ", "NR"], unrated="missing")
+    with pytest.raises(DataError, match="unrated must be"):
+        rating_buckets(["AAA"], unrated="drop")

@@ -150,3 +150,31 @@ def test_real_data_ols_smoke(shared_data):
     assert 0.3 < beta.loc["BAMLCC0A0CMTRIV", "TERM"] < 1.2  # IG corporates load on duration
     assert beta.loc["BAMLHYH0A0HYM2TRIV", "DEF"] > beta.loc["BAMLCC0A0CMTRIV", "DEF"] > 0
     assert (res.nobs == 240).all()
+
+
+def test_readers_refuse_ambiguous_dates_unless_a_format_is_given(tmp_path):
+    f = tmp_path / "factors.csv"
+    f.write_text("date,CMKT\n05/01/2020,0.01\n13/02/2020,0.02\n")
+    with pytest.raises(DataError, match=r"factors.csv, column 'date'.*row 0: '05/01/2020'"):
+        readers.read_factors(f)
+    F = readers.read_factors(f, date_format="%d/%m/%Y")
+    assert list(F.index) == [pd.Timestamp("2020-01-31"), pd.Timestamp("2020-02-29")]
+    d = tmp_path / "fred.csv"
+    d.write_text("DATE,DGS10\n01/02/2020,1.88\n01/03/2020,1.80\n")  # daily: US or UK order?
+    with pytest.raises(DataError, match=r"ambiguous dates in .*fred.csv.*row 0: '01/02/2020'"):
+        readers.read_fred(d)
+    daily = readers.read_fred(d, date_format="%m/%d/%Y")
+    assert list(daily.index) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
+    p = tmp_path / "panel.csv"
+    p.write_text(
+        "date,bond,ret,rating\n31/01/2020,A,0.01,NR\n29/02/2020,A,0.02,BBB+ *-\n"
+        "31/01/2020,B,0.01,(P)Baa3\n29/02/2020,B,0.03,A-(sf)\n"
+    )
+    with pytest.raises(DataError, match=r"panel.csv: unrated label.*'NR'.*row 0 \(A, 2020-01-31\)"):
+        readers.read_panel(p)
+    panel = readers.read_panel(p, unrated="missing")
+    assert panel.bond_bucket().to_dict() == {"A": "IG-", "B": "IG+"}  # tie: the latest
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("date,bond,ret\n13/01/2020,A,0.01\n02/13/2020,A,0.02\n")
+    with pytest.raises(DataError, match=r"mixed.csv: mixed date formats.*row 1: '02/13/2020'"):
+        readers.read_panel(mixed)
