@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,8 +56,9 @@ def _fit_factor(panel, factor_returns, names=("CMKT", "TERM"), pooling="pooled",
 
 CASES = [
     # --- panels
-    Case("duplicated rows", lambda df: bb.BondPanel.from_frame(df), (pd.concat([DF, DF.iloc[[3]]]),),
-         DataError, r"duplicated \(bond, date\).*\(B0003, 2005-01-31\)"),
+    Case("duplicated rows", lambda df: bb.BondPanel.from_frame(df),
+         (pd.concat([DF, DF.iloc[[3]]]),), DataError,
+         r"duplicated \(bond, date\).*\(B0003, 2005-01-31\)"),
     Case("infinite return", lambda df: bb.BondPanel.from_frame(df), (_with(DF, 3, ret=np.inf),),
          DataError, r"non-finite returns in column 'ret'.*row 3 \(B0003, 2005-01-31\)"),
     Case("typo'd column", lambda df: bb.BondPanel.from_frame(df, ret="rett"), (DF,),
