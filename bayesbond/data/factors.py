@@ -280,6 +280,8 @@ def long_short(
     if isinstance(n_groups, bool) or int(n_groups) != n_groups or n_groups < 2:
         raise DataError(f"n_groups must be an integer >= 2, got {n_groups!r}")
     n_groups = int(n_groups)
+    if isinstance(min_bonds, bool) or int(min_bonds) != min_bonds or min_bonds < 1:
+        raise DataError(f"min_bonds must be an integer >= 1, got {min_bonds!r}")
     if breakpoints not in ("rank", "percentile"):
         raise DataError(f"breakpoints must be 'rank' or 'percentile', got {breakpoints!r}")
     if breakpoint_universe is not None and breakpoints != "percentile":
@@ -408,7 +410,7 @@ def long_short(
                 for j, idx in enumerate(legs[s][k]):
                     held[2 * k + j, idx] = True
                     live = idx[have[idx]]
-                    if live.size < min_bonds or live.size == 0:
+                    if live.size < min_bonds:
                         ok = False
                         continue
                     leg_ret.append(np.sum(W[s, live] * R_hold[t, live]) / np.sum(W[s, live]))

@@ -80,7 +80,7 @@ def _reference(
                 r = []
                 for leg in (low, high):
                     m = leg[["bond", "weight"]].merge(now, on="bond", how="inner")
-                    if len(m) < max(min_bonds, 1):
+                    if len(m) < min_bonds:
                         ok = False
                         break
                     r.append((m["weight"] * m["ret"]).sum() / m["weight"].sum())
@@ -476,6 +476,8 @@ def test_bad_arguments(sim):
         bb.factors.long_short(sim.panel, "spread", winsorize=(99, 1))
     with pytest.raises(DataError, match="return_filter must be"):
         bb.factors.long_short(sim.panel, "spread", return_filter=(0.1, -0.1))
+    with pytest.raises(DataError, match="min_bonds must be"):
+        bb.factors.long_short(sim.panel, "spread", min_bonds=0)
     with pytest.raises(DataError, match="holding=40 needs more than 40 months"):
         bb.factors.long_short(sim.panel, "spread", holding=40)
     bare = bb.BondPanel.from_frame(sim.panel.to_frame().drop(columns=["weight", "rating"]))
