@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.data.panel import check_return_units
 from bayesbond.errors import DataError
 
 __all__ = ["FactorData", "ols_log_scale", "prepare_factor_data", "sufficient_stats"]
@@ -242,6 +243,7 @@ def prepare_factor_data(
     group_rule: str = "mode",
     returns_name: str = "returns",
     factors_name: str = "factor_returns",
+    check_units: bool = True,
 ) -> FactorData:
     """Align a panel with factor returns and assign one group per bond.
 
@@ -266,6 +268,9 @@ def prepare_factor_data(
     returns_name, factors_name : str
         What the messages call the returns and the factor table (the command line passes the
         file names); dates in messages are written YYYY-MM-DD.
+    check_units : bool
+        Refuse returns or factors whose magnitude says they are in percent or gross
+        (:func:`bayesbond.data.panel.check_return_units`); False for non-return factors.
 
     Raises
     ------
@@ -340,6 +345,9 @@ def prepare_factor_data(
     # dates without any return carry no information: drop them from the regression inputs
     keep = has_obs_date
     y, F = y[keep], F[keep]
+    if check_units:
+        check_return_units(y, [str(b) for b in wide.columns], returns_name, kind="bond")
+        check_return_units(F, factors, factors_name, kind="factor")
     dates = pd.Index(wide.index[keep], name="date")
     bonds = pd.Index([str(b) for b in wide.columns], name="bond")
     n_b = np.isfinite(y).sum(axis=0)

@@ -89,6 +89,9 @@ class FactorModel:
     group_rule : {"mode", "last"}
         Rule giving a migrating bond one group: the bucket it holds in most months (default) or its
         last bucket.
+    check_units : bool
+        Refuse returns or factors whose magnitude says they are in percent or gross returns
+        (median ``|r|`` above 0.3, or values near 1); set False for non-return factors.
 
     Notes
     -----
@@ -161,6 +164,7 @@ class FactorModel:
         correlated: bool = False,
         marginalize: bool | None = None,
         group_rule: str = "mode",
+        check_units: bool = True,
     ):
         if pooling not in POOLINGS:
             raise SpecError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
@@ -184,6 +188,7 @@ class FactorModel:
         self.correlated = bool(correlated)
         self.marginalize = bool(marginalize)
         self.group_rule = group_rule
+        self.check_units = bool(check_units)
 
     def __repr__(self) -> str:
         return (f"FactorModel(factors={self.factors}, pooling={self.pooling!r}, "
@@ -214,7 +219,8 @@ class FactorModel:
         """
         data = prepare_factor_data(panel, factor_returns, self.factors, pooling=self.pooling,
                                    groups=groups, group_rule=self.group_rule,
-                                   returns_name=returns_name, factors_name=factors_name)
+                                   returns_name=returns_name, factors_name=factors_name,
+                                   check_units=self.check_units)
         if self.correlated and len(data.factors) < 2:
             raise SpecError("correlated=True needs at least two factors")
         try:

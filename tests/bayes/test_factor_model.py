@@ -209,7 +209,7 @@ def test_factor_model_prior_of_log_sigma_is_the_hierarchy():
     R, F = _frame_inputs(T=60, B=6)
     R.iloc[2:, 5] = np.nan  # a bond without residual degrees of freedom (non-centred)
     groups = {f"b{i}": ("IG+" if i < 3 else "HY") for i in range(6)}
-    fm = bb.FactorModel(["CMKT", "TERM"])
+    fm = bb.FactorModel(["CMKT", "TERM"], check_units=False)  # unit-variance synthetic data
     data, pri = fm.prepare(R, F, groups=groups)
     _, prec, _ = ols_log_scale(*data.stats())
     assert prec[5] == 0 and (prec[:5] > 100).all()
@@ -228,7 +228,7 @@ def test_log_sigma_density_includes_the_jacobian(small):
     F = pd.DataFrame(X[:, 1:], index=dates, columns=["CMKT", "TERM"])
     R = pd.DataFrame(y, index=dates, columns=[f"b{i}" for i in range(y.shape[1])])
     groups = {"b0": "IG+", "b1": "IG+", "b2": "HY", "b3": "HY", "b4": "HY"}
-    fm = bb.FactorModel(["CMKT", "TERM"])
+    fm = bb.FactorModel(["CMKT", "TERM"], check_units=False)  # unit-variance synthetic data
     data, pri = fm.prepare(R, F, groups=groups)
     model = fm.build_model(data, pri)
     rng = np.random.default_rng(4)
@@ -281,7 +281,8 @@ def test_priors_scale_with_data_units_and_overrides():
     m = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled",
                        priors={"beta_scale": {"TERM": 3.0}, "alpha_scale": 0.5})
     _, pri = m.prepare(R, F)
-    _, pri100 = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled").prepare(100 * R, F)
+    _, pri100 = bb.FactorModel(["CMKT", "TERM"], pooling="unpooled",
+                              check_units=False).prepare(100 * R, F)
     sd_y = np.nanstd(R.to_numpy())
     assert pri["alpha_scale"] == 0.5
     np.testing.assert_allclose(pri["beta_scale"], [2.5 * sd_y / F["CMKT"].std(ddof=0), 3.0])
@@ -504,7 +505,7 @@ def _corr_fit(sim, corr_case, marginalize, chains, draws):
 def test_correlated_betas_fit_with_labelled_dims(sim, corr_case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bb.ConvergenceWarning)  # short run: checked below
-        fit = _corr_fit(sim, corr_case, True, chains=2, draws=500)
+        fit = _corr_fit(sim, corr_case, True, chains=4, draws=1000)
     post = fit["posterior"]
     assert post["chol_corr_beta"].dims == ("chain", "draw", "rating_bucket", "factor", "factor2")
     assert post["corr_beta"].dims == ("chain", "draw", "rating_bucket", "factor", "factor2")
