@@ -64,7 +64,12 @@ def read_table(path: Path):
 
 
 def _in_file(path: Path, exc: Exception) -> DataError:
-    return DataError(f"{path}: {_one_line(exc)}")
+    msg = _one_line(exc)
+    # the library's advice names Python keywords; on the command line they are spec keys
+    for key in ("units", "unrated", "date_format"):
+        msg = msg.replace(f"pass {key}=", f"set [data] {key} = ").replace(
+            f"or {key}=", f"or [data] {key} = ")
+    return DataError(f"{path}: {msg}")
 
 
 def _numeric(df, columns, path: Path, date_col: str):
@@ -88,14 +93,14 @@ def _numeric(df, columns, path: Path, date_col: str):
     return out
 
 
-def _dated_frame(df, date_col: str, columns, path: Path):
+def _dated_frame(df, date_col: str, columns, path: Path, date_format: str | None = None):
     """A DataFrame indexed by month-end dates with the given numeric columns; no duplicates."""
     import pandas as pd
 
     from bayesbond.data.panel import to_month_end
 
     try:
-        dates = to_month_end(df[date_col], where=f"column {date_col!r}")
+        dates = to_month_end(df[date_col], where=f"column {date_col!r}", date_format=date_format)
     except DataError as exc:
         raise _in_file(path, exc) from None
     dup = dates.duplicated(keep=False)
@@ -120,9 +125,11 @@ def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
     factors = spec.model["factors"]
     if fdf is None:  # factor columns in the panel file: one value per date
         sub = df[[d["date"], *factors]].drop_duplicates()
-        F = _dated_frame(sub, d["date"], factors, data_path)
+        F = _dated_frame(sub, d["date"], factors, data_path, d["date_format"])
     else:
-        F = _dated_frame(fdf, d["factor_date"], factors, factors_path)
+        F = _dated_frame(fdf, d["factor_date"], factors, factors_path, d["date_format"])
+    if d["factor_units"] == "percent":
+        F = F / 100.0
     rating = d["rating"] if d["rating"] in df.columns else None
     if rating is None and spec.model["pooling"] == "hierarchical":
         raise DataError(f"{data_path}: column {d['rating']!r} (ratings) is missing; the "
@@ -130,7 +137,9 @@ def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
     weight = d["weight"] if d["weight"] in df.columns else None
     try:
         panel = BondPanel.from_frame(df, date=d["date"], bond=d["bond"], ret=d["ret"],
-                                     rating=rating, weight=weight, signals=[])
+                                     rating=rating, weight=weight, signals=[],
+                                     units=d["units"], unrated=d["unrated"],
+                                     date_format=d["date_format"])
     except DataError as exc:
         raise _in_file(data_path, exc) from None
     return panel, F
@@ -148,7 +157,7 @@ def load_series_inputs(spec, data_path: Path):
         raise DataError(f"{data_path}: {len(cols)} data columns ({', '.join(map(str, cols))}) for "
                         f"an {spec.model['n']}-dimensional OU model; list the series in "
                         f"{spec.source} [data] columns")
-    frame = _dated_frame(df, d["date"], cols, data_path)
+    frame = _dated_frame(df, d["date"], cols, data_path, d["date_format"])
     if d["units"] == "percent":
         frame = frame / 100.0
     return frame

@@ -459,3 +459,29 @@ def test_sigint_during_fit_leaves_nothing(tmp_path, tiny):
     assert proc.returncode == 130, err
     assert "bayesbond fit: interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_data_table_sets_units_unrated_and_date_format(tmp_path):
+    """[data] units / factor_units / unrated / date_format reach the panel and factor readers."""
+    from bayesbond.cli import load_factor_inputs
+    from bayesbond.workflow.specs import parse_spec
+
+    sim = bb.datasets.simulate_panel(n_bonds=6, n_dates=24, seed=2)
+    df = sim.panel.to_frame()
+    df["date"] = df["date"].dt.strftime("%d/%m/%Y")  # day first: 31/01/2005 ...
+    df.loc[0, "rating"] = "NR"
+    pct = df.assign(ret=df["ret"] * 100)
+    pct.to_csv(tmp_path / "p.csv", index=False)
+    f = sim.factors.rename_axis("date").reset_index()
+    f["date"] = f["date"].dt.strftime("%d/%m/%Y")
+    (f.assign(CMKT=f["CMKT"] * 100, TERM=f["TERM"] * 100)).to_csv(tmp_path / "f.csv", index=False)
+    raw = {"family": "factor_regression", "model": {"factors": ["CMKT", "TERM"]}}
+    # the defaults refuse the percent panel, naming the file and the spec key to set
+    with pytest.raises(bb.DataError, match=r"p\.csv: .*\[data\] units = "):
+        load_factor_inputs(parse_spec(raw), tmp_path / "p.csv", tmp_path / "f.csv")
+    spec = parse_spec({**raw, "data": {"units": "percent", "factor_units": "percent",
+                                       "unrated": "missing", "date_format": "%d/%m/%Y"}})
+    panel, F = load_factor_inputs(spec, tmp_path / "p.csv", tmp_path / "f.csv")
+    np.testing.assert_allclose(panel.returns.values, sim.panel.returns.values, rtol=1e-12)
+    np.testing.assert_allclose(F.to_numpy(), sim.factors.to_numpy(), rtol=1e-12)
+    assert panel.returns.indexes["date"].equals(sim.panel.returns.indexes["date"])

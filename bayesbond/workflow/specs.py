@@ -36,6 +36,10 @@ Schema (every table but ``family`` is optional; omitted keys take the defaults s
     ret = "ret"
     rating = "rating"
     weight = "weight"
+    units = "decimal"                 # | "percent": returns (and factor_units: factors)
+    factor_units = "decimal"
+    unrated = "error"                 # | "missing": NR/WR/WD/blank ratings become unrated
+    date_format = "%d/%m/%Y"          # optional: how ambiguous dates like 05/01/2020 are read
 
 Validation happens on load and raises :class:`~bayesbond.errors.SpecError` with one line naming the
 file, the table and the key: unknown keys (with the nearest valid key suggested), wrong types,
@@ -147,11 +151,16 @@ DATA_KEYS: dict[str, dict[str, tuple]] = {
         "rating": (str, "rating", None),
         "weight": (str, "weight", None),
         "factor_date": (str, "date", None),
+        "units": (str, "decimal", _one_of("decimal", "percent")),
+        "factor_units": (str, "decimal", _one_of("decimal", "percent")),
+        "unrated": (str, "error", _one_of("error", "missing")),
+        "date_format": (str, None, None),
     },
     "ou": {
         "date": (str, "date", None),
         "columns": (_STR_LIST, None, _unique_nonempty),
         "units": (str, "percent", _one_of("percent", "decimal")),
+        "date_format": (str, None, None),
     },
     "affine": {
         "date": (str, "date", None),
