@@ -32,3 +32,30 @@ def test_canonical_loadings_solve_the_pricing_odes(D):
     np.testing.assert_allclose(W @ can.d, 0, atol=1e-14)
     ev = np.sort_complex(np.linalg.eigvals(can.A_star))
     np.testing.assert_allclose(ev, np.sort_complex(eigenvalues(eig)), atol=1e-6)
+
+
+@pytest.mark.parametrize(("m", "D"), [(-0.5, -25.0), (-0.1, -100.0), (-0.9, 0.0)])
+def test_canonical_convexity_exact_for_oscillating_block(m, D):
+    """Fast oscillating P* pairs (-0.5 +- 5i, -0.1 +- 10i): the 48-node quadrature was off by
+    0.02 bp and 1 bp; against the pricing ODEs (solve_ivp) and GaussianAffine's expm route."""
+    from bayesbond.core.affine import GaussianAffine
+    from bayesbond.core.affine_canonical import Eigen
+
+    rng = np.random.default_rng(0)
+    tau = np.array([0.25, 1, 2, 5, 10, 20, 30.0])
+    W = np.linalg.qr(rng.standard_normal((len(tau), 3)))[0].T
+    L = np.array([[0.02, 0, 0], [-0.005, 0.01, 0], [0.002, 0.001, 0.004]])
+    V = L @ L.T
+    can = canonical(np, Eigen(np.array([-0.05]), m, D), 0.002, V, W, tau)
+
+    def rhs(t, z):
+        u = z[:3]
+        return np.r_[can.A_star.T @ u + can.delta1, -can.delta0 - can.a_star @ u + 0.5 * u @ V @ u]
+
+    sol = solve_ivp(rhs, [0, 30], np.zeros(4), t_eval=tau, rtol=1e-13, atol=1e-15, method="DOP853")
+    np.testing.assert_allclose(-sol.y[3] / tau, can.d, rtol=0, atol=1e-12)
+    g = GaussianAffine(np.zeros((3, 3)), np.zeros(3), L, Lambda=can.A_star, lambda1=can.a_star,
+                       delta0=float(can.delta0), delta1=can.delta1)
+    b, c = g.yield_coefficients(tau, method="expm")
+    np.testing.assert_allclose(c, can.d, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(b, can.Z, rtol=0, atol=1e-11)
