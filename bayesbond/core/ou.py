@@ -37,6 +37,7 @@ __all__ = [
     "transition_loglik",
     "as_observations",
     "as_steps",
+    "infer_dt",
 ]
 
 
@@ -238,6 +239,70 @@ def as_steps(dt, T: int):
     if np.allclose(d, d[0], rtol=1e-12, atol=0):
         return float(d[0])
     return d
+
+
+_SPACINGS = (("week", 7.0, 52.0), ("month", 30.44, 12.0), ("quarter", 91.31, 4.0),
+             ("year", 365.25, 1.0))
+
+
+def infer_dt(index, name: str = "x"):
+    """Years between the observations of a dated series, from its :class:`pandas.DatetimeIndex`.
+
+    Parameters
+    ----------
+    index : pandas.Index
+        The time index (anything but a DatetimeIndex raises :class:`DataError`).
+    name : str
+        Name of the series in messages.
+
+    Returns
+    -------
+    float or ndarray (T - 1,)
+        ``1/52``, ``1/12``, ``1/4`` or ``1`` for weekly, monthly, quarterly or annual dates (the
+        median spacing within 15% of 7, 30.44, 91.31 or 365.25 days); an array of steps when some
+        steps are multiples of that unit (e.g. a missing month gives ``2/12``).
+
+    Notes
+    -----
+    Monthly, quarterly and annual steps are counted in calendar months (so 28- and 31-day months
+    are both ``1/12``), weekly steps in days / 7.
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"cannot infer dt for {name}: its index is not a DatetimeIndex; give dt (years "
+            "between observations, e.g. 1/12 for monthly data)"
+        )
+    if len(index) < 2:
+        raise DataError(f"cannot infer dt for {name}: fewer than 2 dates")
+    if not index.is_monotonic_increasing or index.has_duplicates:
+        raise DataError(f"cannot infer dt for {name}: the dates are not strictly increasing")
+    days = np.diff(index.values).astype("timedelta64[s]").astype(float) / 86400.0
+    med = float(np.median(days))
+    match = [sp for sp in _SPACINGS if abs(med - sp[1]) / sp[1] < 0.15]
+    if not match:
+        raise DataError(
+            f"cannot infer dt for {name} from a median spacing of {med:.1f} days (not weekly, "
+            "monthly, quarterly or annual); give dt"
+        )
+    unit, span, per_year = match[0]
+    if unit == "week":
+        k = np.rint(days / 7.0)
+        ok = np.abs(days / 7.0 - k) < 0.3
+    else:
+        months = index.year.to_numpy() * 12 + index.month.to_numpy()
+        k = np.diff(months).astype(float) / (12.0 / per_year)
+        ok = np.abs(days / span - k) < 0.3 * np.maximum(k, 1.0)
+        k = np.rint(k)
+        ok &= np.abs(np.diff(months) / (12.0 / per_year) - k) < 1e-9
+    ok &= k >= 1
+    if not ok.all():
+        i = int(np.argmax(~ok))
+        raise DataError(
+            f"cannot infer dt for {name}: the step from {index[i].date()} to "
+            f"{index[i + 1].date()} is not a whole number of {unit}s; give dt"
+        )
+    steps = k / per_year
+    return float(steps[0]) if np.all(k == k[0]) else steps
 
 
 def transition_loglik(x, dt, A, a, V, stationary_init: bool = False) -> float:
