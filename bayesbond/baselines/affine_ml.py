@@ -26,7 +26,7 @@ from bayesbond.core.affine_canonical import (
     pca_weights,
 )
 from bayesbond.core.kalman import kalman_filter, kalman_smoother
-from bayesbond.core.ou import exact_transition, transition_loglik
+from bayesbond.core.ou import exact_transition, infer_dt, transition_loglik
 from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
 
 __all__ = ["affine_ml", "AffineMLResult", "AffineSpec", "prepare_yields"]
@@ -59,13 +59,26 @@ def _log(msg):
 
 
 # ----------------------------------------------------------------------------------- data
-def prepare_yields(yields, maturities=None, dt=None):
+_MATURITY_UNITS = (None, "years", "months")
+
+
+def prepare_yields(yields, maturities=None, dt=None, maturity_units=None):
     """Validate a yield panel: returns ``(Y (T, p), tau (p,), dates, dt)``.
 
     ``yields`` is a DataFrame (index dates, columns maturities in years) or an array with
     ``maturities`` given. ``dt`` (years between observations) is inferred from a monthly, weekly,
-    quarterly or annual DatetimeIndex when not given.
+    quarterly or annual DatetimeIndex when not given (:func:`bayesbond.core.ou.infer_dt`; a
+    missing date raises, since the filter needs a regular grid: insert a row of NaN for it).
+
+    ``maturity_units``: ``None`` checks that the maturities are years and raises
+    :class:`DataError` when they look like months (any maturity above 40, or all whole numbers
+    of at least 3, such as 3, 6, 12, 24, 60, 120); ``"months"`` divides them by 12; ``"years"``
+    accepts them as they are. Yields in percent (``|y| > 1``) raise likewise.
     """
+    if maturity_units not in _MATURITY_UNITS:
+        raise SpecError(
+            f"maturity_units must be None, 'years' or 'months', got {maturity_units!r}"
+        )
     if isinstance(yields, pd.DataFrame):
         dates = yields.index
         if maturities is None:
@@ -92,6 +105,18 @@ def prepare_yields(yields, maturities=None, dt=None):
         raise DataError(f"{tau.shape[0]} maturities for {Y.shape[1]} yield columns")
     if np.any(~np.isfinite(tau)) or np.any(tau <= 0):
         raise DataError(f"maturities must be positive years; got {tau.tolist()}")
+    if maturity_units == "months":
+        tau = tau / 12.0
+    elif maturity_units is None:
+        whole = bool(np.all(tau == np.round(tau))) and tau.min() >= 3
+        if tau.max() > 40 or whole:
+            why = (f"the longest is {tau.max():g}" if tau.max() > 40
+                   else "all are whole numbers of at least 3")
+            raise DataError(
+                f"maturities look like months ({why}: {tau.tolist()[:8]}); maturities are read "
+                "in years: divide them by 12, pass maturity_units='months' to convert, or "
+                "maturity_units='years' if they really are years"
+            )
     if np.any(np.diff(tau) <= 0):
         raise DataError(f"maturities must be strictly increasing; got {tau.tolist()}")
     if np.isinf(Y).any():
@@ -104,23 +129,22 @@ def prepare_yields(yields, maturities=None, dt=None):
             f"yields look like percent (|y| > 1 at maturity {tau[j]}); pass decimals (5% = 0.05)"
         )
     if dt is None:
-        dt = _infer_dt(dates)
+        if not isinstance(dates, pd.DatetimeIndex) or len(dates) < 3:
+            raise DataError(
+                "cannot infer dt: give `dt` (years between observations) or a DatetimeIndex"
+            )
+        dt = infer_dt(dates, "yields")
+        if np.ndim(dt):
+            i = int(np.argmax(dt != np.min(dt)))
+            raise DataError(
+                f"the yield dates are not a regular grid (a gap from {dates[i].date()} to "
+                f"{dates[i + 1].date()}); insert a row of NaN for each missing date (the Kalman "
+                "filter handles missing yields) or give dt"
+            )
     dt = float(dt)
-    if not dt > 0:
+    if not (np.isfinite(dt) and dt > 0):
         raise DataError(f"dt must be positive, got {dt}")
     return Y, tau, dates, dt
-
-
-def _infer_dt(dates) -> float:
-    if not isinstance(dates, pd.DatetimeIndex) or len(dates) < 3:
-        raise DataError(
-            "cannot infer dt: give `dt` (years between observations) or a DatetimeIndex"
-        )
-    days = np.median(np.diff(dates.values).astype("timedelta64[D]").astype(float))
-    for span, val in ((7, 1 / 52), (30.4, 1 / 12), (91.3, 0.25), (365.25, 1.0)):
-        if abs(days - span) / span < 0.15:
-            return val
-    raise DataError(f"cannot infer dt from a median spacing of {days:.1f} days: give `dt`")
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -404,6 +428,7 @@ def affine_ml(
     measurement_error: str = "common",
     n_starts: int = 3,
     dt: float | None = None,
+    maturity_units: str | None = None,
     weights=None,
     se: bool = True,
     maxiter: int = 3000,
@@ -438,6 +463,10 @@ def affine_ml(
         local optima each start a full maximisation, the best likelihood is kept.
     dt : float, optional
         Years between observations (inferred from a DatetimeIndex).
+    maturity_units : {None, "years", "months"}
+        Maturities are read in years. ``None`` raises :class:`~bayesbond.errors.DataError` when
+        they look like months (any above 40, or all whole numbers of at least 3);
+        ``"months"`` converts them; ``"years"`` accepts them as given.
     weights : array_like (n, p), optional
         Portfolio weights defining the states (full row rank); default: the first ``n`` principal
         components of the yields (orthonormal rows, see :func:`pca_weights`).
@@ -474,7 +503,7 @@ def affine_ml(
         raise SpecError(f"identification must be 'jsz', got {identification!r}")
     if method not in ("kalman", "portfolio"):
         raise SpecError(f"method must be 'kalman' or 'portfolio', got {method!r}")
-    Y, tau, dates, dt = prepare_yields(yields, maturities, dt)
+    Y, tau, dates, dt = prepare_yields(yields, maturities, dt, maturity_units)
     T, p = Y.shape
     n = int(n_factors)
     if not 1 <= n < p:

@@ -254,3 +254,30 @@ def test_model_yields_at_other_maturities(simulated_fits):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
     # at the fitted maturities both routes agree with the fitted curve
     np.testing.assert_allclose(res.model_yields(X, tau=TAU), res.fitted.to_numpy()[:5], atol=1e-12)
+
+
+def test_maturities_in_months_are_detected():
+    # months read as years gave a converged fit (RMSE 3.78 bp) with nothing said
+    Y, *_ = simulate(T=60)
+    months = Y.set_axis(TAU * 12, axis=1)  # 3, 6, 12, ..., 120
+    with pytest.raises(DataError, match=r"maturities look like months \(the longest is 120"):
+        affine_ml(months, n_starts=1, se=False)
+    with pytest.raises(DataError, match="all are whole numbers of at least 3.*maturity_units='mon"):
+        affine_ml(Y.to_numpy()[:, :5], [3, 6, 12, 24, 36], n_starts=1, se=False)
+    with pytest.raises(SpecError, match="maturity_units must be"):
+        affine_ml(Y, maturity_units="days")
+    # the explicit option converts: the same maturities and fit as the years
+    from bayesbond.baselines.affine_ml import prepare_yields
+
+    _, tau_m, _, dt_m = prepare_yields(months, maturity_units="months")
+    np.testing.assert_allclose(tau_m, TAU, rtol=1e-15)
+    assert dt_m == pytest.approx(DT)
+    # whole-number years can be confirmed explicitly
+    _, tau_y, _, _ = prepare_yields(Y.to_numpy()[:, :3], [5, 7, 10], dt=DT, maturity_units="years")
+    np.testing.assert_array_equal(tau_y, [5, 7, 10])
+
+
+def test_irregular_dates_are_named():
+    Y, *_ = simulate(T=60)
+    with pytest.raises(DataError, match=r"not a regular grid \(a gap from 1990-03-31 to 1990-05"):
+        affine_ml(Y.drop(Y.index[3]), n_starts=1, se=False)
