@@ -20,6 +20,7 @@ __all__ = [
     "expm_and_integral",
     "van_loan",
     "integrated_cov",
+    "kron_cov",
     "lyapunov_operator",
     "solve_lyapunov",
     "solve_discrete_lyapunov",
@@ -241,6 +242,16 @@ def lyapunov_operator(A) -> np.ndarray:
         X[i, j] = X[j, i] = 1.0
         L[:, m] = (A @ X + X @ A.T)[iu]
     return L
+
+
+def kron_cov(A, V, t) -> np.ndarray:
+    """``G(t) = int_0^t e^{sA} V e^{sA'} ds`` alone, by the Kronecker-sum route of
+    :func:`integrated_cov` (shape (len(t), n, n), or (n, n) for scalar ``t``)."""
+    A = as_square(A)
+    V = as_square(V, "V")
+    ts, scalar = as_horizons(t)
+    G = _kron_cov(A, V, ts)
+    return G[0] if scalar else G
 
 
 def _kron_cov(A, V, ts) -> np.ndarray:

@@ -128,7 +128,7 @@ def _transition_cov(A, V, ds) -> np.ndarray:
 
     See :func:`bayesbond.core.linalg.integrated_cov` (Kronecker-sum augmented exponential).
     """
-    return linalg.integrated_cov(A, V, ds, method="auto")[1]
+    return linalg.kron_cov(A, V, ds)
 
 
 def euler_transition(A, a, V, dt) -> Transition:
