@@ -561,8 +561,8 @@ def _check_units(X, names, units):
     j = int(np.argmax(big))
     if big[j] > 1.0:
         msg = (f"x looks like percent: |x| reaches {big[j]:.4g} in column {names[j]!r}, while "
-               "rates are decimals per year in bayesbond (5% = 0.05); pass units='percent' to "
-               "convert, decimals, or units='level' for a series that is not a rate")
+               "rates are decimals per year in bayesbond (5% = 0.05); pass decimals, "
+               "units='percent' to convert, or units='level' for a series that is not a rate")
         if units == "decimal":
             raise DataError(msg)
         warnings.warn(msg, UserWarning, stacklevel=3)
@@ -589,7 +589,8 @@ def _resolve_dt(dt, index, T, names):
         if gap > 0.02:
             shown = f"{float(np.median(implied)):.4g}"
             warnings.warn(
-                f"dt = {dt if np.ndim(dt) == 0 else 'array'} does not match the dates of x "
+                f"dt = {dt if np.ndim(dt) == 0 else 'array'} does not match the dates of "
+                f"{label!r} "
                 f"(their spacing gives dt = {shown} years, e.g. 1/12 = 0.0833 for monthly data); "
                 "the explicit dt is used -- check its units (years between observations)",
                 UserWarning,

@@ -514,10 +514,10 @@ class OU:
         eig = np.linalg.eigvals(self.A)
         bad = linalg.unstable_eigenvalues(self.A)
         if bad.size:
+            shown = ", ".join(f"{z.real:.3g}{z.imag:+.3g}j" for z in eig)
             raise ModelError(
-                f"{what} does not exist: A is not stable (eigenvalues "
-                f"{np.round(eig, 6).tolist()} include real part >= 0, up to round-off "
-                f"{linalg.unit_root_tol(self.A):.2g})"
+                f"{what} does not exist: A is not stable (eigenvalues {shown} include real part "
+                f">= 0, up to round-off {linalg.unit_root_tol(self.A):.2g})"
             )
         return eig
 

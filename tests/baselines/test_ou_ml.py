@@ -313,7 +313,7 @@ def test_dt_inferred_from_dates_and_mismatch_warns():
     assert inferred.dt == pytest.approx(DT, rel=1e-15)
     assert inferred.kappa == pytest.approx(explicit.kappa, rel=1e-12)
     # dt = 1 on a monthly series: the explicit dt wins, with a warning naming the dates' spacing
-    with pytest.warns(UserWarning, match=r"dt = 1(\.0)? does not match the dates of x .*0.08333"):
+    with pytest.warns(UserWarning, match=r"dt = 1(\.0)? does not match the dates of .r. .*0.08333"):
         wrong = ou_ml(r, 1.0)
     assert wrong.kappa == pytest.approx(explicit.kappa * DT, rel=1e-10)
     # a missing month is a step of 2/12, not silently one month
