@@ -26,7 +26,7 @@ from bayesbond.core.affine_canonical import (
     pca_weights,
 )
 from bayesbond.core.kalman import kalman_filter, kalman_smoother
-from bayesbond.core.ou import exact_transition, transition_loglik
+from bayesbond.core.ou import exact_transition, infer_dt, transition_loglik
 from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
 
 __all__ = ["affine_ml", "AffineMLResult", "AffineSpec", "prepare_yields"]
@@ -35,6 +35,12 @@ _K_SCALE = 0.01  # k_inf = 0.01 * raw
 _OFF_SCALE = 0.01  # off-diagonal Sigma = 0.01 * raw
 _A_SCALE = 0.01  # a = 0.01 * raw
 _LOG2PI = float(np.log(2 * np.pi))
+# bounds of the raw eigen-structure (log gaps between P* speeds, per year): a gap below 1e-4
+# makes the latent loadings collinear (T = W B singular); speeds above 50 a year are not
+# identified by maturities of a month or more and once sent the unbounded least-squares step
+# to eigenvalues near -16,000 (and, from there, to a singular canonical rotation)
+_RAW_LO, _RAW_HI = float(np.log(1e-4)), float(np.log(50.0))
+_START_ERRORS = (np.linalg.LinAlgError, ModelError, ValueError, FloatingPointError, OverflowError)
 
 
 def _one_blas_thread():
@@ -53,13 +59,26 @@ def _log(msg):
 
 
 # ----------------------------------------------------------------------------------- data
-def prepare_yields(yields, maturities=None, dt=None):
+_MATURITY_UNITS = (None, "years", "months")
+
+
+def prepare_yields(yields, maturities=None, dt=None, maturity_units=None):
     """Validate a yield panel: returns ``(Y (T, p), tau (p,), dates, dt)``.
 
     ``yields`` is a DataFrame (index dates, columns maturities in years) or an array with
     ``maturities`` given. ``dt`` (years between observations) is inferred from a monthly, weekly,
-    quarterly or annual DatetimeIndex when not given.
+    quarterly or annual DatetimeIndex when not given (:func:`bayesbond.core.ou.infer_dt`; a
+    missing date raises, since the filter needs a regular grid: insert a row of NaN for it).
+
+    ``maturity_units``: ``None`` checks that the maturities are years and raises
+    :class:`DataError` when they look like months (any maturity above 40, or all whole numbers
+    of at least 3, such as 3, 6, 12, 24, 60, 120); ``"months"`` divides them by 12; ``"years"``
+    accepts them as they are. Yields in percent (``|y| > 1``) raise likewise.
     """
+    if maturity_units not in _MATURITY_UNITS:
+        raise SpecError(
+            f"maturity_units must be None, 'years' or 'months', got {maturity_units!r}"
+        )
     if isinstance(yields, pd.DataFrame):
         dates = yields.index
         if maturities is None:
@@ -86,6 +105,18 @@ def prepare_yields(yields, maturities=None, dt=None):
         raise DataError(f"{tau.shape[0]} maturities for {Y.shape[1]} yield columns")
     if np.any(~np.isfinite(tau)) or np.any(tau <= 0):
         raise DataError(f"maturities must be positive years; got {tau.tolist()}")
+    if maturity_units == "months":
+        tau = tau / 12.0
+    elif maturity_units is None:
+        whole = bool(np.all(tau == np.round(tau))) and tau.min() >= 3
+        if tau.max() > 40 or whole:
+            why = (f"the longest is {tau.max():g}" if tau.max() > 40
+                   else "all are whole numbers of at least 3")
+            raise DataError(
+                f"maturities look like months ({why}: {tau.tolist()[:8]}); maturities are read "
+                "in years: divide them by 12, pass maturity_units='months' to convert, or "
+                "maturity_units='years' if they really are years"
+            )
     if np.any(np.diff(tau) <= 0):
         raise DataError(f"maturities must be strictly increasing; got {tau.tolist()}")
     if np.isinf(Y).any():
@@ -98,23 +129,22 @@ def prepare_yields(yields, maturities=None, dt=None):
             f"yields look like percent (|y| > 1 at maturity {tau[j]}); pass decimals (5% = 0.05)"
         )
     if dt is None:
-        dt = _infer_dt(dates)
+        if not isinstance(dates, pd.DatetimeIndex) or len(dates) < 3:
+            raise DataError(
+                "cannot infer dt: give `dt` (years between observations) or a DatetimeIndex"
+            )
+        dt = infer_dt(dates, "yields")
+        if np.ndim(dt):
+            i = int(np.argmax(dt != np.min(dt)))
+            raise DataError(
+                f"the yield dates are not a regular grid (a gap from {dates[i].date()} to "
+                f"{dates[i + 1].date()}); insert a row of NaN for each missing date (the Kalman "
+                "filter handles missing yields) or give dt"
+            )
     dt = float(dt)
-    if not dt > 0:
+    if not (np.isfinite(dt) and dt > 0):
         raise DataError(f"dt must be positive, got {dt}")
     return Y, tau, dates, dt
-
-
-def _infer_dt(dates) -> float:
-    if not isinstance(dates, pd.DatetimeIndex) or len(dates) < 3:
-        raise DataError(
-            "cannot infer dt: give `dt` (years between observations) or a DatetimeIndex"
-        )
-    days = np.median(np.diff(dates.values).astype("timedelta64[D]").astype(float))
-    for span, val in ((7, 1 / 52), (30.4, 1 / 12), (91.3, 0.25), (365.25, 1.0)):
-        if abs(days - span) / span < 0.15:
-            return val
-    raise DataError(f"cannot infer dt from a median spacing of {days:.1f} days: give `dt`")
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -300,14 +330,24 @@ def _cross_section(spec, Y, Po, L, raw0):
     V = L @ L.T
     ok = np.isfinite(Y).all(axis=1)
 
-    def resid(x):
-        eig = eigen_from_raw(np, x[:-1], spec.n)
-        can = canonical(np, eig, _K_SCALE * x[-1], V, spec.W, spec.tau)
-        return 1e4 * (Y[ok] - can.d - Po[ok] @ can.Z.T).ravel()
+    size = int(ok.sum()) * Y.shape[1]
 
-    x0 = np.r_[raw0, 0.0]
+    def resid(x):
+        try:
+            eig = eigen_from_raw(np, x[:-1], spec.n)
+            can = canonical(np, eig, _K_SCALE * x[-1], V, spec.W, spec.tau)
+            r = 1e4 * (Y[ok] - can.d - Po[ok] @ can.Z.T).ravel()
+        except np.linalg.LinAlgError:
+            return np.full(size, 1e6)  # a singular rotation: far from any fit
+        return r if np.all(np.isfinite(r)) else np.full(size, 1e6)
+
+    lo = np.r_[np.full(len(raw0), _RAW_LO), -np.inf]
+    hi = np.r_[np.full(len(raw0), _RAW_HI), np.inf]
+    x0 = np.r_[np.clip(raw0, _RAW_LO + 1e-6, _RAW_HI - 1e-6), 0.0]
     with np.errstate(all="ignore"):
-        sol = optimize.least_squares(resid, x0, method="lm", xtol=1e-12, ftol=1e-12)
+        sol = optimize.least_squares(
+            resid, x0, method="trf", bounds=(lo, hi), xtol=1e-12, ftol=1e-12
+        )
     rmse = np.sqrt(np.mean(sol.fun**2)) / 1e4
     return sol.x[:-1], sol.x[-1], rmse
 
@@ -388,6 +428,7 @@ def affine_ml(
     measurement_error: str = "common",
     n_starts: int = 3,
     dt: float | None = None,
+    maturity_units: str | None = None,
     weights=None,
     se: bool = True,
     maxiter: int = 3000,
@@ -422,6 +463,10 @@ def affine_ml(
         local optima each start a full maximisation, the best likelihood is kept.
     dt : float, optional
         Years between observations (inferred from a DatetimeIndex).
+    maturity_units : {None, "years", "months"}
+        Maturities are read in years. ``None`` raises :class:`~bayesbond.errors.DataError` when
+        they look like months (any above 40, or all whole numbers of at least 3);
+        ``"months"`` converts them; ``"years"`` accepts them as given.
     weights : array_like (n, p), optional
         Portfolio weights defining the states (full row rank); default: the first ``n`` principal
         components of the yields (orthonormal rows, see :func:`pca_weights`).
@@ -458,7 +503,7 @@ def affine_ml(
         raise SpecError(f"identification must be 'jsz', got {identification!r}")
     if method not in ("kalman", "portfolio"):
         raise SpecError(f"method must be 'kalman' or 'portfolio', got {method!r}")
-    Y, tau, dates, dt = prepare_yields(yields, maturities, dt)
+    Y, tau, dates, dt = prepare_yields(yields, maturities, dt, maturity_units)
     T, p = Y.shape
     n = int(n_factors)
     if not 1 <= n < p:
@@ -496,13 +541,31 @@ def _fit(Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxit
         A0, a0, L0 = _var_start(Po, dt)
     else:
         A0, a0, L0 = _var_start(Po_c, dt)
-    # P* from the cross-section, several starts
-    cands = []
-    for raw0 in _eig_starts(n, max(1, int(n_starts))):
-        raw, k_raw, rmse = _cross_section(spec, Y, np.where(np.isfinite(Po), Po, 0.0), L0, raw0)
+    # P* from the cross-section, several starts; a start that fails is dropped and reported
+    cands, failed = [], []
+    for i, raw0 in enumerate(_eig_starts(n, max(1, int(n_starts)))):
+        ev0 = np.round(eigenvalues(eigen_from_raw(np, raw0, n)), 6).tolist()
+        try:
+            raw, k_raw, rmse = _cross_section(
+                spec, Y, np.where(np.isfinite(Po), Po, 0.0), L0, raw0
+            )
+        except _START_ERRORS as e:
+            failed.append({"start": i, "eig_start": ev0, "stage": "cross-section",
+                           "reason": f"{type(e).__name__}: {e}"})
+            continue
+        if not np.isfinite(rmse) or rmse >= 1e2:
+            failed.append({"start": i, "eig_start": ev0, "stage": "cross-section",
+                           "reason": "no admissible cross-sectional fit (singular rotation)"})
+            continue
         ev = np.sort_complex(eigenvalues(eigen_from_raw(np, raw, n)))
         if not any(np.allclose(ev, c[3], rtol=1e-3, atol=1e-6) for c in cands):
-            cands.append((raw, k_raw * _K_SCALE, rmse, ev))
+            cands.append((raw, k_raw * _K_SCALE, rmse, ev, i, ev0))
+    if not cands:
+        raise ModelError(
+            "affine_ml: every starting point failed: "
+            + "; ".join(f"start {f['start']} (P* eigenvalues {f['eig_start']}): {f['reason']}"
+                        for f in failed)
+        )
     cands.sort(key=lambda c: c[2])
     Po0 = Po_c[0]
     # stage 1: portfolio likelihood (complete dates) from every distinct cross-sectional start
@@ -513,17 +576,44 @@ def _fit(Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxit
         return _safe_nll(lambda t: portfolio_loglik(t, spec1, Yc, Po_c), th, T)
 
     best = None
-    for raw, k_inf, rmse, ev in cands:
+    lam_sl = spec1.slices["lam"]
+    bounds1 = [(None, None)] * spec1.size
+    bounds1[lam_sl] = [(_RAW_LO, _RAW_HI)] * (lam_sl.stop - lam_sl.start)
+    for raw, k_inf, rmse, ev, i, ev0 in cands:
         th0 = spec1.pack(raw, k_inf, L0, A0, a0, max(rmse, 1e-5))
-        res = optimize.minimize(
-            nll1, th0, method="L-BFGS-B", options={"maxiter": maxiter, "maxfun": 50 * maxiter}
-        )
+        try:
+            res = optimize.minimize(
+                nll1, th0, method="L-BFGS-B", bounds=bounds1,
+                options={"maxiter": maxiter, "maxfun": 50 * maxiter},
+            )
+        except _START_ERRORS as e:
+            failed.append({"start": i, "eig_start": ev0, "stage": "portfolio likelihood",
+                           "reason": f"{type(e).__name__}: {e}"})
+            continue
+        if not np.isfinite(res.fun) or res.fun >= 1e10:
+            failed.append({"start": i, "eig_start": ev0, "stage": "portfolio likelihood",
+                           "reason": "no admissible parameters near this start"})
+            continue
         _log(
             f"portfolio start eig={np.round(ev, 4).tolist()}: {res.message} nit={res.nit} "
             f"nfev={res.nfev} loglik={-res.fun * T:.3f}"
         )
         if best is None or res.fun < best.fun:
             best = res
+    if best is None:
+        raise ModelError(
+            "affine_ml: every starting point failed: "
+            + "; ".join(f"start {f['start']} (P* eigenvalues {f['eig_start']}, {f['stage']}): "
+                        f"{f['reason']}" for f in failed)
+        )
+    if failed:
+        warnings.warn(
+            f"affine_ml: {len(failed)} of {max(1, int(n_starts))} starting points failed and were "
+            "dropped (see result.failed_starts): "
+            + "; ".join(f"start {f['start']}: {f['reason']}" for f in failed),
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     # one Hessian of the portfolio likelihood preconditions the final maximisation
     H1 = _num_hessian(nll1, best.x)
     C1 = _precond(H1)
@@ -545,8 +635,14 @@ def _fit(Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxit
             k = spec.slices["sig"].start
             C[:k, :k] = C1[:k, :k]
 
+    lam_f = spec.slices["lam"]
+
     def nll_z(z):
-        return nll(th1 + C @ z)
+        th = th1 + C @ z
+        raw = th[lam_f]
+        if np.any(raw < _RAW_LO - 1e-9) or np.any(raw > _RAW_HI + 1e-9):
+            return 1e10  # outside the admissible eigen-structure (see _RAW_LO, _RAW_HI)
+        return nll(th)
 
     res = optimize.minimize(
         nll_z,
@@ -561,6 +657,17 @@ def _fit(Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxit
     if not best.success:
         warnings.warn(
             f"affine_ml: optimiser stopped: {best.message}", ConvergenceWarning, stacklevel=2
+        )
+    raw_hat = theta[spec.slices["lam"]]
+    at_bound = (raw_hat <= _RAW_LO + 1e-3) | (raw_hat >= _RAW_HI - 1e-3)
+    if at_bound.any():
+        warnings.warn(
+            "affine_ml: the P* eigen-structure sits at a bound of its admissible range (a gap "
+            f"between speeds of {np.exp(_RAW_LO):g} or {np.exp(_RAW_HI):g} a year; estimated "
+            f"eigenvalues {np.round(eigenvalues(eigen_from_raw(np, raw_hat, n)), 4).tolist()}): "
+            "the data do not identify that speed (fewer factors may fit as well)",
+            ConvergenceWarning,
+            stacklevel=3,
         )
     ll = -best.fun * T
     cov_theta = inverse_information(_num_hessian(nll, theta) * T, "affine_ml") if se else None
@@ -605,4 +712,5 @@ def _fit(Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxit
         yields=pd.DataFrame(Y, index=didx, columns=cols),
         n_obs=int(np.isfinite(Y).sum()),
         converged=bool(best.success),
+        failed_starts=failed,
     )

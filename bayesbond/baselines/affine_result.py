@@ -89,6 +89,9 @@ class AffineMLResult:
         ``u(tau)'(Lambda P + lambda1)``
         (per year).
     loglik : float; se : dict of standard errors with the same keys and shapes as the parameters.
+    failed_starts : list of dict
+        Starting points that failed and were dropped (keys ``start``, ``eig_start`` -- the P*
+        eigenvalues it started from --, ``stage`` and ``reason``); empty when all succeeded.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class AffineMLResult:
         yields,
         n_obs,
         converged,
+        failed_starts=(),
     ):
         self.params = params
         self.theta = theta
@@ -119,6 +123,7 @@ class AffineMLResult:
         self.yields = yields
         self.n_obs = n_obs
         self.converged = converged
+        self.failed_starts = list(failed_starts)
         self.maturities = np.asarray(spec.tau)
         self.dt = spec.dt
         self.W = spec.W
@@ -134,12 +139,30 @@ class AffineMLResult:
 
     # ---------------------------------------------------------------- curves
     def model_yields(self, states, tau=None) -> np.ndarray:
-        """Model yields ``y = d + Z P`` at the given states (any maturities: closed forms)."""
-        from bayesbond.core.affine_canonical import canonical
+        """Model yields at the given portfolio states, at the fitted or any other maturities.
 
-        tau = self.maturities if tau is None else np.asarray(tau, float)
-        can = canonical(np, self.params["eig"], self.k_inf, self.Sigma @ self.Sigma.T, self.W, tau)
-        return can.d + np.asarray(states, float) @ can.Z.T
+        Parameters
+        ----------
+        states : array_like (n,) or (m, n)
+            Portfolio states ``P``.
+        tau : array_like (k,), optional
+            Maturities in years (>= 0); default the fitted ones.
+
+        Returns
+        -------
+        ndarray (k,) or (m, k)
+
+        Notes
+        -----
+        At the fitted maturities ``y = d + Z P``. Elsewhere the portfolio-coordinate model
+        (``A*``, ``a*``, ``Sigma``, ``delta0``, ``delta1``, see :meth:`to_model`) prices the bonds
+        exactly, ``y(tau) = (u(tau)' P - v(tau)) / tau`` (the portfolio weights ``W`` belong to the
+        fitted maturities, so the canonical rotation cannot be re-evaluated at others).
+        """
+        X = np.asarray(states, float)
+        if tau is None:
+            return self.params["d"] + X @ self.params["Z"].T
+        return self.to_model().yields(X, np.asarray(tau, float))
 
     @property
     def fitted(self) -> pd.DataFrame:

@@ -376,6 +376,7 @@ def efm2_ml(
     maturities=None,
     dt: float | None = None,
     *,
+    maturity_units: str | None = None,
     n_starts: int = 3,
     se: bool = True,
     maxiter: int = 3000,
@@ -390,6 +391,9 @@ def efm2_ml(
         Maturities in years (default: the DataFrame's columns); at least 4.
     dt : float, optional
         Years between observations (inferred from a DatetimeIndex).
+    maturity_units : {None, "years", "months"}
+        Maturities are read in years; ``None`` raises when they look like months (see
+        :func:`~bayesbond.baselines.affine_ml.prepare_yields`), ``"months"`` converts them.
     n_starts : int
         Number of starting risk-neutral speeds for the cross-sectional step; each distinct local
         optimum starts a full maximisation and the best likelihood is kept.
@@ -458,7 +462,7 @@ def efm2_ml(
     Tuckman, B. and Serrat, A. (2012). *Fixed Income Securities*, 3rd ed., ch. 14 (Gauss+).
     Durbin, J. and Koopman, S. J. (2012). *Time Series Analysis by State Space Methods*, ch. 7.
     """
-    Y, tau, dates, dt = prepare_yields(yields, maturities, dt)
+    Y, tau, dates, dt = prepare_yields(yields, maturities, dt, maturity_units)
     T, p = Y.shape
     if p < 4:
         raise DataError(f"EFM(2) has 3 states: give at least 4 maturities, got {p}")

@@ -44,10 +44,11 @@ from bayesbond.core.ou import (
     as_observations,
     as_steps,
     exact_transition,
+    infer_dt,
     phi1,
     transition_loglik,
 )
-from bayesbond.errors import ModelError, SpecError
+from bayesbond.errors import DataError, ModelError, SpecError
 
 __all__ = ["ou_ml", "OUMLResult", "kappa_bias", "real_logm", "v_from_q"]
 
@@ -545,10 +546,64 @@ def _numerical_fit_impl(X, dt, pk_x, stationary_init, start):
 
 
 # ---------------------------------------------------------------------------------------- API
+_UNITS = (None, "decimal", "percent", "level")
+
+
+def _check_units(X, names, units):
+    """Apply ``units`` to the observations (see :func:`ou_ml`); returns the decimal data."""
+    if units not in _UNITS:
+        raise SpecError(f"units must be None, 'decimal', 'percent' or 'level', got {units!r}")
+    if units == "level":
+        return X
+    if units == "percent":
+        return X / 100.0
+    big = np.max(np.abs(X), axis=0)
+    j = int(np.argmax(big))
+    if big[j] > 1.0:
+        msg = (f"x looks like percent: |x| reaches {big[j]:.4g} in column {names[j]!r}, while "
+               "rates are decimals per year in bayesbond (5% = 0.05); pass decimals, "
+               "units='percent' to convert, or units='level' for a series that is not a rate")
+        if units == "decimal":
+            raise DataError(msg)
+        warnings.warn(msg, UserWarning, stacklevel=3)
+    return X
+
+
+def _resolve_dt(dt, index, T, names):
+    """``dt`` as given (checked against a dated index) or inferred from the index."""
+    label = names[0] if len(names) == 1 else "x"
+    if dt is None:
+        if not isinstance(index, pd.DatetimeIndex):
+            raise DataError(
+                "dt is not given and x has no DatetimeIndex to infer it from: pass dt (years "
+                "between observations, e.g. 1/12 for monthly data) or a dated Series/DataFrame"
+            )
+        return as_steps(infer_dt(index, label), T)
+    d = as_steps(dt, T)
+    if isinstance(index, pd.DatetimeIndex):
+        try:
+            implied = infer_dt(index, label)
+        except DataError:
+            return d
+        gap = np.max(np.abs(np.asarray(d) - implied) / np.asarray(implied))
+        if gap > 0.02:
+            shown = f"{float(np.median(implied)):.4g}"
+            warnings.warn(
+                f"dt = {dt if np.ndim(dt) == 0 else 'array'} does not match the dates of "
+                f"{label!r} "
+                f"(their spacing gives dt = {shown} years, e.g. 1/12 = 0.0833 for monthly data); "
+                "the explicit dt is used -- check its units (years between observations)",
+                UserWarning,
+                stacklevel=3,
+            )
+    return d
+
+
 def ou_ml(
     x,
-    dt,
+    dt=None,
     *,
+    units=None,
     known_mean=None,
     A_mask=None,
     diagonal_A: bool = False,
@@ -563,9 +618,19 @@ def ou_ml(
     ----------
     x : array_like (T,) or (T, n), pandas Series or DataFrame
         Observations, oldest first. Column names become state labels. Missing values raise.
-    dt : float or array_like (T - 1,)
+    dt : float or array_like (T - 1,), optional
         Years between consecutive observations (1/12 for monthly data); an array gives irregular
-        steps, each handled by its exact transition.
+        steps, each handled by its exact transition. When omitted it is inferred from a dated
+        ``x`` (a Series/DataFrame with a weekly, monthly, quarterly or annual DatetimeIndex; a
+        missing date gives a longer step, see :func:`~bayesbond.core.ou.infer_dt`). An explicit
+        ``dt`` always wins; when it disagrees with the dates by more than 2% a ``UserWarning``
+        says so (e.g. ``dt=1`` on a monthly series).
+    units : {None, "decimal", "percent", "level"}
+        Units of ``x``. Rates in bayesbond are decimals per year. ``None`` warns and
+        ``"decimal"`` raises :class:`DataError` when ``|x| > 1`` (a rate in percent, which would
+        give ``theta = 4.28`` read as 428%); ``"percent"`` divides ``x`` by 100 (results in
+        decimals; ``known_mean`` is read in the units of ``x``); ``"level"`` is a series that is
+        not a rate (no check).
     known_mean : float or array_like (n,), optional
         Known stationary mean ``theta`` / ``mu`` (then ``a = -A mu`` is not estimated).
     A_mask : array_like of bool (n, n), optional
@@ -594,7 +659,8 @@ def ou_ml(
     Raises
     ------
     DataError
-        Missing values, fewer than 3 observations, bad ``dt``.
+        Missing values, fewer than 3 observations, bad ``dt`` (or none given for undated data),
+        percent data with ``units="decimal"``.
     SpecError
         Inconsistent restrictions.
     ModelError
@@ -620,9 +686,12 @@ def ou_ml(
     Restricted fits maximise :func:`~bayesbond.core.ou.transition_loglik` with BFGS (and a
     Nelder-Mead polish) on standardised data, started from the unrestricted fit.
     """
-    X, names, _ = as_observations(x)
+    X, names, index = as_observations(x)
     T, n = X.shape
-    dt = as_steps(dt, T)
+    X = _check_units(X, names, units)
+    if units == "percent" and known_mean is not None:
+        known_mean = np.asarray(known_mean, dtype=float) / 100.0
+    dt = _resolve_dt(dt, index, T, names)
     regular = np.ndim(dt) == 0
     if Sigma_structure not in ("full", "diagonal"):
         raise SpecError(f"Sigma_structure must be 'full' or 'diagonal', got {Sigma_structure!r}")

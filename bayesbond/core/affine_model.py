@@ -7,6 +7,7 @@ further ``affine_*`` modules; :mod:`bayesbond.core.affine` is the public entry p
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 
 from bayesbond.core import linalg
 from bayesbond.core.affine_loadings import (
@@ -180,10 +181,21 @@ class GaussianAffineCore:
                 "A* is defective or too close to it for the eigen route "
                 f"(eigenvalues {np.round(lam, 8).tolist()}); use method='expm' or 'auto'"
             )
-        if method == "eigen" or (method == "auto" and ok):
-            out = parts_eigen(lam, W, self.delta1, self.V, t, with_K)
-        else:
-            out = parts_expm(self.A_star.T, self.delta1, self.V, t, with_K)
+        with np.errstate(all="ignore"):
+            if method == "eigen" or (method == "auto" and ok):
+                out = parts_eigen(lam, W, self.delta1, self.V, t, with_K)
+            else:
+                out = parts_expm(self.A_star.T, self.delta1, self.V, t, with_K)
+        finite = np.ones(len(t), dtype=bool)
+        for arr in out:
+            if arr is not None:
+                finite &= np.isfinite(arr).reshape(len(t), -1).all(axis=1)
+        if not finite.all():
+            i = int(np.argmax(~finite))
+            raise ModelError(
+                f"tau[{i}] = {float(t[i])!r} years: the bond-price loadings overflow in floating "
+                "point at this maturity; use a shorter maturity (or yield_inf() for the limit)"
+            )
         for arr in out:
             if arr is not None:
                 arr.flags.writeable = False  # shared through the cache
@@ -344,26 +356,57 @@ class GaussianAffineCore:
         out = 0.5 * (x @ (self.A_star.T @ self.delta1) + self.delta1 @ self.a_star)
         return float(out) if np.ndim(out) == 0 else out
 
-    def _stable_star(self, what: str):
-        eig = np.linalg.eigvals(self.A_star)
-        if np.max(eig.real) >= 0:
-            raise ModelError(
-                f"{what} needs a stable A* (eigenvalues {np.round(eig, 8).tolist()} include real "
-                "part >= 0: u(tau) does not converge)"
-            )
-
     def u_inf(self) -> np.ndarray:
-        """``u(inf) = -(A*')^{-1} delta1``; raises :class:`ModelError` unless ``A*`` is stable."""
-        self._stable_star("u(inf)")
-        return -np.linalg.solve(self.A_star.T, self.delta1)
+        """``u(inf) = lim u(tau)``: the limit of the bond-price loadings, when it exists.
+
+        Raises
+        ------
+        ModelError
+            When ``delta1`` loads on a unit-root or explosive mode of ``A*`` (then ``u(tau)``
+            grows without bound), naming those eigenvalues.
+
+        Notes
+        -----
+        With the ordered real Schur form ``A*' = Z [[T11, T12], [0, T22]] Z'`` whose leading block
+        ``T11`` holds the stable eigenvalues (real part below ``-tol``, the scale-aware
+        :func:`bayesbond.core.linalg.unit_root_tol`), ``w = Z'u`` solves
+        ``w2' = T22 w2 + Z2'delta1`` and ``w1' = T11 w1 + T12 w2 + Z1'delta1``. So ``u(tau)``
+        converges exactly when ``Z2'delta1 = 0`` (the short rate does not load on the unit-root or
+        explosive modes; checked to ``1e-10 ||delta1||``), and then
+        ``u(inf) = -Z1 T11^{-1} Z1' delta1`` (``-(A*')^{-1} delta1`` for a stable ``A*``).
+        """
+        At = self.A_star.T
+        tol = linalg.unit_root_tol(At)
+        T, Z, k = sla.schur(At, output="real", sort=lambda re, im: re < -tol)
+        eig = np.linalg.eigvals(self.A_star)
+        c2 = Z[:, k:].T @ self.delta1
+        if np.linalg.norm(c2) > 1e-10 * np.linalg.norm(self.delta1):
+            bad = ", ".join(f"{z.real:.3g}{z.imag:+.3g}j" for z in eig[eig.real >= -tol])
+            raise ModelError(
+                "u(inf) and y(inf) do not exist: they need A* stable in the modes the short rate "
+                "loads on, but the short rate (delta1) loads on the unit-root or explosive mode(s) "
+                f"of A* (eigenvalues {bad} with real part >= 0 up to round-off {tol:.2g}), so "
+                "u(tau) grows without bound"
+            )
+        if k == 0:
+            return np.zeros(self.n)
+        Z1 = Z[:, :k]
+        return -Z1 @ np.linalg.solve(T[:k, :k], Z1.T @ self.delta1)
 
     def yield_inf(self) -> float:
         """Long-maturity limit of the yield curve (independent of the state).
 
+        Raises
+        ------
+        ModelError
+            When the limit does not exist (see :meth:`u_inf`).
+
         Notes
         -----
-        ``y(inf) = delta0 + u_inf' a* - 1/2 u_inf' V u_inf`` with ``u_inf = -(A*')^{-1} delta1``
-        (needs stable ``A*``).
+        ``y(inf) = delta0 + u_inf' a* - 1/2 u_inf' V u_inf`` with ``u_inf`` from :meth:`u_inf`
+        (``-(A*')^{-1} delta1`` for a stable ``A*``). The limit exists whenever ``u(tau)``
+        converges, also with a unit root in ``A*`` that the short rate does not load on (then
+        ``v(tau)/tau`` still converges, by Cesaro).
         """
         ui = self.u_inf()
         return float(self.delta0 + ui @ self.a_star - 0.5 * ui @ self.V @ ui)

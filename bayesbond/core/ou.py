@@ -37,6 +37,7 @@ __all__ = [
     "transition_loglik",
     "as_observations",
     "as_steps",
+    "infer_dt",
 ]
 
 
@@ -94,9 +95,10 @@ def exact_transition(A, a, V, dt) -> Transition:
     -----
     ``Phi = e^{dt A}``, ``c = (int_0^dt e^{sA} ds) a`` from the augmented exponential
     ``expm(dt [[A, I], [0, 0]])`` (valid for singular ``A``) and
-    ``Q = int_0^dt e^{sA} V e^{sA'} ds`` by Van Loan's method, or ``P - Phi P Phi'`` with
-    ``A P + P A' + V = 0`` for long steps of a stable ``A``
-    (:func:`bayesbond.core.linalg.integrated_cov`).
+    ``Q = int_0^dt e^{sA} V e^{sA'} ds`` from the augmented Kronecker-sum exponential, whose
+    eigenvalues are ``lambda_i + lambda_j`` and 0 (:func:`bayesbond.core.linalg.integrated_cov`):
+    accurate at any horizon, also when ``A`` mixes slow and fast modes, has a unit root or is
+    explosive. Steps must be finite and ``>= 0`` (:class:`~bayesbond.errors.DataError` otherwise).
     No eigen-decomposition is used, so defective ``A`` is handled exactly.
     In 1-D the closed forms ``Phi = e^{A d}``, ``c = a d phi1(A d)`` and ``Q = V d phi1(2 A d)``
     with ``phi1(z) = (e^z - 1)/z`` are used (exact for any sign of ``A``, including 0).
@@ -105,9 +107,7 @@ def exact_transition(A, a, V, dt) -> Transition:
     V = linalg.as_square(V, "V")
     n = A.shape[0]
     a = _as_vector(a, n, "a")
-    d = np.asarray(dt, dtype=float)
-    scalar = d.ndim == 0
-    ds = np.atleast_1d(d)
+    ds, scalar = linalg.as_horizons(dt, "dt")
     if n == 1:
         k, v, m = A[0, 0], V[0, 0], a[0]
         z = k * ds
@@ -126,10 +126,9 @@ def exact_transition(A, a, V, dt) -> Transition:
 def _transition_cov(A, V, ds) -> np.ndarray:
     """``int_0^d e^{sA} V e^{sA'} ds`` per step by the numerically safe exact route.
 
-    See :func:`bayesbond.core.linalg.integrated_cov` for the choice between Van Loan's block
-    exponential and the Lyapunov route.
+    See :func:`bayesbond.core.linalg.integrated_cov` (Kronecker-sum augmented exponential).
     """
-    return linalg.integrated_cov(A, V, ds, method="auto")[1]
+    return linalg.kron_cov(A, V, ds)
 
 
 def euler_transition(A, a, V, dt) -> Transition:
@@ -147,12 +146,11 @@ def euler_transition(A, a, V, dt) -> Transition:
     V = linalg.as_square(V, "V")
     n = A.shape[0]
     a = _as_vector(a, n, "a")
-    d = np.asarray(dt, dtype=float)
-    ds = np.atleast_1d(d)
+    ds, scalar = linalg.as_horizons(dt, "dt")
     Phi = np.eye(n)[None] + ds[:, None, None] * A[None]
     c = ds[:, None] * a[None]
     Q = ds[:, None, None] * V[None]
-    if d.ndim == 0:
+    if scalar:
         return Transition(Phi[0], c[0], Q[0])
     return Transition(Phi, c, Q)
 
@@ -241,6 +239,70 @@ def as_steps(dt, T: int):
     if np.allclose(d, d[0], rtol=1e-12, atol=0):
         return float(d[0])
     return d
+
+
+_SPACINGS = (("week", 7.0, 52.0), ("month", 30.44, 12.0), ("quarter", 91.31, 4.0),
+             ("year", 365.25, 1.0))
+
+
+def infer_dt(index, name: str = "x"):
+    """Years between the observations of a dated series, from its :class:`pandas.DatetimeIndex`.
+
+    Parameters
+    ----------
+    index : pandas.Index
+        The time index (anything but a DatetimeIndex raises :class:`DataError`).
+    name : str
+        Name of the series in messages.
+
+    Returns
+    -------
+    float or ndarray (T - 1,)
+        ``1/52``, ``1/12``, ``1/4`` or ``1`` for weekly, monthly, quarterly or annual dates (the
+        median spacing within 15% of 7, 30.44, 91.31 or 365.25 days); an array of steps when some
+        steps are multiples of that unit (e.g. a missing month gives ``2/12``).
+
+    Notes
+    -----
+    Monthly, quarterly and annual steps are counted in calendar months (so 28- and 31-day months
+    are both ``1/12``), weekly steps in days / 7.
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"cannot infer dt for {name}: its index is not a DatetimeIndex; give dt (years "
+            "between observations, e.g. 1/12 for monthly data)"
+        )
+    if len(index) < 2:
+        raise DataError(f"cannot infer dt for {name}: fewer than 2 dates")
+    if not index.is_monotonic_increasing or index.has_duplicates:
+        raise DataError(f"cannot infer dt for {name}: the dates are not strictly increasing")
+    days = np.diff(index.values).astype("timedelta64[s]").astype(float) / 86400.0
+    med = float(np.median(days))
+    match = [sp for sp in _SPACINGS if abs(med - sp[1]) / sp[1] < 0.15]
+    if not match:
+        raise DataError(
+            f"cannot infer dt for {name} from a median spacing of {med:.1f} days (not weekly, "
+            "monthly, quarterly or annual); give dt"
+        )
+    unit, span, per_year = match[0]
+    if unit == "week":
+        k = np.rint(days / 7.0)
+        ok = np.abs(days / 7.0 - k) < 0.3
+    else:
+        months = index.year.to_numpy() * 12 + index.month.to_numpy()
+        k = np.diff(months).astype(float) / (12.0 / per_year)
+        ok = np.abs(days / span - k) < 0.3 * np.maximum(k, 1.0)
+        k = np.rint(k)
+        ok &= np.abs(np.diff(months) / (12.0 / per_year) - k) < 1e-9
+    ok &= k >= 1
+    if not ok.all():
+        i = int(np.argmax(~ok))
+        raise DataError(
+            f"cannot infer dt for {name}: the step from {index[i].date()} to "
+            f"{index[i + 1].date()} is not a whole number of {unit}s; give dt"
+        )
+    steps = k / per_year
+    return float(steps[0]) if np.all(k == k[0]) else steps
 
 
 def transition_loglik(x, dt, A, a, V, stationary_init: bool = False) -> float:
@@ -416,6 +478,7 @@ class OU:
         valid for singular ``A`` (``A = 0``: ``x0 + a t``).
         """
         x0 = _as_vector(x0, self.n, "x0")
+        linalg.as_horizons(t, "t")
         Phi, c, _ = exact_transition(self.A, self.a, self.V, t)
         return self._out(Phi @ x0 + c, "vec")
 
@@ -423,7 +486,9 @@ class OU:
         """Conditional covariance ``int_0^t e^{sA} V e^{sA'} ds`` (independent of ``x0``).
 
         Shape (n, n) for scalar ``t``, (len(t), n, n) otherwise (scalar / (len(t),) in 1-D).
+        Horizons must be finite and ``>= 0`` (:class:`~bayesbond.errors.DataError` otherwise).
         """
+        linalg.as_horizons(t, "t")
         return self._out(exact_transition(self.A, self.a, self.V, t).Q, "mat")
 
     def transition(self, dt) -> Transition:
@@ -447,10 +512,12 @@ class OU:
     # ---------------------------------------------------------------- stationary law
     def _check_stable(self, what: str):
         eig = np.linalg.eigvals(self.A)
-        if np.max(eig.real) >= 0:
+        bad = linalg.unstable_eigenvalues(self.A)
+        if bad.size:
+            shown = ", ".join(f"{z.real:.3g}{z.imag:+.3g}j" for z in eig)
             raise ModelError(
-                f"{what} does not exist: A is not stable (eigenvalues "
-                f"{np.round(eig, 6).tolist()} include real part >= 0)"
+                f"{what} does not exist: A is not stable (eigenvalues {shown} include real part "
+                f">= 0, up to round-off {linalg.unit_root_tol(self.A):.2g})"
             )
         return eig
 
@@ -484,8 +551,11 @@ class OU:
     def _autocov(self, lags):
         self._check_stable("the stationary autocovariance")
         P = linalg.solve_lyapunov(self.A, self.V)
-        tau = np.asarray(lags, dtype=float)
+        tau = np.asarray(linalg.as_real(lags, "lags"))
         ts = np.atleast_1d(tau)
+        if not np.all(np.isfinite(ts)):
+            i = int(np.argmax(~np.isfinite(ts)))
+            raise DataError(f"lags[{i}] = {float(ts[i])!r}: lags must be finite")
         C = linalg.expm_t(self.A, np.abs(ts)) @ P[None]
         neg = ts < 0
         C[neg] = np.swapaxes(C[neg], -1, -2)
@@ -528,8 +598,11 @@ class OU:
         sec. 4.5). Needs a stable ``A``.
         """
         self._check_stable("the stationary spectrum")
-        w = np.asarray(freq, dtype=float)
+        w = np.asarray(linalg.as_real(freq, "freq"))
         ws = np.atleast_1d(w)
+        if not np.all(np.isfinite(ws)):
+            i = int(np.argmax(~np.isfinite(ws)))
+            raise DataError(f"freq[{i}] = {float(ws[i])!r}: frequencies must be finite")
         M = 1j * ws[:, None, None] * np.eye(self.n)[None] - self.A[None]
         Minv = np.linalg.inv(M)
         S = Minv @ self.V[None] @ np.conj(np.swapaxes(Minv, -1, -2))
@@ -578,6 +651,9 @@ class OU:
         t = np.asarray(t, dtype=float)
         if t.ndim != 1 or t.size < 1:
             raise ModelError("t must be a 1-D array of observation times")
+        if not np.all(np.isfinite(t)):
+            i = int(np.argmax(~np.isfinite(t)))
+            raise DataError(f"t[{i}] = {float(t[i])!r}: observation times must be finite")
         steps = np.diff(t)
         if np.any(steps <= 0):
             raise ModelError(f"t must be strictly increasing (step {int(np.argmin(steps))} is not)")

@@ -172,3 +172,112 @@ def test_bad_input_is_named():
     Yn.iloc[5, 2] = np.nan
     with pytest.raises(DataError, match="complete rows"):
         affine_ml(Yn, method="portfolio")
+
+
+def _equal_speed_curves(seed, k=0.3):
+    """Two-factor curves whose risk-neutral speeds are equal (A* = -k I, r = x1 + x2)."""
+    from bayesbond.core.affine import GaussianAffine
+
+    rng = np.random.default_rng(seed)
+    A = np.array([[-0.1, 0.0], [0.0, -0.6]])
+    A_star = -k * np.eye(2)
+    m = GaussianAffine(A, [0.004, 0.0], np.diag([0.01, 0.015]), Lambda=A_star - A,
+                       delta1=[1.0, 1.0])
+    x = m.ou_P().simulate([0.04, 0.0], n_steps=239, dt=DT, rng=rng)[0]
+    return m.yields(x, TAU) + 5e-5 * rng.standard_normal((240, len(TAU)))
+
+
+@pytest.mark.parametrize("seed", [3, 6, 10])
+def test_equal_risk_neutral_speeds_do_not_kill_the_fit(seed):
+    # these seeds raised LinAlgError (singular rotation after an unbounded least-squares step to
+    # eigenvalues near -16,000, or a non-PD smoother covariance at an absurd estimate)
+    import warnings
+
+    from bayesbond.errors import ConvergenceWarning
+
+    Y = _equal_speed_curves(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = affine_ml(Y, TAU, n_factors=2, dt=DT, se=False)
+    assert isinstance(res.failed_starts, list)
+    for f in res.failed_starts:
+        assert {"start", "eig_start", "stage", "reason"} <= set(f)
+    lam = np.asarray(res.lam_star)
+    assert np.all(np.isfinite(lam)) and np.all(lam < 0) and np.all(lam > -51)
+    # one of the speeds is the true 0.3 and the curves are fitted to the noise level (0.5 bp)
+    assert np.min(np.abs(lam + 0.3)) < 0.02
+    assert float(np.sqrt(np.mean(res.residuals.to_numpy() ** 2))) < 1e-4
+
+
+def test_failed_start_is_dropped_and_reported(monkeypatch):
+    # a start whose cross-sectional step raises is dropped, named in failed_starts and warned
+    import bayesbond.baselines.affine_ml as mod
+    from bayesbond.errors import ConvergenceWarning
+
+    real = mod._cross_section
+    calls = []
+
+    def flaky(spec, Y, Po, L, raw0):
+        calls.append(1)
+        if len(calls) == 2:
+            raise np.linalg.LinAlgError("Singular matrix")
+        return real(spec, Y, Po, L, raw0)
+
+    monkeypatch.setattr(mod, "_cross_section", flaky)
+    Y, *_ = simulate(T=120)
+    with pytest.warns(ConvergenceWarning, match=r"1 of 3 starting points failed"):
+        res = affine_ml(Y, n_factors=3, n_starts=3, se=False)
+    assert [f["start"] for f in res.failed_starts] == [1]
+    assert res.failed_starts[0]["reason"] == "LinAlgError: Singular matrix"
+    assert res.failed_starts[0]["stage"] == "cross-section"
+
+
+def test_model_yields_at_other_maturities(simulated_fits):
+    # model_yields(states, tau=...) raised a shape error for any maturities but the fitted ones;
+    # reference: the pricing ODEs du/dt = A*'u + delta1, dv/dt = -delta0 - a*'u + u'Vu/2
+    from scipy.integrate import solve_ivp
+
+    *_, res = simulated_fits
+    X = res.states.to_numpy()[:5]
+    tau = np.array([0.1, 1.5, 4.0, 15.0, 30.0])
+    got = res.model_yields(X, tau=tau)
+    V = res.Sigma @ res.Sigma.T
+
+    def rhs(t, z):
+        u = z[:3]
+        return np.r_[res.A_star.T @ u + res.delta1,
+                     -res.delta0 - res.a_star @ u + 0.5 * u @ V @ u]
+
+    sol = solve_ivp(rhs, [0, 30], np.zeros(4), t_eval=tau, rtol=1e-12, atol=1e-14,
+                    method="DOP853")
+    want = (X @ sol.y[:3] - sol.y[3]) / tau
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    # at the fitted maturities both routes agree with the fitted curve
+    np.testing.assert_allclose(res.model_yields(X, tau=TAU), res.fitted.to_numpy()[:5], atol=1e-12)
+
+
+def test_maturities_in_months_are_detected():
+    # months read as years gave a converged fit (RMSE 3.78 bp) with nothing said
+    Y, *_ = simulate(T=60)
+    months = Y.set_axis(TAU * 12, axis=1)  # 3, 6, 12, ..., 120
+    with pytest.raises(DataError, match=r"maturities look like months \(the longest is 120"):
+        affine_ml(months, n_starts=1, se=False)
+    with pytest.raises(DataError, match="all are whole numbers of at least 3.*maturity_units='mon"):
+        affine_ml(Y.to_numpy()[:, :5], [3, 6, 12, 24, 36], n_starts=1, se=False)
+    with pytest.raises(SpecError, match="maturity_units must be"):
+        affine_ml(Y, maturity_units="days")
+    # the explicit option converts: the same maturities and fit as the years
+    from bayesbond.baselines.affine_ml import prepare_yields
+
+    _, tau_m, _, dt_m = prepare_yields(months, maturity_units="months")
+    np.testing.assert_allclose(tau_m, TAU, rtol=1e-15)
+    assert dt_m == pytest.approx(DT)
+    # whole-number years can be confirmed explicitly
+    _, tau_y, _, _ = prepare_yields(Y.to_numpy()[:, :3], [5, 7, 10], dt=DT, maturity_units="years")
+    np.testing.assert_array_equal(tau_y, [5, 7, 10])
+
+
+def test_irregular_dates_are_named():
+    Y, *_ = simulate(T=60)
+    with pytest.raises(DataError, match=r"not a regular grid \(a gap from 1990-03-31 to 1990-05"):
+        affine_ml(Y.drop(Y.index[3]), n_starts=1, se=False)

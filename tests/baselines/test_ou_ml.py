@@ -241,9 +241,9 @@ def test_no_real_logarithm_raises():
     for k in range(399):
         x[k + 1] = Phi @ x[k] + rng.normal(size=2)
     with pytest.raises(ModelError, match="no real matrix logarithm"):
-        ou_ml(x, DT)
+        ou_ml(x, DT, units="level")
     with pytest.raises(ModelError, match="0 < b < 1"):
-        ou_ml(x[:, 0], DT)
+        ou_ml(x[:, 0], DT, units="level")
     with pytest.raises(ModelError, match="no real matrix logarithm"):
         real_logm(Phi, DT)
 
@@ -282,3 +282,47 @@ def test_bad_input_errors():
         ou_ml(y, DT, diagonal_A=True, method="closed_form")
     with pytest.raises(SpecError, match="bias_correction"):
         ou_ml(y, DT, bias_correction=True)
+
+
+# ------------------------------------------------------------- units and dt (issue 12, sec. 3)
+def _monthly_rate(seed=0, T=240):
+    ou = OU.from_kappa_theta_sigma(0.5, 0.0428, 0.01)
+    x = ou.simulate(0.04, n_steps=T - 1, dt=DT, rng=seed)[0]
+    return pd.Series(x, index=pd.date_range("2000-01-31", periods=T, freq="ME"), name="r")
+
+
+def test_percent_rates_are_detected():
+    r = _monthly_rate()
+    with pytest.warns(UserWarning, match=r"x looks like percent: .*column 'r'.*units='percent'"):
+        ou_ml(r * 100, DT)
+    with pytest.raises(DataError, match=r"x looks like percent: \|x\| reaches .* column 'r'"):
+        ou_ml(r * 100, DT, units="decimal")
+    # units="percent" converts: the same estimates as the decimal series
+    a, b = ou_ml(r, DT), ou_ml(r * 100, DT, units="percent")
+    assert b.theta == pytest.approx(a.theta, rel=1e-10)
+    assert b.sigma == pytest.approx(a.sigma, rel=1e-10)
+    assert b.kappa == pytest.approx(a.kappa, rel=1e-10)
+    with pytest.raises(SpecError, match="units must be"):
+        ou_ml(r, DT, units="bp")
+
+
+def test_dt_inferred_from_dates_and_mismatch_warns():
+    r = _monthly_rate()
+    inferred = ou_ml(r)  # monthly DatetimeIndex -> dt = 1/12
+    explicit = ou_ml(r, DT)
+    assert inferred.dt == pytest.approx(DT, rel=1e-15)
+    assert inferred.kappa == pytest.approx(explicit.kappa, rel=1e-12)
+    # dt = 1 on a monthly series: the explicit dt wins, with a warning naming the dates' spacing
+    with pytest.warns(UserWarning, match=r"dt = 1(\.0)? does not match the dates of .r. .*0.08333"):
+        wrong = ou_ml(r, 1.0)
+    assert wrong.kappa == pytest.approx(explicit.kappa * DT, rel=1e-10)
+    # a missing month is a step of 2/12, not silently one month
+    gap = r.drop(r.index[10])
+    fit = ou_ml(gap)
+    assert np.ndim(fit.dt) == 1 and fit.dt[9] == pytest.approx(2 * DT)
+    # undated data without dt
+    with pytest.raises(DataError, match="dt is not given and x has no DatetimeIndex"):
+        ou_ml(r.to_numpy())
+    daily = pd.Series(r.to_numpy()[:30], index=pd.bdate_range("2020-01-01", periods=30))
+    with pytest.raises(DataError, match="median spacing of 1.0 days"):
+        ou_ml(daily)

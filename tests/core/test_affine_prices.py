@@ -218,3 +218,37 @@ def test_random_walk_limit_closed_form(method):
     np.testing.assert_allclose(v, -mu * tau**2 / 2 + sigma**2 * tau**3 / 6, rtol=1e-12, atol=1e-16)
     with pytest.raises(ModelError, match="stable"):
         m.yield_inf()
+
+
+# ------------------------------------------------------ unit roots and the long end (issue 12)
+def test_yield_inf_with_a_unit_root_that_r_does_not_load_on():
+    # A* = diag(-1, 0), delta1 = e1: u(tau) = (1 - e^{-tau}, 0) -> (1, 0), so
+    # y(inf) = delta0 + a*_1 - V_11 / 2 = 0.04 - 0.5e-4 = 0.03995 (was refused as "not stable")
+    m = GaussianAffine(np.diag([-1.0, 0.0]), [0.04, 0.0], np.diag([0.01, 0.01]))
+    assert m.yield_inf() == pytest.approx(0.04 - 0.5e-4, abs=1e-15)
+    np.testing.assert_allclose(m.u_inf(), [1.0, 0.0], atol=1e-15)
+    # the same model in rotated coordinates (A* no longer diagonal), against the rotated closed form
+    R = np.array([[0.8, -0.6], [0.6, 0.8]])
+    a_star = np.array([0.04, 0.01])
+    V = np.diag([1e-4, 4e-4])
+    g = GaussianAffine(R @ np.diag([-1.0, 0.0]) @ R.T, a_star, np.sqrt(V), delta1=R[:, 0])
+    want = R[:, 0] @ a_star - 0.5 * R[:, 0] @ V @ R[:, 0]
+    assert g.yield_inf() == pytest.approx(want, abs=1e-15)
+    # and the curve tends to it (y(tau) - y(inf) = O(1/tau))
+    assert g.yields([0.01, 0.02], 1e7) == pytest.approx(want, abs=1e-8)
+
+
+def test_yield_inf_round_off_unit_root_is_refused():
+    # an eigenvalue of -5e-17 that the short rate loads on: y(inf) was -2e28
+    m = GaussianAffine(np.diag([-1.0, -5e-17]), [0.04, 0.0], np.diag([0.01, 0.01]),
+                       delta1=[1.0, 1.0])
+    with pytest.raises(ModelError, match=r"delta1\) loads on the unit-root or explosive"):
+        m.yield_inf()
+    with pytest.raises(ModelError, match="u\\(inf\\)"):
+        m.u_inf()
+
+
+def test_yields_at_absurd_maturity_raise():
+    m = GaussianAffine(-1.0, 0.04, 0.01)
+    with pytest.raises(ModelError, match=r"tau\[0\] = 1e\+300 years: the bond-price loadings"):
+        m.yields(0.03, 1e300)

@@ -1,12 +1,15 @@
 """Matrix-exponential integrals against numerical quadrature and Lyapunov residuals."""
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 import scipy.integrate as si
 import scipy.linalg as sla
 
 from bayesbond.core import linalg
-from bayesbond.errors import ModelError
+from bayesbond.errors import DataError, ModelError
 
 
 def _quad_cov(A, V, t):
@@ -78,3 +81,65 @@ def test_auto_route_near_unit_root_mode():
     A = np.diag([-1e-12, -1.0])
     _, G = linalg.integrated_cov(A, V, 1.0)
     np.testing.assert_allclose(G, _quad_cov(A, V, 1.0), rtol=1e-10, atol=1e-15)
+
+
+# --------------------------------------------------------------- long horizons (issue 12, sec. 2)
+_REF = json.loads((pathlib.Path(__file__).parent / "reference" / "ou_cov_mpmath.json").read_text())
+
+
+@pytest.mark.parametrize("name", list(_REF))
+def test_integrated_cov_long_horizons_against_mpmath(name):
+    # A = S diag(lam) S^-1 (not triangular) mixing slow and fast modes, a unit root, explosive
+    # modes or a Jordan block; reference: tests/core/reference/ou_cov_mpmath.py (60 digits).
+    # Van Loan's block exponential was off by 1e4 (relative) at 10 years and 1e45 at 30 for
+    # "slow_fast". The Kronecker-sum route's error is a few eps times cond(S)^2 ||G||.
+    case = _REF[name]
+    A, Vr, ts = np.array(case["A"]), np.array(case["V"]), np.array(case["t"])
+    _, G = linalg.integrated_cov(A, Vr, ts)
+    for k in range(len(ts)):
+        ref = np.array(case["G"][k])
+        np.testing.assert_allclose(G[k], ref, rtol=0, atol=1e-12 * np.max(np.abs(ref)))
+
+
+def test_integrated_cov_slow_fast_matches_eigen_closed_form():
+    # independent closed form from the construction A = S diag(lam) S^-1:
+    # G = S (Vt o t phi1((lam_i + lam_j) t)) S' with Vt = S^-1 V S^-T
+    from bayesbond.core.affine_loadings import phi1
+
+    S = np.array([[1.0, 0.3], [0.2, 1.0]])
+    for lam in ([-1e-6, -5.0], [0.0, -5.0], [0.03, -8.0], [-1e-3, -40.0]):
+        lam = np.array(lam)
+        A = S @ np.diag(lam) @ np.linalg.inv(S)
+        Si = np.linalg.inv(S)
+        Vt = Si @ V @ Si.T
+        for t in (1.0, 10.0, 30.0, 100.0):
+            ref = S @ (Vt * t * phi1((lam[:, None] + lam[None, :]) * t)) @ S.T
+            G = linalg.integrated_cov(A, V, t)[1]
+            np.testing.assert_allclose(G, ref, rtol=0, atol=1e-11 * np.max(np.abs(ref)))
+
+
+def test_bad_horizons_and_complex_matrix():
+    with pytest.raises(DataError, match=r"t = -1.0: a horizon must be finite and >= 0"):
+        linalg.integrated_cov(CASES["stable"], V, -1.0)
+    with pytest.raises(DataError, match=r"t\[1\] = nan"):
+        linalg.integrated_cov(CASES["stable"], V, [1.0, np.nan])
+    with pytest.raises(ModelError, match="A is complex"):
+        linalg.as_square(np.array([[-1.0 + 0.5j, 0.0], [0.0, -1.0]]))
+    # a complex array with zero imaginary part is the real matrix (exact)
+    np.testing.assert_array_equal(linalg.as_square(np.array([[-1.0 + 0j]])), [[-1.0]])
+
+
+def test_unit_root_tolerance_is_scale_aware():
+    # an eigenvalue of -5e-17 next to -1 is a unit root computed with round-off
+    assert not linalg.is_stable(np.diag([-5e-17, -1.0]))
+    assert linalg.is_stable(np.diag([-1e-6, -1.0]))
+    # a uniformly tiny A is stable: the tolerance scales with ||A||
+    assert linalg.is_stable(-1e-300 * np.eye(2))
+
+
+def test_lyapunov_tiny_A_exact():
+    # A = -1e-300 I: P = V / 2e-300 exactly (was -2.5e291 I: wrong sign)
+    P = linalg.solve_lyapunov(-1e-300 * np.eye(2), np.eye(2))
+    np.testing.assert_allclose(P, 5e299 * np.eye(2), rtol=1e-14)
+    with pytest.raises(ModelError, match="overflows"):
+        linalg.solve_lyapunov(-1e-300 * np.eye(2), 1e10 * np.eye(2))

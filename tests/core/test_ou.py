@@ -11,7 +11,7 @@ import scipy.integrate as si
 import scipy.linalg as sla
 
 from bayesbond.core.ou import OU, euler_error, exact_transition, phi1
-from bayesbond.errors import ModelError
+from bayesbond.errors import DataError, ModelError
 
 SIGMA2 = np.array([[0.2, 0.0], [0.05, 0.15]])
 V2 = SIGMA2 @ SIGMA2.T
@@ -296,3 +296,87 @@ def test_transition_loglik_matches_scipy_densities():
     assert v.loglik(y, d1) == pytest.approx(ref1, rel=1e-12)
     with pytest.raises(ModelError, match="one per step"):
         v.loglik(y, d1[:2])
+
+
+# ------------------------------------------------- long horizons and bad inputs (issue 12, sec. 2)
+_S = np.array([[1.0, 0.3], [0.2, 1.0]])
+_A_SLOW_FAST = _S @ np.diag([-1e-6, -5.0]) @ np.linalg.inv(_S)
+_SIG = np.array([[0.01, 0.0], [0.002, 0.02]])
+
+
+def _cov_closed_form(lam, t):
+    from bayesbond.core.affine_loadings import phi1
+
+    Si = np.linalg.inv(_S)
+    Vt = Si @ _SIG @ _SIG.T @ Si.T
+    lam = np.asarray(lam)
+    return _S @ (Vt * t * phi1((lam[:, None] + lam[None, :]) * t)) @ _S.T
+
+
+@pytest.mark.parametrize("t", [10.0, 30.0, 100.0])
+def test_cov_and_transition_slow_fast_long_horizon(t):
+    ou = OU(_A_SLOW_FAST, [0.001, 0.0], _SIG)
+    ref = _cov_closed_form([-1e-6, -5.0], t)
+    tol = 1e-11 * np.max(np.abs(ref))
+    np.testing.assert_allclose(ou.cov(t), ref, rtol=0, atol=tol)
+    np.testing.assert_allclose(ou.transition(t).Q, ref, rtol=0, atol=tol)
+
+
+def test_downstream_of_long_horizon_cov():
+    from bayesbond.core.affine import GaussianAffine
+
+    m = GaussianAffine(_A_SLOW_FAST, [0.001, 0.0], _SIG, lambda1=[0.001, -0.0005])
+    x0 = np.array([0.03, 0.0])
+    ref = _cov_closed_form([-1e-6, -5.0], 10.0)
+    # yield moments: variances were negative (-26.5); exactly B C B' with the closed-form C
+    _, C = m.yield_moments([1.0, 5.0, 10.0], horizon=10.0, xi0=x0)
+    b, _ = m.yield_coefficients([1.0, 5.0, 10.0])
+    np.testing.assert_allclose(C, b @ ref @ b.T, rtol=1e-10)
+    assert np.all(np.diag(C) > 0)
+    # holding-period excess return: was -1.5 (a negative premium from a positive lambda1);
+    # the simple return of the closed form over ten years, given the exact mean and covariance
+    tau = np.array([11.0, 20.0])
+    got = m.expected_excess_return(x0, tau, horizon=10.0)
+    Phi, c, _ = m.ou_P().transition(10.0)
+    mh = Phi @ x0 + c
+    u_rem, v_rem = m.loadings(tau - 10.0)
+    var = np.einsum("ki,ij,kj->k", u_rem, ref, u_rem)
+    want = np.exp(v_rem - u_rem @ mh + 0.5 * var - m.log_price(x0, tau)) - 1 / m.price(x0, 10.0)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert np.all(got > 0) and np.all(m.expected_excess_return(x0, tau) > 0)
+    # a ten-year simulation step: was refused ("not positive semi-definite")
+    x = m.ou_P().simulate(x0, n_steps=200, dt=10.0, n_paths=400, rng=3)
+    assert x.shape == (400, 201, 2) and np.all(np.isfinite(x))
+
+
+def test_bad_horizons_frequencies_and_complex_drift():
+    ou = OU(_A_SLOW_FAST, [0.001, 0.0], _SIG)
+    with pytest.raises(DataError, match=r"t = -1.0: a horizon must be finite and >= 0"):
+        ou.cov(-1)
+    with pytest.raises(DataError, match=r"t = -1.0: a horizon"):
+        ou.mean([0.0, 0.0], -1)
+    with pytest.raises(DataError, match=r"t = nan"):
+        ou.cov(np.nan)
+    with pytest.raises(DataError, match=r"dt = nan"):
+        ou.transition(np.nan)
+    with pytest.raises(DataError, match=r"t\[1\] = -2.0"):
+        OU(-0.5, 0.02, 0.01).mean(0.03, [1.0, -2.0])
+    with pytest.raises(DataError, match=r"freq\[0\] = nan: frequencies must be finite"):
+        ou.spectrum(np.nan)
+    with pytest.raises(DataError, match=r"lags\[0\] = nan"):
+        ou.acf(np.nan)
+    with pytest.raises(ModelError, match="A is complex"):
+        OU(np.array([[-1.0 + 0.2j, 0.0], [0.0, -1.0]]), [0.0, 0.0], np.eye(2))
+    with pytest.raises(ModelError, match="Sigma is complex"):
+        OU(-1.0, 0.0, 0.01 + 0.01j)
+
+
+def test_stationary_cov_tiny_drift_and_round_off_unit_root():
+    # A = -1e-300 I: P = V / 2e-300 (was the wrong sign)
+    np.testing.assert_allclose(
+        OU(-1e-300 * np.eye(2), [0.0, 0.0], np.eye(2)).stationary_cov(), 5e299 * np.eye(2),
+        rtol=1e-14,
+    )
+    # an eigenvalue -5e-17 beside -1 is a unit root, not a stable mode
+    with pytest.raises(ModelError, match="not stable"):
+        OU(np.diag([-5e-17, -1.0]), [0.0, 0.0], np.eye(2)).stationary_cov()
