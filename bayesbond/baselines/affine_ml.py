@@ -71,8 +71,9 @@ def prepare_yields(yields, maturities=None, dt=None, maturity_units=None):
     missing date raises, since the filter needs a regular grid: insert a row of NaN for it).
 
     ``maturity_units``: ``None`` checks that the maturities are years and raises
-    :class:`DataError` when they look like months (any maturity above 40, or all whole numbers
-    of at least 3, such as 3, 6, 12, 24, 60, 120); ``"months"`` divides them by 12; ``"years"``
+    :class:`DataError` when they look like months (any maturity above 40, or all whole
+    multiples of 3 months, such as 3, 6, 12, 24, 60, 120; whole years such as 5, 7, 10, 20, 30
+    pass); ``"months"`` divides them by 12; ``"years"``
     accepts them as they are. Yields in percent (``|y| > 1``) raise likewise.
     """
     if maturity_units not in _MATURITY_UNITS:
@@ -108,10 +109,10 @@ def prepare_yields(yields, maturities=None, dt=None, maturity_units=None):
     if maturity_units == "months":
         tau = tau / 12.0
     elif maturity_units is None:
-        whole = bool(np.all(tau == np.round(tau))) and tau.min() >= 3
+        whole = bool(np.all(tau == np.round(tau)) and np.all(tau % 3 == 0))
         if tau.max() > 40 or whole:
             why = (f"the longest is {tau.max():g}" if tau.max() > 40
-                   else "all are whole numbers of at least 3")
+                   else "all are whole multiples of 3, as month grids are")
             raise DataError(
                 f"maturities look like months ({why}: {tau.tolist()[:8]}); maturities are read "
                 "in years: divide them by 12, pass maturity_units='months' to convert, or "
@@ -465,7 +466,7 @@ def affine_ml(
         Years between observations (inferred from a DatetimeIndex).
     maturity_units : {None, "years", "months"}
         Maturities are read in years. ``None`` raises :class:`~bayesbond.errors.DataError` when
-        they look like months (any above 40, or all whole numbers of at least 3);
+        they look like months (any above 40, or all whole multiples of 3);
         ``"months"`` converts them; ``"years"`` accepts them as given.
     weights : array_like (n, p), optional
         Portfolio weights defining the states (full row rank); default: the first ``n`` principal

@@ -262,7 +262,7 @@ def test_maturities_in_months_are_detected():
     months = Y.set_axis(TAU * 12, axis=1)  # 3, 6, 12, ..., 120
     with pytest.raises(DataError, match=r"maturities look like months \(the longest is 120"):
         affine_ml(months, n_starts=1, se=False)
-    with pytest.raises(DataError, match="all are whole numbers of at least 3.*maturity_units='mon"):
+    with pytest.raises(DataError, match="all are whole multiples of 3.*maturity_units='mon"):
         affine_ml(Y.to_numpy()[:, :5], [3, 6, 12, 24, 36], n_starts=1, se=False)
     with pytest.raises(SpecError, match="maturity_units must be"):
         affine_ml(Y, maturity_units="days")
@@ -272,9 +272,11 @@ def test_maturities_in_months_are_detected():
     _, tau_m, _, dt_m = prepare_yields(months, maturity_units="months")
     np.testing.assert_allclose(tau_m, TAU, rtol=1e-15)
     assert dt_m == pytest.approx(DT)
-    # whole-number years can be confirmed explicitly
-    _, tau_y, _, _ = prepare_yields(Y.to_numpy()[:, :3], [5, 7, 10], dt=DT, maturity_units="years")
+    # whole-number years pass (5, 7 are no month grid), and can be confirmed explicitly
+    _, tau_y, _, _ = prepare_yields(Y.to_numpy()[:, :3], [5, 7, 10], dt=DT)
     np.testing.assert_array_equal(tau_y, [5, 7, 10])
+    _, tau_y, _, _ = prepare_yields(Y.to_numpy()[:, :3], [3, 6, 9], dt=DT, maturity_units="years")
+    np.testing.assert_array_equal(tau_y, [3, 6, 9])
 
 
 def test_irregular_dates_are_named():
