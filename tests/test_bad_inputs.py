@@ -40,6 +40,25 @@ def _with(df: pd.DataFrame, row: int, **values) -> pd.DataFrame:
     return out
 
 
+def _ou2():
+    A = np.array([[-0.5, 0.2], [0.0, -1.0]])
+    return bb.OU(A, np.zeros(2), 0.01 * np.eye(2))
+
+
+def _rate():
+    x = bb.OU(-0.3, 0.3 * 0.04, 0.01).simulate(0.04, n_steps=119, dt=1 / 12, rng=1)
+    return pd.Series(np.ravel(x), index=pd.date_range("2000-01-31", periods=120,
+                                                            freq="ME"), name="r")
+
+
+def _curve():
+    m = bb.Vasicek(kappa=0.3, theta=0.04, sigma=0.01)
+    dates = pd.date_range("2000-01-31", periods=24, freq="ME")
+    r = np.linspace(0.02, 0.05, 24)
+    tau = np.array([1.0, 2.0, 5.0, 10.0])
+    return pd.DataFrame([m.yields(ri, tau) for ri in r], index=dates, columns=tau)
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -169,6 +188,31 @@ CASES = [
     Case("stationary moments of an unstable OU",
          lambda: bb.OU(np.array([[0.1]]), np.array([0.0]), np.array([[0.01]])).stationary_cov(), (),
          ModelError, r"not stable"),
+    Case("negative horizon", lambda: _ou2().cov(-1), (), DataError, r"t = -1"),
+    Case("negative horizon of the mean", lambda: _ou2().mean([0, 0], -1), (), DataError, r"\bt\b"),
+    Case("NaN horizon", lambda: _ou2().cov(np.nan), (), DataError, r"t = nan"),
+    Case("NaN step", lambda: _ou2().transition(np.nan), (), DataError, r"dt = nan"),
+    Case("NaN frequency", lambda: _ou2().spectrum(np.nan), (), DataError, r"freq"),
+    Case("complex drift matrix",
+         lambda: bb.OU(np.array([[-1 + 0.2j, 0], [0, -1]]), [0, 0], np.eye(2)), (), ModelError,
+         r"\bA\b.*complex|complex.*\bA\b"),
+    Case("round-off unit root", lambda: bb.OU(np.diag([-5e-17, -1.0]), [0, 0],
+                                              np.eye(2)).stationary_cov(), (), ModelError,
+         r"5e-17"),
+    Case("absurd maturity", lambda: bb.GaussianAffine(-1.0, 0.04, 0.01).yields(0.03, 1e300), (),
+         ModelError, r"tau.*1e\+300"),
+    Case("y(inf) through a round-off unit root",
+         lambda: bb.GaussianAffine(np.diag([-1.0, -5e-17]), [0.04, 0], 0.01 * np.eye(2),
+                                   delta1=[1, 1]).yield_inf(), (), ModelError, r"delta1"),
+    Case("short rate in decimals declared, given percent",
+         lambda r: bb.ou_ml(r * 100, units="decimal"), (_rate(),), DataError, r"'r'"),
+    Case("no dt and no dates", lambda r: bb.ou_ml(r.to_numpy()), (_rate(),), DataError, r"dt"),
+    Case("unknown OU units", lambda r: bb.ou_ml(r, 1 / 12, units="bp"), (_rate(),), SpecError,
+         r"units"),
+    Case("maturities in months", lambda y: bb.affine_ml(y.set_axis(y.columns * 12, axis=1)),
+         (_curve(),), DataError, r"months.*maturity_units"),
+    Case("a month missing from a yield panel", lambda y: bb.affine_ml(y.drop(y.index[3])),
+         (_curve(),), DataError, r"gap from"),
     # --- storage
     Case("load a corrupt file", lambda path: bb.load(path), (CORRUPT,), DataError,
          r"bayesbond-corrupt-.*\.nc.*corrupt or truncated"),
