@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.errors import BayesBondError
+
 __all__ = ["family_of", "is_ml_fit", "markdown_table", "ml_table", "staging", "summary_table",
            "write_report"]
 
@@ -428,7 +430,7 @@ def _affine_baseline(idata, ctx):
 
     try:
         D = _data_of(idata, None)
-    except Exception:  # noqa: BLE001 - a fit without stored data has no baseline
+    except BayesBondError:  # a fit made before the data were stored: no baseline
         return None, None
     n = int(idata["posterior"]["A"].sizes["state"])
     ml = affine_ml(D["Y"], D["tau"], n, method="portfolio", dt=D["dt"], weights=D["W"],
@@ -505,13 +507,12 @@ def _family_figures(idata, fam, ctx, say):
                 x, post["kappa"].values, post["theta"].values, post["sigma"].values,
                 _ou_dt(idata), prob=prob, ml=ctx.get("ou_ml"))
     elif fam == "affine":
-        fitted = _fitted_yields(idata)
-        bands = None
-        if fitted is None:
-            from bayesbond.bayes.affine_model import AffineModel
+        from bayesbond.bayes.affine_model import AffineModel
 
-            with contextlib.suppress(Exception):
-                bands = AffineModel().bands(idata, prob=prob, max_draws=200)
+        bands = None
+        with contextlib.suppress(BayesBondError):  # a fit without constant_data: fitted_bands
+            bands = AffineModel().bands(idata, prob=prob, max_draws=200)
+        fitted = _fitted_yields(idata) if bands is None else None
         if bands is not None:
             say("plotting the yield-curve fit")
             from bayesbond.bayes.affine_model import _data_of
