@@ -213,7 +213,9 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
                 base.to_csv(tmp / f"{name}_baseline.csv")
                 written.append(f"{name}_baseline.csv")
                 lines += ["## Beside the baseline", "", text, "",
-                          markdown_table(base.head(60)), ""]
+                          markdown_table(base.head(60).reset_index(), index=False)
+                          if isinstance(base.index, pd.MultiIndex)
+                          else markdown_table(base.head(60)), ""]
                 if len(base) > 60:
                     lines += [f"({len(base)} rows; all in `{name}_baseline.csv`)", ""]
             er = ctx.get("er_table")
@@ -375,8 +377,9 @@ def _expected_return_table(idata, ctx):
         f"E[R] = alpha + beta'E[F] per bond, in % per year (x 1200; the CSV keeps decimals per "
         f"month): posterior mean, sd and {prob:.0%} interval with E[F] treated as known "
         "(`lower`, `upper`) and with the uncertainty of E[F] (`lower_ef`, `upper_ef`: the "
-        "posterior of the mean factor returns; usually much wider); `ols`, `ols_se`: OLS "
-        f"expected return and its standard error over the same months. {_ef_window_text(er)} "
+        "posterior of the mean factor returns); `ols`, `ols_se`: OLS "
+        f"expected return and its standard error (E[F] known) over the same months. "
+        f"{_ef_window_text(er)} "
         f"({er.attrs['ef_window']}).")
 
 
