@@ -397,6 +397,7 @@ class AffineModel:
         )
         idata.attrs["portfolio_weights"] = D["W"].ravel().tolist()
         idata.attrs["dt"] = D["dt"]
+        idata["constant_data"] = xr.DataTree(_fit_data(D, self.n))
         self.idata_ = idata
         return idata
 
@@ -411,26 +412,44 @@ class AffineModel:
     def bands(self, idata=None, prob: float = 0.94, max_draws: int = 500) -> xr.Dataset:
         """Posterior mean and equal-tailed bands of fitted yields, term premia, excess returns.
 
+        Parameters
+        ----------
+        idata : xarray.DataTree, optional
+            A fit (default: the last :meth:`fit` of this object). A fit saved and loaded with
+            :func:`bayesbond.save` / :func:`bayesbond.load` carries what is needed (the yields,
+            maturities, dates, portfolio weights and ``dt`` in ``constant_data``), so
+            ``AffineModel().bands(bb.load(path))`` works; the number of factors is read from the
+            fit.
+        prob : float
+            Probability of the central bands.
+        max_draws : int
+            Number of evenly spaced posterior draws used.
+
         Returns
         -------
         xarray.Dataset
             Variables ``fitted``, ``term_premium`` (model yield minus the expectations-hypothesis
             yield under P), ``expected_excess_return`` (instantaneous, per year,
             ``u(tau)'(Lambda P + lambda1)``), each with dims ``(stat, date, maturity)`` and
-            ``stat`` in ``mean, lower, upper``; computed at the observed portfolios for
-            ``max_draws`` evenly spaced posterior draws.
+            ``stat`` in ``mean, lower, upper``, on every observed date (the same dates as the
+            yields; the likelihood conditions on the first date, but the fitted yields, term
+            premia and expected returns at it are defined all the same); computed at the
+            observed portfolios for ``max_draws`` evenly spaced posterior draws.
         """
-        idata = self.idata_ if idata is None else idata
-        D = self.data_
-        if D is None:
-            raise SpecError("call fit() (or build()) before bands()")
+        idata = getattr(self, "idata_", None) if idata is None else idata
+        if idata is None:
+            raise SpecError("bands() needs a fit: pass idata (e.g. bb.load(path)) or call fit()")
+        if not 0 < prob < 1:
+            raise SpecError(f"prob must be in (0, 1); got {prob}")
+        D = _data_of(idata, self.data_)
+        n = int(idata["posterior"]["A"].sizes["state"])
         flat = self._draws(idata, max_draws)
         tau, W = D["tau"], D["W"]
-        Po = D["Y"][1:] @ W.T
+        Po = D["Y"] @ W.T
         out = {"fitted": [], "term_premium": [], "expected_excess_return": []}
         for s in range(flat.sizes["sample"]):
             d = flat.isel(sample=s)
-            eig = eigen_from_raw(np, d["eig_raw"].values, self.n)
+            eig = eigen_from_raw(np, d["eig_raw"].values, n)
             Sg = d["Sigma"].values
             can = canonical(np, eig, float(d["k_inf"]), Sg @ Sg.T, W, tau)
             A, a = d["A"].values, d["a"].values
@@ -442,22 +461,25 @@ class AffineModel:
             out["term_premium"].append(y - eh)
             out["expected_excess_return"].append((Po @ Lam.T + l1) @ U.T)
         q = [(1 - prob) / 2, (1 + prob) / 2]
-        coords = {"stat": ["mean", "lower", "upper"], "date": D["dates"][1:], "maturity": tau}
+        coords = {"stat": ["mean", "lower", "upper"], "date": D["dates"], "maturity": tau}
         ds = {}
         for k, v in out.items():
             arr = np.stack(v)
             stats = np.stack([arr.mean(0), *np.quantile(arr, q, axis=0)])
             ds[k] = xr.DataArray(stats, dims=("stat", "date", "maturity"), coords=coords)
-        return xr.Dataset(ds, attrs={"prob": prob, "n_draws": int(flat.sizes["sample"])})
+        return xr.Dataset(ds, attrs={"prob": prob, "n_draws": int(flat.sizes["sample"]),
+                                     "units": "decimals per year"})
 
     def side_by_side(self, ml, idata=None) -> pd.DataFrame:
         """Table of ML estimates (with SEs) next to posterior means and sds, same labels.
 
         Columns: ``ml``, ``ml_se``, ``post_mean``, ``post_sd`` and ``z = (post_mean - ml) / ml_se``.
         """
-        idata = self.idata_ if idata is None else idata
+        idata = getattr(self, "idata_", None) if idata is None else idata
+        if idata is None:
+            raise SpecError("side_by_side() needs a fit: pass idata or call fit()")
         post = idata["posterior"].to_dataset()
-        names = factor_names(self.n)
+        names = factor_names(int(post["A"].sizes["state"]))
         summ = ml.summary()
         rows = []
         for k in PARAM_NAMES:
@@ -488,6 +510,43 @@ class AffineModel:
         df = df.set_index("parameter")
         df["z"] = (df["post_mean"] - df["ml"]) / df["ml_se"]
         return df
+
+
+def _fit_data(D, n) -> xr.Dataset:
+    """``constant_data`` of a fit: what :meth:`AffineModel.bands` needs after saving/loading.
+
+    ``yields`` (date, maturity) on every date, ``portfolio_weights`` (state, maturity) and
+    ``dt`` (years between observations).
+    """
+    dates = D["dates"]
+    date_index = pd.DatetimeIndex(dates) if isinstance(dates, pd.DatetimeIndex) else \
+        np.asarray(dates)
+    tau = np.asarray(D["tau"], float)
+    return xr.Dataset(
+        {"yields": xr.DataArray(D["Y"], dims=("date", "maturity"),
+                                attrs={"units": "decimals per year, continuously compounded"}),
+         "portfolio_weights": xr.DataArray(np.asarray(D["W"], float), dims=("state", "maturity")),
+         "dt": xr.DataArray(float(D["dt"]), attrs={"units": "years"})},
+        coords={"date": date_index, "maturity": tau, "state": factor_names(n)})
+
+
+def _data_of(idata, fallback):
+    """The data behind ``idata``: from its ``constant_data`` (see :func:`_fit_data`), else
+    ``fallback`` (the data of this object's last build)."""
+    const = idata["constant_data"] if "constant_data" in idata.children else None
+    need = ("yields", "portfolio_weights", "dt")
+    if const is not None and all(k in const.data_vars for k in need):
+        Y = const["yields"].transpose("date", "maturity")
+        dates = Y["date"].to_index()
+        return {"Y": Y.values.astype(float), "tau": Y["maturity"].values.astype(float),
+                "dates": dates, "dt": float(const["dt"]),
+                "W": const["portfolio_weights"].transpose("state", "maturity").values}
+    if fallback is not None:
+        return fallback
+    missing = [k for k in need if const is None or k not in const.data_vars]
+    raise SpecError(
+        f"the fit holds no constant_data.{missing[0]} (a fit made before this version of "
+        "bayesbond): call fit() again, or build() on the same yields before bands()")
 
 
 def _eig_parts(pt, eig, n):

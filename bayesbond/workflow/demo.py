@@ -364,16 +364,16 @@ def _curve_part(tmp: Path, cfg, sample_kw, say, files: list) -> list[str]:
                                                     "dt": dt}, "sampler": sample_kw})
         fit = bands["fitted"]
         plots.save_png(plots.plot_yield_curve_fit(
-            tau, yields.iloc[1:],
+            tau, yields,
             bands=tuple(fit.sel(stat=k).values for k in ("mean", "lower", "upper")),
-            ml=ml.fitted.iloc[1:],
+            ml=ml.fitted,
             title="Simulated 2-factor Gaussian affine curve: posterior (94%) and ML fits"),
             tmp / "plots" / "yield_curve_fit.png")
         tp = bands["term_premium"].sel(maturity=10.0) * 1e4
         # the Bayesian fit conditions on the first date: both RMSEs over the later dates
         table["ML RMSE (bp)"] = np.sqrt((err[1:] ** 2).mean(0))
         table["posterior RMSE (bp)"] = np.sqrt(
-            ((fit.sel(stat="mean").values - Y[1:]) ** 2).mean(0)) * 1e4
+            ((fit.sel(stat="mean").values[1:] - Y[1:]) ** 2).mean(0)) * 1e4
         files += ["fits/affine2.nc"]
         lines = [f"Bayesian fit: {idata.attrs['diagnostics']}. 10-year term premium, posterior "
                  f"mean over the sample {float(tp.sel(stat='mean').mean()):.0f} bp (average "

@@ -37,19 +37,11 @@ def factor_mean_draws(F: np.ndarray, n_draws: int, rng) -> np.ndarray:
     With i.i.d. ``F_t ~ N(mu, Sigma)`` and ``p(mu, Sigma) ~ |Sigma|^{-(K+1)/2}``, the marginal
     posterior of the mean is multivariate t, ``mu | F ~ t_{T-K}(Fbar, S / (T (T - K)))`` with
     ``S = sum_t (F_t - Fbar)(F_t - Fbar)'`` (Gelman et al., *Bayesian Data Analysis*, 3rd ed., 2013,
-    sec. 3.6). Drawn as ``Fbar + L z sqrt((T - K) / chi2_{T-K})``.
+    sec. 3.6). Drawn as ``Fbar + L z sqrt((T - K) / chi2_{T-K})``, the chi-square by inversion of
+    a uniform (so that windows of different lengths can share their uniforms).
     """
-    T, K = F.shape
-    if T - K < 1:
-        raise SpecError(f"{T} dates are too few to carry the uncertainty of the mean of "
-                        f"{K} factors")
-    Fbar = F.mean(axis=0)
-    dev = F - Fbar
-    scale = dev.T @ dev / (T * (T - K))
-    L = np.linalg.cholesky(scale)
-    z = rng.standard_normal((n_draws, K))
-    w = np.sqrt((T - K) / rng.chisquare(T - K, size=n_draws))
-    return Fbar + (z @ L.T) * w[:, None]
+    return _mean_draws(np.asarray(F, float), True, n_draws,
+                       rng.standard_normal((n_draws, np.shape(F)[1])), rng.uniform(size=n_draws))
 
 
 def _parse_means(factor_means, factors: list) -> np.ndarray:
@@ -72,6 +64,75 @@ def _parse_means(factor_means, factors: list) -> np.ndarray:
     return arr
 
 
+def _history_frame(factor_history, factors: list) -> pd.DataFrame:
+    """``factor_history`` as a float DataFrame (DatetimeIndex) with exactly the fit's factors."""
+    if isinstance(factor_history, xr.DataArray):
+        factor_history = factor_history.transpose("date", "factor").to_pandas()
+    if not isinstance(factor_history, pd.DataFrame):
+        raise SpecError("factor_history must be a DataFrame (dates x factors); got "
+                        f"{type(factor_history).__name__}")
+    H = factor_history
+    if "date" in H.columns:
+        H = H.set_index("date")
+    missing = [f for f in factors if f not in H.columns]
+    if missing:
+        raise SpecError(f"factor_history has no column {missing[0]!r}: the fit's factors are "
+                        f"{factors}; it has {[str(c) for c in H.columns]}")
+    try:
+        idx = pd.DatetimeIndex(H.index)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"factor_history needs dates as its index or a 'date' column ({exc})"
+                        ) from None
+    H = H[factors].astype(float).set_axis(idx, axis=0)
+    if idx.has_duplicates:
+        raise SpecError(f"factor_history has date {idx[idx.duplicated()][0].date()} twice")
+    return H.sort_index()
+
+
+def _window_bounds(window):
+    if not (isinstance(window, tuple | list) and len(window) == 2):
+        raise SpecError("window must be None, 'panel', 'bond' or a (start, end) pair of dates; "
+                        f"got {window!r}")
+    try:
+        start = None if window[0] is None else pd.Timestamp(window[0])
+        end = None if window[1] is None else pd.Timestamp(window[1])
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"window {tuple(window)!r} is not a pair of dates ({exc})") from None
+    if start is not None and end is not None and start > end:
+        raise SpecError(f"window starts after it ends: {start.date()} > {end.date()}")
+    return start, end
+
+
+def _finite_rows(H: pd.DataFrame, what: str) -> pd.DataFrame:
+    bad = ~np.isfinite(H.to_numpy(float))
+    if bad.any():
+        t, k = np.argwhere(bad)[0]
+        raise SpecError(f"{what}: factor {H.columns[k]!r} is missing on "
+                        f"{pd.Timestamp(H.index[t]).date()}")
+    return H
+
+
+def _mean_draws(F: np.ndarray, uncertain: bool, S: int, z, u) -> np.ndarray:
+    """``(S, K)`` draws of ``E[F]`` from the months ``F``; the point mean when not ``uncertain``.
+
+    ``z`` (S, K) standard normals and ``u`` (S,) uniforms are shared between windows, so the
+    E[F] draws of windows that overlap are (comonotonically) dependent, as they should be.
+    """
+    from scipy import stats
+
+    T, K = F.shape
+    if not uncertain:
+        return np.broadcast_to(F.mean(axis=0), (S, K))
+    if T - K < 1:
+        raise SpecError(f"{T} months are too few to carry the uncertainty of the mean of "
+                        f"{K} factors")
+    Fbar = F.mean(axis=0)
+    dev = F - Fbar
+    L = np.linalg.cholesky(dev.T @ dev / (T * (T - K)))
+    w = np.sqrt((T - K) / stats.chi2.ppf(u, T - K))
+    return Fbar + (z @ L.T) * w[:, None]
+
+
 def expected_returns(
     idata: xr.DataTree,
     factor_means=None,
@@ -80,6 +141,8 @@ def expected_returns(
     factor_uncertainty: bool = False,
     factor_cov=None,
     by: str = "bond",
+    window=None,
+    factor_history=None,
     random_seed=None,
 ) -> pd.DataFrame:
     """Posterior mean and central interval of each bond's (or group's) expected return.
@@ -89,32 +152,48 @@ def expected_returns(
     idata : xarray.DataTree
         A :meth:`FactorModel.fit` result (posterior ``alpha``, ``beta``; ``constant_data``).
     factor_means : mapping factor -> value, Series or sequence, optional
-        ``E[F]``; default: the sample means of the factor returns the model was fitted on.
+        ``E[F]`` given by the user; default: the sample means of the factor returns over the
+        months chosen by ``window`` (and ``factor_history``).
     prob : float
         Probability of the central (equal-tailed) interval.
     factor_uncertainty : bool
         Carry the uncertainty of ``E[F]``: each posterior draw gets its own draw of the factor
-        means, from their posterior given the fitted factor returns (see :func:`factor_mean_draws`),
-        or from ``N(factor_means, factor_cov)`` when both are given.
+        means, from their posterior given the factor returns of the window (see
+        :func:`factor_mean_draws`), or from ``N(factor_means, factor_cov)`` when both are given.
     factor_cov : array (K, K), optional
         Covariance of user-given ``factor_means`` (with ``factor_uncertainty=True``).
     by : {"bond", "rating_bucket"}
         Per bond, or per group: the equal-weighted average over the group's bonds, draw by draw
         (``"rating_bucket"``, or the fit's group dimension name).
+    window : None, "panel", "bond" or (start, end)
+        Months over which ``E[F]`` is averaged. ``None``: every month of the factor source (the
+        fit's factor returns, or ``factor_history`` when given); ``"panel"``: the months from
+        the first to the last date of the fit; ``"bond"``: each bond's own observed months
+        (each bond then has its own ``E[F]``); ``(start, end)``: the months of the source in
+        that closed interval (either end may be ``None``).
+    factor_history : pandas.DataFrame, optional
+        A longer factor series (dates x factors, or a ``date`` column) to take ``E[F]`` from
+        instead of the fitted factor returns, e.g. factor returns since 1973 for a panel that
+        starts in 1997.
     random_seed : int, optional
         Seed of the factor-mean draws.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by bond (or group), columns ``mean``, ``sd``, ``lower``, ``upper`` and (per bond)
-        ``group``.
+        Indexed by bond (or group), columns ``mean``, ``sd``, ``lower``, ``upper``, (per bond)
+        ``group``, and, unless ``factor_means`` is given, ``ef_start``, ``ef_end``,
+        ``ef_months``: the first and last month of the window behind ``E[F]`` and its number
+        of months (for a group and ``window="bond"``: the span of its bonds' windows and the
+        number of distinct months). ``attrs``: ``prob``, ``factor_uncertainty``, ``ef_window``
+        (the window in words), ``factor_means`` (the mean ``E[F]`` per factor; per bond in
+        ``factor_means_by_bond`` for ``window="bond"``).
 
     Notes
     -----
     ``E[R_b] = alpha_b + beta_b'E[F]`` evaluated draw by draw, so the bands carry the joint
-    posterior
-    uncertainty of ``alpha_b`` and ``beta_b`` (and, optionally, of ``E[F]``).
+    posterior uncertainty of ``alpha_b`` and ``beta_b`` (and, optionally, of ``E[F]``), with
+    ``E[F] = (1 / |W_b|) sum_{t in W_b} F_t`` over the window ``W_b``.
     """
     if not 0 < prob < 1:
         raise SpecError(f"prob must be in (0, 1); got {prob}")
@@ -128,27 +207,86 @@ def expected_returns(
     group_name = group_da.attrs.get("name", "rating_bucket") if group_da is not None else None
     if by not in ("bond", "rating_bucket") and by != group_name:
         raise SpecError(f"by must be 'bond' or 'rating_bucket'; got {by!r}")
+    if factor_means is not None and (window is not None or factor_history is not None):
+        raise SpecError("give either factor_means or a window/factor_history to average the "
+                        "factor returns over, not both")
+    if isinstance(window, str) and window not in ("panel", "bond"):
+        raise SpecError(f"window must be None, 'panel', 'bond' or a (start, end) pair of dates; "
+                        f"got {window!r}")
     alpha = post["alpha"]
     beta = post["beta"].transpose("chain", "draw", ..., "factor")
     C, D = alpha.sizes["chain"], alpha.sizes["draw"]
     S = C * D
     a = alpha.values.reshape(S, *alpha.shape[2:])
     b = beta.values.reshape(S, *beta.shape[2:])
-    bonds = list(idata["observed_data"]["returns"]["bond"].values)
+    y = idata["observed_data"]["returns"].transpose("date", "bond")
+    bonds = [str(v) for v in y["bond"].values]
     if a.ndim == 1:  # pooled: one alpha/beta for every bond
         a = np.repeat(a[:, None], len(bonds), axis=1)
         b = np.repeat(b[:, None, :], len(bonds), axis=1)
     else:
-        bonds = list(alpha["bond"].values)
+        bonds = [str(v) for v in alpha["bond"].values]
+        y = y.sel(bond=alpha["bond"].values)
 
     rng = np.random.default_rng(random_seed)
+    ef_cols = None  # (start, end, months) per bond
+    mF_by_bond = None
     if factor_means is None:
         if factor_cov is not None:
             raise SpecError("factor_cov needs factor_means")
-        if factor_uncertainty:
-            mF = factor_mean_draws(Fda.values, S, rng)
+        fit_dates = pd.DatetimeIndex(Fda["date"].values)
+        if factor_history is None:
+            src = pd.DataFrame(Fda.values, index=fit_dates, columns=factors)
+            src_name = "the fitted factor returns"
         else:
-            mF = np.broadcast_to(Fda.values.mean(axis=0), (S, len(factors)))
+            src = _history_frame(factor_history, factors)
+            src_name = "factor_history"
+        if window == "bond":
+            obs = np.isfinite(y.values)  # (date, bond)
+            windows = [fit_dates[obs[:, j]] for j in range(len(bonds))]
+            for bond, w in zip(bonds, windows, strict=True):
+                if len(w) == 0:
+                    raise SpecError(f"window='bond': bond {bond!r} has no observed month")
+            if factor_history is not None:
+                for bond, w in zip(bonds, windows, strict=True):
+                    absent = w.difference(src.index)
+                    if len(absent):
+                        raise SpecError(f"window='bond': factor_history has no row for "
+                                        f"{absent[0].date()}, a month of bond {bond!r}")
+            desc = f"each bond's own observed months, from {src_name}"
+        else:
+            if window is None:
+                sel = src
+                desc = f"every month of {src_name}"
+            elif window == "panel":
+                sel = src.loc[fit_dates.min():fit_dates.max()]
+                desc = f"the fit's months, from {src_name}"
+            else:
+                start, end = _window_bounds(window)
+                sel = src.loc[start:end]
+                desc = (f"the months from {start.date() if start is not None else 'the start'} "
+                        f"to {end.date() if end is not None else 'the end'}, from {src_name}")
+                if len(sel) == 0:
+                    raise SpecError(
+                        f"window {tuple(window)!r} holds no month of {src_name} (which runs "
+                        f"from {src.index.min().date()} to {src.index.max().date()})")
+            windows = [sel.index] * len(bonds)
+        K = len(factors)
+        z = rng.standard_normal((S, K))
+        u = rng.uniform(size=S)
+        cache = {}
+        mF_b = np.empty((S, len(bonds), K))
+        for j, w in enumerate(windows):
+            key = w.asi8.tobytes()
+            if key not in cache:
+                Fw = _finite_rows(src.loc[w], f"E[F] over {desc}")
+                cache[key] = _mean_draws(Fw.to_numpy(float), factor_uncertainty, S, z, u)
+            mF_b[:, j] = cache[key]
+        ef_cols = [(w[0], w[-1], len(w)) for w in windows]
+        mF = mF_b
+        if window == "bond":
+            mF_by_bond = pd.DataFrame(mF_b.mean(axis=0), index=pd.Index(bonds, name="bond"),
+                                      columns=factors)
     else:
         mean = _parse_means(factor_means, factors)
         if factor_uncertainty:
@@ -158,14 +296,17 @@ def expected_returns(
             if cov.shape != (len(factors), len(factors)):
                 raise SpecError(f"factor_cov must be {len(factors)} x {len(factors)}; "
                                 f"got {cov.shape}")
-            mF = rng.multivariate_normal(mean, cov, size=S)
+            draws = rng.multivariate_normal(mean, cov, size=S)
         else:
-            mF = np.broadcast_to(mean, (S, len(factors)))
-    er = a + np.einsum("sbk,sk->sb", b, mF)  # (draws, bond)
+            draws = np.broadcast_to(mean, (S, len(factors)))
+        mF = np.broadcast_to(draws[:, None, :], (S, len(bonds), len(factors)))
+        desc = "user-given factor_means"
+    er = a + np.einsum("sbk,sbk->sb", b, mF)  # (draws, bond)
 
     groups = None
     if group_da is not None:
-        groups = pd.Series(group_da.values, index=list(group_da["bond"].values)).reindex(bonds)
+        groups = pd.Series(group_da.values,
+                           index=[str(v) for v in group_da["bond"].values]).reindex(bonds)
     if by != "bond":
         if groups is None:
             raise SpecError(
@@ -173,8 +314,11 @@ def expected_returns(
                 "groups= to FactorModel.fit"
             )
         labels = list(dict.fromkeys(groups.values))
-        er = np.stack([er[:, (groups.values == g)].mean(axis=1) for g in labels], axis=1)
+        members = [np.flatnonzero(groups.values == g) for g in labels]
+        er = np.stack([er[:, m].mean(axis=1) for m in members], axis=1)
         index = pd.Index(labels, name=group_name)
+        if ef_cols is not None:
+            ef_cols = [_union_window([windows[i] for i in m]) for m in members]
     else:
         index = pd.Index(bonds, name="bond")
     q = np.quantile(er, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
@@ -182,9 +326,25 @@ def expected_returns(
                         "lower": q[0], "upper": q[1]}, index=index)
     if by == "bond" and groups is not None:
         out["group"] = groups.values
+    if ef_cols is not None:
+        out["ef_start"] = pd.DatetimeIndex([c[0] for c in ef_cols])
+        out["ef_end"] = pd.DatetimeIndex([c[1] for c in ef_cols])
+        out["ef_months"] = [int(c[2]) for c in ef_cols]
     out.attrs["prob"] = prob
-    out.attrs["factor_means"] = dict(zip(factors, np.asarray(mF).mean(axis=0), strict=True))
+    out.attrs["factor_uncertainty"] = bool(factor_uncertainty)
+    out.attrs["ef_window"] = desc
+    if mF_by_bond is not None:
+        out.attrs["factor_means_by_bond"] = mF_by_bond
+    else:
+        out.attrs["factor_means"] = dict(zip(factors, mF[:, 0].mean(axis=0), strict=True))
     return out
+
+
+def _union_window(windows):
+    months = windows[0]
+    for w in windows[1:]:
+        months = months.union(w)
+    return months.min(), months.max(), len(months)
 
 
 def residual_returns(idata: xr.DataTree) -> xr.DataArray:

@@ -25,6 +25,8 @@ __all__ = [
     "plot_betas_by_bucket",
     "plot_expected_returns",
     "plot_ou_fit",
+    "plot_pooled_coefficients",
+    "plot_term_premium",
     "plot_yield_curve_fit",
     "save_png",
 ]
@@ -32,6 +34,7 @@ __all__ = [
 BUCKET_COLORS = {"IG+": "#1f77b4", "IG-": "#2ca02c", "HY": "#d62728"}
 _OTHER = "#7f7f7f"
 _BUCKET_ORDER = ("IG+", "IG-", "HY")
+_MAX_NAMED = 60  # bonds named on the x-axis of the caterpillar plots
 
 
 def save_png(fig: Figure, path, dpi: int = 120) -> Path:
@@ -112,8 +115,14 @@ def _caterpillar(ax, table: pd.DataFrame, ref=None, ref_label="OLS", group_means
             ax.axvline(start - 0.5, color="0.6", lw=0.6)
         start = stop
     ax.set_xlim(-1, len(t))
-    ax.set_xticks([])
-    ax.set_xlabel("bonds, sorted by rating bucket and posterior mean")
+    if len(t) <= _MAX_NAMED:
+        ax.set_xticks(x, [str(b) for b in t.index], rotation=90,
+                      fontsize=8 if len(t) <= 30 else 6)
+        ax.set_xlabel("bond (sorted by rating bucket and posterior mean)")
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel(f"{len(t)} bonds, sorted by rating bucket and posterior mean (too many to "
+                      "name; see the table)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, pad=16, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
@@ -172,7 +181,8 @@ def plot_betas_by_bucket(idata: xr.DataTree, ols=None, prob: float = 0.94,
 
 
 def plot_expected_returns(table: pd.DataFrame, buckets=None, ols: pd.Series | None = None,
-                          annualise: int = 12, title: str | None = None) -> Figure:
+                          annualise: int = 12, title: str | None = None,
+                          factor_uncertainty: bool | None = None) -> Figure:
     """Expected returns per bond with their uncertainty bands, by rating bucket.
 
     Parameters
@@ -187,12 +197,18 @@ def plot_expected_returns(table: pd.DataFrame, buckets=None, ols: pd.Series | No
         OLS point estimates per bond (crosses).
     annualise : int
         Multiply by this (12: percent per year); 1 keeps monthly.
+    factor_uncertainty : bool, optional
+        Whether the bands include the uncertainty of ``E[F]`` (default: ``table.attrs``, as set
+        by :func:`bayesbond.expected_returns`); stated in the title, with the months ``E[F]``
+        is averaged over (``ef_start``, ``ef_end``, ``ef_months`` columns).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     t = table.copy()
+    if factor_uncertainty is None:
+        factor_uncertainty = table.attrs.get("factor_uncertainty")
     for col in ("mean", "lower", "upper"):
         if col not in t.columns:
             raise ValueError(f"expected-return table needs a {col!r} column; has {list(t.columns)}")
@@ -211,14 +227,94 @@ def plot_expected_returns(table: pd.DataFrame, buckets=None, ols: pd.Series | No
                                                   f"% per {annualise} months")
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax = fig.subplots()
+    prob = table.attrs.get("prob")
+    band = f"{prob:.0%} interval" if prob else "interval"
+    if factor_uncertainty is None:
+        unc = "E[F] uncertainty: not stated"
+    else:
+        unc = "with" if factor_uncertainty else "without"
+        unc = f"{unc} the uncertainty of E[F]"
+    ef = _ef_window_text(table)
     _caterpillar(ax, t, ref=ref, ylabel=f"expected return ({unit})",
-                 title="Expected return E[R] = alpha + beta'E[F]: posterior mean and interval"
-                       + (", OLS (x)" if ref is not None else ""))
+                 title="Expected return E[R] = alpha + beta'E[F]: posterior mean and " + band
+                       + (", OLS (x)" if ref is not None else "") + f"\n{unc}; {ef}")
     ax.axhline(0, color="k", lw=0.6)
     if ref is not None:
         ax.legend(loc="upper left", fontsize=8)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _ef_window_text(table: pd.DataFrame) -> str:
+    """'E[F] over 1997-01 to 2016-12 (240 months)' from the ef_* columns of an E[R] table."""
+    if not {"ef_start", "ef_end", "ef_months"} <= set(table.columns):
+        return ("E[F] given by the user" if table.attrs.get("ef_window") ==
+                "user-given factor_means" else "E[F] window not stated")
+    start, end = pd.to_datetime(table["ef_start"]), pd.to_datetime(table["ef_end"])
+    if start.nunique() == 1 and end.nunique() == 1 and table["ef_months"].nunique() == 1:
+        return (f"E[F] averaged over {start.iloc[0]:%Y-%m} to {end.iloc[0]:%Y-%m} "
+                f"({int(table['ef_months'].iloc[0])} months)")
+    return (f"E[F] averaged over each bond's own months ({start.min():%Y-%m} to "
+            f"{end.max():%Y-%m}, {int(table['ef_months'].min())} to "
+            f"{int(table['ef_months'].max())} months)")
+
+
+def plot_pooled_coefficients(idata: xr.DataTree, ols=None, prob: float = 0.94,
+                             pooled_ols: pd.DataFrame | None = None,
+                             title: str | None = None) -> Figure:
+    """Posterior of the common ``alpha`` and ``beta`` of a pooled factor fit, against OLS.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A pooled :class:`~bayesbond.FactorModel` fit (``alpha`` (chain, draw), ``beta``
+        (chain, draw, factor)).
+    ols : OLSResult or pandas.DataFrame, optional
+        Per-bond OLS estimates (``.params``: bonds x ``alpha``, factors): drawn as a rug, so the
+        spread that pooling assumes away is visible.
+    pooled_ols : pandas.DataFrame, optional
+        OLS on all bonds' stacked months (rows ``alpha`` and the factors, columns ``estimate``,
+        ``se``): a vertical line with a +- 1.96 se band.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per coefficient: histogram of the posterior draws, its central ``prob``
+        interval (shaded), the per-bond OLS rug and the pooled OLS estimate. ``alpha`` in % per
+        month.
+    """
+    post = idata["posterior"]
+    if "bond" in post["beta"].dims:
+        raise ValueError("plot_pooled_coefficients needs a pooled fit (beta without a bond "
+                         "dimension); use plot_betas_by_bucket")
+    factors = [str(f) for f in post["beta"]["factor"].values]
+    names = ["alpha", *factors]
+    params = getattr(ols, "params", ols)
+    fig = Figure(figsize=(3.3 * len(names) + 0.5, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    q = (1 - prob) / 2
+    for ax, name in zip(axes, names, strict=True):
+        draws = (post["alpha"] if name == "alpha" else post["beta"].sel(factor=name)).values
+        mult = 100.0 if name == "alpha" else 1.0
+        draws = draws.ravel() * mult
+        lo, hi = np.quantile(draws, [q, 1 - q])
+        ax.hist(draws, bins=40, density=True, color="#1f77b4", alpha=0.6, label="posterior")
+        ax.axvspan(lo, hi, color="#1f77b4", alpha=0.12, label=f"{prob:.0%} interval")
+        if params is not None and name in params.columns:
+            v = params[name].to_numpy(float) * mult
+            ax.plot(v, np.zeros_like(v), "|", color="k", ms=14, mew=1,
+                    label=f"OLS per bond ({len(v)})")
+        if pooled_ols is not None and name in pooled_ols.index:
+            e, se = (float(pooled_ols.loc[name, c]) * mult for c in ("estimate", "se"))
+            ax.axvline(e, color="#d62728", lw=1.3, label="pooled OLS")
+            ax.axvspan(e - 1.96 * se, e + 1.96 * se, color="#d62728", alpha=0.1)
+        ax.set_title("alpha (% per month)" if name == "alpha" else f"beta on {name}",
+                     fontsize=10)
+        ax.set_yticks([])
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title or "Pooled factor model: one alpha and beta for every bond", fontsize=11)
     return fig
 
 
@@ -335,6 +431,16 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
     tau = np.asarray(maturities, float)
     if (fitted is None) == (bands is None):
         raise ValueError("give either fitted draws or bands")
+    if isinstance(bands, xr.Dataset):
+        bands = bands["fitted"]
+    if isinstance(bands, xr.DataArray):  # (stat, date, maturity): align the yields by date
+        missing = pd.DatetimeIndex(bands["date"].values).difference(observed.index) \
+            if isinstance(observed.index, pd.DatetimeIndex) else []
+        if len(missing):
+            raise ValueError(f"bands cover {missing[0]}, a date without observed yields")
+        observed = observed.loc[bands["date"].values]
+        bands = tuple(bands.sel(stat=k).transpose("date", "maturity").values
+                      for k in ("mean", "lower", "upper"))
     if fitted is not None:
         fitted = np.asarray(fitted, float)
         if fitted.shape[1:] != observed.shape:
@@ -352,12 +458,16 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
         default_center = "posterior mean"
     idx = observed.index
     if dates is None:
-        pos = np.linspace(0, len(idx) - 1, 4).round().astype(int)
+        pos = np.unique(np.linspace(0, len(idx) - 1, min(5, len(idx))).round().astype(int))
     else:
         pos = [idx.get_loc(pd.Timestamp(d)) for d in dates]
-    fig = Figure(figsize=(11, 6.5), layout="constrained")
-    axes = fig.subplots(2, 3)
-    flat = axes.ravel()
+    ncols = 3
+    nrows = -(-(len(pos) + 1) // ncols)
+    fig = Figure(figsize=(11, 3.3 * nrows), layout="constrained")
+    grid = fig.add_gridspec(nrows, ncols)
+    flat = [fig.add_subplot(grid[i // ncols, i % ncols]) for i in range(len(pos))]
+    k = len(pos)  # the error panel takes the rest of the last row (no empty panel)
+    flat.append(fig.add_subplot(grid[k // ncols, k % ncols:]))
     for ax, p in zip(flat[: len(pos)], pos, strict=False):
         ax.fill_between(tau, lower[p] * units, upper[p] * units, color="#1f77b4", alpha=0.3,
                         label=band_label or f"posterior {prob:.0%} band")
@@ -366,13 +476,12 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
         ax.plot(tau, observed.iloc[p].to_numpy(float) * units, "ko", ms=3.5, label="observed")
         if ml is not None:
             ax.plot(tau, ml.iloc[p].to_numpy(float) * units, "k--", lw=0.8, label="ML fit")
-        ax.set_title(str(pd.Timestamp(idx[p]).date()), fontsize=9)
+        ax.set_title(str(pd.Timestamp(idx[p]).date()) if isinstance(idx, pd.DatetimeIndex)
+                     else f"date {idx[p]}", fontsize=9)
         ax.set_xlabel("maturity (years)")
         ax.set_ylabel("yield (%)" if units == 100 else "yield")
         ax.grid(alpha=0.3)
     flat[0].legend(fontsize=7)
-    for ax in flat[len(pos):-1]:
-        ax.set_axis_off()
     err = (mean - observed.to_numpy(float)) * 1e4
     ax = flat[-1]
     ax.boxplot([e[np.isfinite(e)] for e in err.T], positions=np.arange(len(tau)), widths=0.6,
@@ -382,6 +491,61 @@ def plot_yield_curve_fit(maturities: Sequence[float], observed: pd.DataFrame,
     rmse = np.sqrt(np.nanmean(err**2))
     ax.set_title(f"fitting error (bp), RMSE {rmse:.1f} bp", fontsize=9)
     ax.set_xlabel("maturity (years)")
+    ax.set_ylabel("fitted minus observed (bp)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_term_premium(term_premium, maturities: Sequence[float] | None = None,
+                      ml: pd.DataFrame | None = None, title: str | None = None) -> Figure:
+    """Term premia over time with their posterior bands, one panel per maturity.
+
+    Parameters
+    ----------
+    term_premium : xarray.DataArray or Dataset
+        ``(stat, date, maturity)`` with ``stat`` in ``mean, lower, upper`` (decimals per year),
+        e.g. ``AffineModel().bands(fit)["term_premium"]`` (a Dataset: its ``term_premium``).
+    maturities : sequence of float, optional
+        Maturities to draw (years; the nearest available is used); default: up to three spread
+        over the available ones, the longest included.
+    ml : pandas.DataFrame, optional
+        ML term premia (dates x maturities, decimals per year), dashed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        In basis points; the band probability is read from ``attrs["prob"]`` when present.
+    """
+    tp = term_premium
+    prob = tp.attrs.get("prob")
+    if isinstance(tp, xr.Dataset):
+        tp = tp["term_premium"]
+    tau = tp["maturity"].values.astype(float)
+    if maturities is None:
+        pick = tau[np.unique(np.linspace(0, len(tau) - 1, min(4, len(tau))).round()
+                             .astype(int))[1:]] if len(tau) > 1 else tau
+    else:
+        pick = np.array([tau[np.argmin(np.abs(tau - m))] for m in maturities])
+    fig = Figure(figsize=(10, 2.6 * len(pick) + 0.6), layout="constrained")
+    axes = fig.subplots(len(pick), 1, squeeze=False, sharex=True)[:, 0]
+    dates = tp["date"].values
+    band = f"posterior {prob:.0%} band" if prob else "posterior band"
+    for ax, m in zip(axes, pick, strict=True):
+        t = tp.sel(maturity=m)
+        ax.fill_between(dates, t.sel(stat="lower") * 1e4, t.sel(stat="upper") * 1e4,
+                        color="#1f77b4", alpha=0.3, label=band)
+        ax.plot(dates, t.sel(stat="mean") * 1e4, color="#1f77b4", lw=1.1, label="posterior mean")
+        if ml is not None:
+            col = ml.columns[np.argmin(np.abs(ml.columns.to_numpy(float) - m))]
+            ax.plot(ml.index, ml[col] * 1e4, "k--", lw=0.8, label="ML")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_ylabel("term premium (bp)")
+        ax.set_title(f"{m:g}-year term premium: model yield minus expectations-hypothesis "
+                     "yield", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper right")
+    axes[-1].set_xlabel("date")
     if title:
         fig.suptitle(title)
     return fig

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.errors import BayesBondError
+
 __all__ = ["family_of", "is_ml_fit", "markdown_table", "ml_table", "staging", "summary_table",
            "write_report"]
 
@@ -112,6 +114,11 @@ def family_of(idata: xr.DataTree) -> str:
                 return "ou"
             if fam in ("AffineModel", "affine"):
                 return "affine"
+    if isinstance(model, str):
+        for prefix, fam in (("FactorModel(", "factor_regression"), ("OUModel(", "ou"),
+                            ("AffineModel(", "affine")):
+            if model.startswith(prefix):
+                return fam
     post = idata["posterior"] if "posterior" in idata.children else xr.Dataset()
     names = set(post.data_vars)
     if "beta" in names and "alpha" in names:
@@ -146,15 +153,30 @@ def summary_table(idata: xr.DataTree, var_names=None, prob: float = 0.94,
 
 
 def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overwrite: bool = True,
-                 progress: Callable[[str], None] | None = None) -> list[Path]:
-    """Write a report of one fit to ``out_dir``: tables, diagnostics and the family's plots.
+                 progress: Callable[[str], None] | None = None, prob: float = 0.94,
+                 ef_window=None) -> list[Path]:
+    """Write a report of one fit to ``out_dir``: tables beside their baselines, diagnostics, plots.
 
-    Files: ``<name>_summary.md`` (diagnostics and the parameter table), ``<name>_summary.csv``
-    (all parameters: posterior summaries, or estimates and standard errors of an ML fit), and
-    PNG plots: for factor regressions ``<name>_betas_by_bucket.png`` (with OLS estimates
-    computed from the fit's own data unless ``ols`` is given) and
-    ``<name>_expected_returns.png``; for a 1-D OU model ``<name>_ou_fit.png``; for affine models
-    ``<name>_yield_curve_fit.png`` when the fit holds fitted yields.
+    Files: ``<name>_summary.md`` (diagnostics, the parameter table beside its baseline and, for
+    factor regressions, the expected-return table), ``<name>_summary.csv`` (all parameters:
+    posterior summaries, or estimates and standard errors of an ML fit),
+    ``<name>_baseline.csv`` (posterior next to OLS for factor regressions, next to ML for OU
+    and affine fits), ``<name>_expected_returns.csv`` (factor regressions) and PNG plots:
+    factor regressions ``<name>_betas_by_bucket.png`` (unpooled, hierarchical) or
+    ``<name>_pooled_coefficients.png`` (pooled) and ``<name>_expected_returns.png``; a 1-D OU
+    model ``<name>_ou_fit.png``; affine models ``<name>_yield_curve_fit.png`` and (Bayesian)
+    ``<name>_term_premium.png``.
+
+    Parameters
+    ----------
+    ols : OLSResult, optional
+        Baseline of a factor regression (default: :func:`bayesbond.ols` on the fit's own
+        ``observed_data.returns`` and ``constant_data.factor_returns``).
+    prob : float
+        Probability of the posterior intervals.
+    ef_window : None, "panel", "bond" or (start, end)
+        Months ``E[F]`` is averaged over in the expected-return table (see
+        :func:`bayesbond.expected_returns`); stated in the table and the plot.
 
     Returns
     -------
@@ -168,25 +190,258 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
     ml = is_ml_fit(idata)
     with staging(out_dir, overwrite=overwrite) as tmp:
         say(f"summarising {name} ({fam})")
-        full = ml_table(idata) if ml else summary_table(idata)
+        full = ml_table(idata) if ml else summary_table(idata, prob=prob)
         full.to_csv(tmp / f"{name}_summary.csv")
-        short = ml_table(idata, max_rows=12) if ml else summary_table(idata, max_rows=12)
+        short = ml_table(idata, max_rows=12) if ml else summary_table(idata, prob=prob,
+                                                                       max_rows=12)
         lines = [f"# {name}\n", f"- family: {fam}"]
         for key in ("estimator", "loglik", "diagnostics", "bayesbond_version",
                     "bayesbond_data_hash"):
             if key in idata.attrs:
                 lines.append(f"- {key.removeprefix('bayesbond_').replace('_', ' ')}: "
                              f"{idata.attrs[key]}")
-        lines += ["", "Parameters with at most 12 elements (all of them in the CSV):", "",
+        lines += ["", "## Parameters", "",
+                  "Parameters with at most 12 elements (all of them in "
+                  f"`{name}_summary.csv`):", "",
                   markdown_table(short) if len(short) else "(none)\n"]
-        (tmp / f"{name}_summary.md").write_text("\n".join(lines))
         written += [f"{name}_summary.md", f"{name}_summary.csv"]
-        for fname, fig in _family_figures(idata, fam, ols, say):
-            from bayesbond.workflow.plots import save_png
+        ctx = {"ols": ols, "prob": prob, "ef_window": ef_window}
+        if not ml:
+            say("comparing with the baseline")
+            base, text = _baseline(idata, fam, ctx)
+            if base is not None:
+                base.to_csv(tmp / f"{name}_baseline.csv")
+                written.append(f"{name}_baseline.csv")
+                lines += ["## Beside the baseline", "", text, "",
+                          markdown_table(base.head(60).reset_index(), index=False)
+                          if isinstance(base.index, pd.MultiIndex)
+                          else markdown_table(base.head(60)), ""]
+                if len(base) > 60:
+                    lines += [f"({len(base)} rows; all in `{name}_baseline.csv`)", ""]
+            er = ctx.get("er_table")
+            if er is not None:
+                er.to_csv(tmp / f"{name}_expected_returns.csv")
+                written.append(f"{name}_expected_returns.csv")
+                lines += ["## Expected returns", "", ctx["er_text"], "",
+                          markdown_table(_er_display(er), floatfmt=".3g"), ""]
+        figures = list(_family_figures(idata, fam, ctx, say))
+        (tmp / f"{name}_summary.md").write_text("\n".join(lines))
+        from bayesbond.workflow.plots import save_png
 
+        for fname, fig in figures:
             save_png(fig, tmp / f"{name}_{fname}.png")
             written.append(f"{name}_{fname}.png")
     return [out_dir / w for w in written]
+
+
+def _er_display(er: pd.DataFrame) -> pd.DataFrame:
+    """The E[R] table in % per year for the markdown (the CSV keeps decimals per month)."""
+    out = er.copy()
+    for c in ("mean", "sd", "lower", "upper", "lower_ef", "upper_ef", "ols", "ols_se"):
+        if c in out.columns:
+            out[c] = out[c] * 1200.0
+    for c in ("ef_start", "ef_end"):
+        if c in out.columns:
+            out[c] = pd.to_datetime(out[c]).dt.strftime("%Y-%m")
+    return out
+
+
+def _baseline(idata, fam, ctx):
+    """(table, text) of the posterior beside its baseline, or (None, None)."""
+    if fam == "factor_regression":
+        return _factor_baseline(idata, ctx)
+    if fam == "ou":
+        return _ou_baseline(idata, ctx)
+    if fam == "affine":
+        return _affine_baseline(idata, ctx)
+    return None, None
+
+
+def _post_stats(draws: np.ndarray, prob: float):
+    q = (1 - prob) / 2
+    return (draws.mean(0), draws.std(0, ddof=1), *np.quantile(draws, [q, 1 - q], axis=0))
+
+
+def _factor_baseline(idata, ctx):
+    prob = ctx["prob"]
+    post = idata["posterior"]
+    if ctx["ols"] is None:
+        ctx["ols"] = _ols_from_fit(idata)
+    ols = ctx["ols"]
+    factors = [str(f) for f in post["beta"]["factor"].values]
+    S = post.sizes["chain"] * post.sizes["draw"]
+    rows = []
+    if "bond" in post["beta"].dims:
+        bonds = [str(b) for b in post["beta"]["bond"].values]
+        a = post["alpha"].transpose("chain", "draw", "bond").values.reshape(S, -1)
+        b = post["beta"].transpose("chain", "draw", "bond", "factor").values.reshape(
+            S, len(bonds), -1)
+        coef = np.concatenate([a[..., None], b], axis=-1)  # (S, bond, 1 + K)
+        stats = _post_stats(coef, prob)
+        for i, bond in enumerate(bonds):
+            for k, c in enumerate(["alpha", *factors]):
+                est = se = np.nan
+                if ols is not None and c in ols.params.columns:
+                    p = ols.params.set_axis([str(x) for x in ols.params.index], axis=0)
+                    e = ols.bse.set_axis([str(x) for x in ols.bse.index], axis=0)
+                    est, se = float(p.loc[bond, c]), float(e.loc[bond, c])
+                rows.append((bond, c, *(float(v[i, k]) for v in stats), est, se))
+        table = pd.DataFrame(rows, columns=["bond", "parameter", "post_mean", "post_sd",
+                                            "lower", "upper", "ols", "ols_se"])
+        table = table.set_index(["bond", "parameter"])
+        text = (f"Posterior mean, sd and {prob:.0%} interval of each bond's alpha (decimals per "
+                "month) and betas, beside per-bond OLS estimates and their standard errors "
+                "(`bb.ols` on the fit's own returns and factor returns).")
+    else:
+        coef = np.column_stack([post["alpha"].values.reshape(S),
+                                post["beta"].transpose("chain", "draw", "factor").values
+                                .reshape(S, -1)])
+        stats = _post_stats(coef, prob)
+        pooled = _pooled_ols(idata)
+        ctx["pooled_ols"] = pooled
+        for k, c in enumerate(["alpha", *factors]):
+            est, se = ((float(pooled.loc[c, "estimate"]), float(pooled.loc[c, "se"]))
+                       if pooled is not None else (np.nan, np.nan))
+            rows.append((c, *(float(v[k]) for v in stats), est, se))
+        table = pd.DataFrame(rows, columns=["parameter", "post_mean", "post_sd", "lower",
+                                            "upper", "ols", "ols_se"]).set_index("parameter")
+        text = (f"Pooled model: posterior mean, sd and {prob:.0%} interval of the common alpha "
+                "(decimals per month) and betas, beside OLS on all bonds' observed months "
+                "stacked (classical standard errors).")
+    if _has_factor_data(idata):
+        _expected_return_table(idata, ctx)
+    else:
+        text += (" (The fit holds no observed_data.returns / constant_data.factor_returns: no "
+                 "OLS baseline and no expected-return table.)")
+    return table, text
+
+
+def _has_factor_data(idata) -> bool:
+    return ("observed_data" in idata.children and "returns" in idata["observed_data"]
+            and "constant_data" in idata.children
+            and "factor_returns" in idata["constant_data"])
+
+
+def _pooled_ols(idata):
+    """OLS of every observed (date, bond) return on a constant and the factors, stacked."""
+    if not _has_factor_data(idata):
+        return None
+    y = idata["observed_data"]["returns"].transpose("date", "bond")
+    F = idata["constant_data"]["factor_returns"].transpose("date", "factor")
+    F = F.sel(date=y["date"])
+    obs = np.isfinite(y.values)
+    t_idx, _ = np.nonzero(obs)
+    X = np.column_stack([np.ones(len(t_idx)), F.values[t_idx]])
+    r = y.values[obs]
+    coef, *_ = np.linalg.lstsq(X, r, rcond=None)
+    resid = r - X @ coef
+    s2 = resid @ resid / (len(r) - X.shape[1])
+    se = np.sqrt(np.diag(s2 * np.linalg.inv(X.T @ X)))
+    names = ["alpha", *[str(f) for f in F["factor"].values]]
+    return pd.DataFrame({"estimate": coef, "se": se}, index=pd.Index(names, name="parameter"))
+
+
+def _expected_return_table(idata, ctx):
+    """E[R] per bond with E[F] known and with its uncertainty, beside OLS (into ``ctx``)."""
+    from bayesbond.workflow.expected import expected_returns
+
+    prob, window = ctx["prob"], ctx["ef_window"]
+    er = expected_returns(idata, prob=prob, window=window)
+    er_u = expected_returns(idata, prob=prob, window=window, factor_uncertainty=True,
+                            random_seed=0)
+    table = er[["mean", "sd", "lower", "upper"]].copy()
+    table["lower_ef"] = er_u["lower"]
+    table["upper_ef"] = er_u["upper"]
+    ols = ctx["ols"]
+    if ols is not None and hasattr(ols, "expected_return"):
+        F = idata["constant_data"]["factor_returns"].transpose("date", "factor").to_pandas()
+        if window == "bond":
+            means = er.attrs["factor_means_by_bond"]
+            o = pd.DataFrame([ols.expected_return(means.loc[str(b)]).loc[b]
+                              for b in ols.params.index], index=ols.params.index)
+        else:
+            F = F.loc[er["ef_start"].iloc[0]:er["ef_end"].iloc[0]]
+            o = ols.expected_return(F.mean())
+        o.index = [str(b) for b in o.index]
+        table["ols"] = o["mean"].reindex(table.index)
+        table["ols_se"] = o["se"].reindex(table.index)
+    for c in ("group", "ef_start", "ef_end", "ef_months"):
+        if c in er.columns:
+            table[c] = er[c]
+    ctx["er_table"] = table
+    ctx["er_plot"] = er_u
+    ctx["er_ols"] = table["ols"] if "ols" in table.columns else None
+    from bayesbond.workflow.plots import _ef_window_text
+
+    ctx["er_text"] = (
+        f"E[R] = alpha + beta'E[F] per bond, in % per year (x 1200; the CSV keeps decimals per "
+        f"month): posterior mean, sd and {prob:.0%} interval with E[F] treated as known "
+        "(`lower`, `upper`) and with the uncertainty of E[F] (`lower_ef`, `upper_ef`: the "
+        "posterior of the mean factor returns); `ols`, `ols_se`: OLS "
+        f"expected return and its standard error (E[F] known) over the same months. "
+        f"{_ef_window_text(er)} "
+        f"({er.attrs['ef_window']}).")
+
+
+def _ou_baseline(idata, ctx):
+    post = idata["posterior"]
+    x = _ou_series(idata)
+    if x is None or not {"kappa", "theta", "sigma"} <= set(post.data_vars):
+        return None, None
+    from bayesbond.baselines.ou_ml import ou_ml
+
+    dt = _ou_dt(idata)
+    ml = ou_ml(x.to_numpy(float), dt)
+    ctx["ou_ml"] = {k: float(getattr(ml, k)) for k in ("kappa", "theta", "sigma")}
+    rows = []
+    for k in ("kappa", "theta", "sigma"):
+        m, sd, lo, hi = _post_stats(post[k].values.reshape(-1), ctx["prob"])
+        rows.append((k, float(m), float(sd), float(lo), float(hi), float(getattr(ml, k)),
+                     float(ml.se[k])))
+    table = pd.DataFrame(rows, columns=["parameter", "post_mean", "post_sd", "lower", "upper",
+                                        "ml", "ml_se"]).set_index("parameter")
+    table["z"] = (table["post_mean"] - table["ml"]) / table["ml_se"]
+    return table, (f"Posterior mean, sd and {ctx['prob']:.0%} interval beside the exact "
+                   "maximum-likelihood estimate (`bb.ou_ml`, same data and dt); z = (posterior "
+                   "mean - ML) / ML se.")
+
+
+def _ou_series(idata):
+    if "observed_data" not in idata.children:
+        return None
+    obs = idata["observed_data"]
+    x = obs[next(iter(obs.data_vars))]
+    if "state" in x.dims and x.sizes["state"] == 1:
+        x = x.isel(state=0, drop=True)
+    return x.to_pandas() if x.ndim == 1 else None
+
+
+def _ou_dt(idata) -> float:
+    dt = _spec_value(idata, "model", "dt", None)
+    if dt is None and "constant_data" in idata.children and "dt" in idata["constant_data"]:
+        d = idata["constant_data"]["dt"]
+        if d.ndim == 0:
+            dt = float(d)
+    if dt is None:
+        dt = float(idata.attrs.get("dt", 1 / 12))
+    return float(dt)
+
+
+def _affine_baseline(idata, ctx):
+    from bayesbond.baselines.affine_ml import affine_ml
+    from bayesbond.bayes.affine_model import AffineModel, _data_of
+
+    try:
+        D = _data_of(idata, None)
+    except BayesBondError:  # a fit made before the data were stored: no baseline
+        return None, None
+    n = int(idata["posterior"]["A"].sizes["state"])
+    ml = affine_ml(D["Y"], D["tau"], n, method="portfolio", dt=D["dt"], weights=D["W"],
+                   n_starts=1, se=True)
+    table = AffineModel(n).side_by_side(ml, idata)
+    return table, ("Posterior mean and sd beside the maximum-likelihood estimate of the same "
+                   "(portfolio) likelihood, `bb.affine_ml(..., method='portfolio')`, with its "
+                   "standard errors; z = (posterior mean - ML) / ML se.")
 
 
 def is_ml_fit(idata: xr.DataTree) -> bool:
@@ -217,7 +472,7 @@ def ml_table(idata: xr.DataTree, max_rows: int | None = None) -> pd.DataFrame:
     return table
 
 
-def _family_figures(idata, fam, ols, say):
+def _family_figures(idata, fam, ctx, say):
     from bayesbond.workflow import plots
 
     if is_ml_fit(idata):
@@ -231,45 +486,51 @@ def _family_figures(idata, fam, ols, say):
                 band_label=labels.get("band_label"))
         return
     post = idata["posterior"]
-    if fam == "factor_regression" and "bond" in post["beta"].dims:
-        if ols is None:
-            ols = _ols_from_fit(idata)
-        say("plotting betas by rating bucket")
-        yield "betas_by_bucket", plots.plot_betas_by_bucket(idata, ols=ols)
-        er = _expected_returns(idata)
-        if er is not None:
+    prob = ctx["prob"]
+    if fam == "factor_regression":
+        ols = ctx.get("ols")
+        if "bond" in post["beta"].dims:
+            if ols is None:
+                ols = ctx["ols"] = _ols_from_fit(idata)
+            say("plotting betas by rating bucket")
+            yield "betas_by_bucket", plots.plot_betas_by_bucket(idata, ols=ols, prob=prob)
+        else:
+            say("plotting the pooled coefficients")
+            yield "pooled_coefficients", plots.plot_pooled_coefficients(
+                idata, ols=ols, prob=prob, pooled_ols=ctx.get("pooled_ols"))
+        if ctx.get("er_plot") is not None:
             say("plotting expected returns")
-            buckets = None
-            if "constant_data" in idata.children and "group" in idata["constant_data"]:
-                g = idata["constant_data"]["group"]
-                buckets = pd.Series(g.values, index=[str(b) for b in g["bond"].values])
-            ols_er = None
-            if ols is not None and hasattr(ols, "expected_return"):
-                with contextlib.suppress(Exception):
-                    F = idata["constant_data"]["factor_returns"].to_pandas()
-                    res = ols.expected_return(F.mean())
-                    ols_er = res["mean"] if isinstance(res, pd.DataFrame) else res
-            yield "expected_returns", plots.plot_expected_returns(er, buckets=buckets, ols=ols_er)
-    elif fam == "ou" and {"kappa", "theta", "sigma"} <= set(post.data_vars) \
-            and "observed_data" in idata.children:
-        obs = idata["observed_data"]
-        x = obs[next(iter(obs.data_vars))]
-        if "state" in x.dims and x.sizes["state"] == 1:
-            x = x.isel(state=0, drop=True)
-        if x.ndim == 1:
-            dt = _spec_value(idata, "model", "dt", None)
-            if dt is None:
-                dt = float(idata.attrs.get("dt", 1 / 12))
+            yield "expected_returns", plots.plot_expected_returns(ctx["er_plot"],
+                                                                  ols=ctx.get("er_ols"))
+    elif fam == "ou" and {"kappa", "theta", "sigma"} <= set(post.data_vars):
+        x = _ou_series(idata)
+        if x is not None:
             say("plotting the OU fit")
             yield "ou_fit", plots.plot_ou_fit(
-                x.to_pandas(), post["kappa"].values, post["theta"].values, post["sigma"].values,
-                float(dt))
+                x, post["kappa"].values, post["theta"].values, post["sigma"].values,
+                _ou_dt(idata), prob=prob, ml=ctx.get("ou_ml"))
     elif fam == "affine":
-        fitted = _fitted_yields(idata)
-        if fitted is not None:
+        from bayesbond.bayes.affine_model import AffineModel
+
+        bands = None
+        with contextlib.suppress(BayesBondError):  # a fit without constant_data: fitted_bands
+            bands = AffineModel().bands(idata, prob=prob, max_draws=200)
+        fitted = _fitted_yields(idata) if bands is None else None
+        if bands is not None:
             say("plotting the yield-curve fit")
-            observed, bands, tau = fitted
-            yield "yield_curve_fit", plots.plot_yield_curve_fit(tau, observed, bands=bands)
+            from bayesbond.bayes.affine_model import _data_of
+
+            D = _data_of(idata, None)
+            observed = pd.DataFrame(D["Y"], index=D["dates"], columns=D["tau"])
+            yield "yield_curve_fit", plots.plot_yield_curve_fit(D["tau"], observed,
+                                                                bands=bands["fitted"], prob=prob)
+            say("plotting the term premium")
+            yield "term_premium", plots.plot_term_premium(bands)
+        elif fitted is not None:
+            say("plotting the yield-curve fit")
+            observed, band_arrays, tau = fitted
+            yield "yield_curve_fit", plots.plot_yield_curve_fit(tau, observed,
+                                                                bands=band_arrays)
 
 
 def _spec_value(idata, table, key, default):
@@ -293,19 +554,6 @@ def _ols_from_fit(idata):
     y = idata["observed_data"]["returns"].to_pandas()
     F = idata["constant_data"]["factor_returns"].to_pandas()
     return ols(y, F)
-
-
-def _expected_returns(idata):
-    try:
-        from bayesbond.workflow.expected import expected_returns
-    except ImportError:
-        return None
-    table = expected_returns(idata)
-    if isinstance(table, pd.DataFrame) and {"mean", "lower", "upper"} <= set(table.columns):
-        if "bond" in table.columns:
-            table = table.set_index("bond")
-        return table
-    return None
 
 
 def _fitted_yields(idata):

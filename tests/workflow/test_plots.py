@@ -125,3 +125,56 @@ def test_yield_curve_png_from_bands(tmp_path):
     assert_png(plots.save_png(fig, tmp_path / "curve.png"), min_kb=10)
     with pytest.raises(ValueError, match="either"):
         plots.plot_yield_curve_fit(tau, obs)
+
+
+def test_expected_returns_plot_names_bonds_and_states_ef(tmp_path):
+    bonds = [f"IDX{i}" for i in range(6)]
+    mean = np.linspace(0.001, 0.004, 6)
+    table = pd.DataFrame({"mean": mean, "lower": mean - 0.002, "upper": mean + 0.002,
+                          "group": ["IG+"] * 3 + ["HY"] * 3,
+                          "ef_start": pd.Timestamp("1997-01-31"),
+                          "ef_end": pd.Timestamp("2016-12-31"), "ef_months": 240}, index=bonds)
+    table.attrs.update(prob=0.94, factor_uncertainty=True)
+    fig = plots.plot_expected_returns(table)
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == bonds
+    assert "with the uncertainty of E[F]" in ax.get_title()
+    assert "1997-01 to 2016-12 (240 months)" in ax.get_title()
+    fig = plots.plot_expected_returns(table, factor_uncertainty=False)
+    assert "without the uncertainty of E[F]" in fig.axes[0].get_title()
+    table.attrs.clear()
+    assert "not stated" in plots.plot_expected_returns(
+        table.drop(columns=["ef_start", "ef_end", "ef_months"])).axes[0].get_title()
+
+
+def test_yield_curve_has_no_empty_panel_and_aligns_bands_by_date(tmp_path):
+    tau = np.array([0.25, 1, 5, 10])
+    dates = pd.date_range("2010-01-31", periods=12, freq="ME")
+    obs = pd.DataFrame(0.02 + 0.001 * tau[None, :].repeat(12, 0), index=dates, columns=tau)
+    center = obs.to_numpy()[1:] + 0.0002
+    da = xr.DataArray(np.stack([center, center - 0.001, center + 0.001]),
+                      dims=("stat", "date", "maturity"),
+                      coords={"stat": ["mean", "lower", "upper"], "date": dates[1:],
+                              "maturity": tau})
+    fig = plots.plot_yield_curve_fit(tau, obs, bands=da)  # 11 band dates, 12 observed
+    assert "RMSE 2.0 bp" in fig.axes[-1].get_title()
+    assert len(fig.axes) == 6 and all(ax.axison and ax.has_data() for ax in fig.axes)
+    fig = plots.plot_yield_curve_fit(tau, obs.iloc[1:], bands=da, dates=dates[1:4])
+    assert len(fig.axes) == 4 and all(ax.has_data() for ax in fig.axes)
+    assert_png(plots.save_png(fig, tmp_path / "curve.png"), min_kb=10)
+
+
+def test_term_premium_png(tmp_path):
+    tau = np.array([0.25, 1, 2, 5, 10])
+    dates = pd.date_range("2000-01-31", periods=36, freq="ME")
+    tp = 0.001 * tau[None, :] * np.ones((36, 1))
+    da = xr.DataArray(np.stack([tp, tp - 0.0005, tp + 0.0005]), dims=("stat", "date", "maturity"),
+                      coords={"stat": ["mean", "lower", "upper"], "date": dates,
+                              "maturity": tau}, attrs={"prob": 0.9})
+    fig = plots.plot_term_premium(da, maturities=[2, 9])
+    assert [ax.get_title().split("-year")[0] for ax in fig.axes] == ["2", "10"]
+    line = fig.axes[1].get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), 100.0)  # 10 bp per year of maturity, in bp
+    assert fig.axes[0].get_ylabel() == "term premium (bp)"
+    assert "posterior 90% band" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert_png(plots.save_png(fig, tmp_path / "tp.png"), min_kb=10)
