@@ -404,6 +404,17 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def _ef_window(text: str | None):
+    """``--ef-window``: ``panel``, ``bond`` or ``START:END`` (either side may be empty)."""
+    if text is None or text in ("panel", "bond"):
+        return text
+    if text.count(":") != 1:
+        raise UsageError(f"--ef-window {text!r}: use 'panel', 'bond' or START:END "
+                         "(e.g. 1997-01:2016-12)")
+    start, end = (part.strip() or None for part in text.split(":"))
+    return (start, end)
+
+
 def cmd_report(args) -> int:
     from bayesbond.workflow.io import load
     from bayesbond.workflow.report import write_report
@@ -422,10 +433,11 @@ def cmd_report(args) -> int:
         clash = sorted(p for p in out.iterdir() if p.name.startswith(f"{path.stem}_"))
         if clash:
             raise FileExistsError(f"{clash[0]} already exists; use --overwrite to replace it")
+    ef_window = _ef_window(args.ef_window)
     say(f"loading {path}")
     idata = load(path)
     files = write_report(idata, out, name=path.stem, overwrite=args.overwrite,
-                         progress=say)
+                         progress=say, prob=args.prob, ef_window=ef_window)
     for f in files:
         print(f"wrote {f}")
     return EXIT_OK
@@ -513,6 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("fit", metavar="FIT", help="fit file (.nc or .zarr)")
     r.add_argument("--out", required=True, metavar="DIR", help="output folder")
     r.add_argument("--overwrite", action="store_true", help="replace existing report files")
+    r.add_argument("--ef-window", metavar="WHEN", default=None,
+                   help="months E[F] is averaged over in the expected-return table: 'panel' "
+                        "(the fit's span), 'bond' (each bond's own months) or START:END; "
+                        "default: every month of the fitted factor returns")
+    r.add_argument("--prob", type=float, default=0.94, metavar="P",
+                   help="probability of the intervals (default 0.94)")
     r.set_defaults(func=cmd_report)
     return p
 

@@ -485,3 +485,29 @@ def test_data_table_sets_units_unrated_and_date_format(tmp_path):
     np.testing.assert_allclose(panel.returns.values, sim.panel.returns.values, rtol=1e-12)
     np.testing.assert_allclose(F.to_numpy(), sim.factors.to_numpy(), rtol=1e-12)
     assert panel.returns.indexes["date"].equals(sim.panel.returns.indexes["date"])
+
+
+def test_report_ef_window_and_prob_reach_the_report(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_report(idata, out, **kw):
+        seen.update(kw)
+        return []
+
+    monkeypatch.setattr("bayesbond.workflow.report.write_report", fake_report)
+    monkeypatch.setattr("bayesbond.workflow.io.load", lambda path: "a fit")
+    fit = tmp_path / "a.nc"
+    fit.write_bytes(b"x")
+    assert main(["report", str(fit), "--out", str(tmp_path / "r"), "--ef-window",
+                 "1997-01:2016-12", "--prob", "0.9", "--quiet"]) == 0
+    assert seen["ef_window"] == ("1997-01", "2016-12") and seen["prob"] == 0.9
+    assert main(["report", str(fit), "--out", str(tmp_path / "r"), "--ef-window", ":2016-12",
+                 "--quiet"]) == 0
+    assert seen["ef_window"] == (None, "2016-12")
+    assert main(["report", str(fit), "--out", str(tmp_path / "r"), "--ef-window", "bond",
+                 "--quiet"]) == 0
+    assert seen["ef_window"] == "bond"
+    seen.clear()
+    assert main(["report", str(fit), "--out", str(tmp_path / "r"), "--ef-window", "1997",
+                 "--quiet"]) == 2
+    assert seen == {}  # refused before loading or writing
