@@ -96,21 +96,6 @@ def _data_difference(a, b) -> str | None:
     return None
 
 
-def _stored_loo(name, fit, family):
-    """PSIS-LOO of a fit's stored ``log_likelihood`` group (one variable)."""
-    import arviz_stats as azs
-
-    if "log_likelihood" not in fit.children:
-        note = fit.attrs.get("log_likelihood", "")
-        raise SpecError(f"model {name!r} ({family} fit) has no 'log_likelihood' group"
-                        f"{f' ({note})' if note else ''}: refit it with log_likelihood=True")
-    names = list(fit["log_likelihood"].data_vars)
-    if len(names) != 1:
-        raise SpecError(f"model {name!r} ({family} fit): its 'log_likelihood' group has "
-                        f"{names}, expected one variable")
-    return azs.loo(fit, pointwise=True, var_name=names[0])
-
-
 def _round(table: pd.DataFrame, round_to) -> pd.DataFrame:
     """Round the table: ``"auto"`` keeps one decimal of elpd, differences and SEs."""
     if round_to in ("none", "None") or round_to is None:
@@ -179,7 +164,7 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
     import arviz_stats as azs
     from arviz_stats import ELPDData
 
-    from bayesbond.workflow.loglik import loo
+    from bayesbond.workflow.loglik import loo, stored_loo
 
     if method not in ("chunked", "exact"):
         raise SpecError(f"compare: method must be 'chunked' or 'exact', got {method!r} (subsampled "
@@ -216,7 +201,7 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
             if families[name] == "FactorModel":
                 elpds[name] = loo(fit, method=method, **loo_kwargs)
             else:
-                elpds[name] = _stored_loo(name, fit, families[name])
+                elpds[name] = stored_loo(fit, f"model {name!r} ({families[name]} fit)")
         if elpds[name].elpd_i is None:
             raise SpecError(f"model {name!r} has no pointwise elpd (recompute with pointwise=True)")
     for name, e in elpds.items():

@@ -14,7 +14,7 @@ from bayesbond.bayes.ou_model import OUModel
 from bayesbond.core.ou import OU, transition_loglik
 from bayesbond.errors import ModelError, SpecError
 from bayesbond.workflow.compare import compare
-from bayesbond.workflow.loglik import add_log_likelihood
+from bayesbond.workflow.loglik import add_log_likelihood, loo
 from tests.workflow.test_loglik import conjugate_fit, simulate
 
 
@@ -118,6 +118,10 @@ def test_ou_fits_compare_and_equal_arviz_on_the_exact_transition_densities(ou_fi
     assert abs(table.loc["mean 2%", "elpd_diff"]) > 2 * table.loc["mean 2%", "dse"]
     for col in ("elpd", "p", "elpd_diff", "se", "dse", "weight"):
         np.testing.assert_allclose(table[col].astype(float), ref[col].astype(float), rtol=1e-10)
+    # bb.loo of an OU fit cross-validates its dates (it raised a KeyError on 'returns')
+    e = loo(free)
+    assert e.n_data_points == len(s) - 1
+    assert e.elpd == pytest.approx(azs.loo(free, var_name="x").elpd, rel=1e-12)
 
 
 def test_ou_against_factor_fit_is_a_model_error_naming_both(ou_fits, fits):
