@@ -14,7 +14,7 @@ import xarray as xr
 
 from bayesbond.errors import ConvergenceWarning
 
-__all__ = ["Diagnostics", "diagnostics", "check_convergence", "sample", "RHAT_MAX",
+__all__ = ["Diagnostics", "diagnostics", "check_convergence", "ieee_compile", "sample", "RHAT_MAX",
            "ESS_MIN_PER_CHAIN"]
 
 RHAT_MAX = 1.01
@@ -88,6 +88,22 @@ def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
                        div, n_chains, n_draws)
 
 
+def ieee_compile():
+    """Context in which PyTensor compiles numba code without fastmath flags.
+
+    With PyTensor's default flags (``reassoc``, ``contract``, ...) LLVM may reassociate sums and
+    fuse multiply-adds, and it does so differently in a log density compiled afresh (one
+    inlined module) and in the same graph linked from numba's on-disk cache, so the same seed
+    gave different draws in another process (which depended on the cache state and, through
+    the cache keys, on ``PYTHONHASHSEED``). Without them every compile rounds as IEEE
+    arithmetic prescribes, and the draws repeat bit for bit. PyTensor keys its cache on the
+    flag, so fastmath entries are not reused.
+    """
+    import pytensor
+
+    return pytensor.config.change_flags(numba__fastmath=False)
+
+
 def sample(
     model,
     *,
@@ -109,10 +125,8 @@ def sample(
     ----------
     model : pymc.Model
     draws, tune, chains, random_seed : passed to :func:`pymc.sample`.
-        With nutpie the same ``random_seed`` does not guarantee bit-identical draws in another
-        process: on the factor model two processes gave different draws (a one-variable model
-        did not, and PyMC's compiled log density and gradient were bitwise equal); summaries
-        agree within Monte Carlo error. The cause is not yet found.
+        The same ``random_seed`` gives bit-identical draws in any process on the same machine
+        and library versions: the model is compiled without fastmath (:func:`ieee_compile`).
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
         NUTS implementation; nutpie (numba-compiled) is PyMC 6's fastest CPU sampler.
     target_accept : float, optional
@@ -139,7 +153,7 @@ def sample(
     nuts_kwargs = dict(kwargs.pop("nuts", {}) or {})
     if target_accept is not None:
         nuts_kwargs.setdefault("target_accept", target_accept)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), ieee_compile():
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         idata = pm.sample(
             draws=draws,

@@ -176,7 +176,7 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
     trees = {name: fit for name, fit in models.items() if not isinstance(fit, ELPDData)}
     families = {name: fit_family(fit) for name, fit in trees.items()}
     if len(set(families.values())) > 1:
-        shown = ", ".join(f"{n!r} is a {f} fit" for n, f in families.items())
+        shown = ", ".join(f"{n!r} is a fit of {f}" for n, f in families.items())
         raise ModelError(f"compare: fits of different model families model different data and "
                          f"cannot be compared by LOO ({shown})")
     if trees:
@@ -202,8 +202,6 @@ def compare(models: dict, method: str = "chunked", *, weights: str = "stacking",
                 elpds[name] = loo(fit, method=method, **loo_kwargs)
             else:
                 elpds[name] = stored_loo(fit, f"model {name!r} ({families[name]} fit)")
-        if elpds[name].elpd_i is None:
-            raise SpecError(f"model {name!r} has no pointwise elpd (recompute with pointwise=True)")
     for name, e in elpds.items():
         if e.elpd_i is None:
             raise SpecError(f"model {name!r} has no pointwise elpd (recompute with pointwise=True)")

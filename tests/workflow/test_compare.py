@@ -128,7 +128,8 @@ def test_ou_against_factor_fit_is_a_model_error_naming_both(ou_fits, fits):
     _, free, _ = ou_fits
     factor = fits[2].copy()
     factor.attrs["model"] = '{"family": "FactorModel"}'
-    with pytest.raises(ModelError, match=r"'ou' is a OUModel fit, 'factor' is a FactorModel fit"):
+    with pytest.raises(ModelError,
+                       match=r"'ou' is a fit of OUModel, 'factor' is a fit of FactorModel"):
         compare({"ou": free, "factor": factor})
 
 
