@@ -32,7 +32,7 @@ import xarray as xr
 from bayesbond.errors import ConvergenceWarning, SpecError
 
 __all__ = ["Diagnostics", "diagnostics", "check_convergence", "check_sampler_args", "explain",
-           "progress_to", "report", "sample", "RHAT_MAX", "ESS_MIN_PER_CHAIN"]
+           "ieee_compile", "progress_to", "report", "sample", "RHAT_MAX", "ESS_MIN_PER_CHAIN"]
 
 _REPORTER: contextvars.ContextVar = contextvars.ContextVar("bayesbond_progress", default=None)
 
@@ -244,6 +244,22 @@ def display_name(model_name: str) -> str:
     return f"{family}({', '.join(args)})"
 
 
+def ieee_compile():
+    """Context in which PyTensor compiles numba code without fastmath flags.
+
+    With PyTensor's default flags (``reassoc``, ``contract``, ...) LLVM may reassociate sums and
+    fuse multiply-adds, and it does so differently in a log density compiled afresh (one
+    inlined module) and in the same graph linked from numba's on-disk cache, so the same seed
+    gave different draws in another process (which depended on the cache state and, through
+    the cache keys, on ``PYTHONHASHSEED``). Without them every compile rounds as IEEE
+    arithmetic prescribes, and the draws repeat bit for bit. PyTensor keys its cache on the
+    flag, so fastmath entries are not reused.
+    """
+    import pytensor
+
+    return pytensor.config.change_flags(numba__fastmath=False)
+
+
 def sample(
     model,
     *,
@@ -266,10 +282,8 @@ def sample(
     model : pymc.Model
     draws, tune, chains, random_seed : passed to :func:`pymc.sample`.
         ``draws >= 1``, ``tune >= 0``, ``chains >= 1`` (:func:`check_sampler_args`).
-        With nutpie the same ``random_seed`` does not guarantee bit-identical draws in another
-        process: on the factor model two processes gave different draws (a one-variable model
-        did not, and PyMC's compiled log density and gradient were bitwise equal); summaries
-        agree within Monte Carlo error. The cause is not yet found.
+        The same ``random_seed`` gives bit-identical draws in any process on the same machine
+        and library versions: the model is compiled without fastmath (:func:`ieee_compile`).
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
         NUTS implementation; nutpie (numba-compiled) is PyMC 6's fastest CPU sampler. With
         nutpie the model is compiled with ``nutpie.compile_pymc_model`` and sampled with
@@ -321,7 +335,7 @@ def sample(
         nuts_kwargs.setdefault("target_accept", target_accept)
     name = display_name(model_name)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), ieee_compile():
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         if sampler == "nutpie" and not kwargs:
             idata, compile_s, sampling_s = _sample_nutpie(

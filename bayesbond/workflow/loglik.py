@@ -45,7 +45,8 @@ from scipy.special import gammaln
 from bayesbond.errors import DataError, SpecError
 from bayesbond.workflow.psis import psis_loo_pointwise
 
-__all__ = ["iter_loglik", "pointwise_loglik", "add_log_likelihood", "loo", "relative_eff"]
+__all__ = ["iter_loglik", "pointwise_loglik", "add_log_likelihood", "loo", "relative_eff",
+           "stored_loo"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 VAR_NAME = "returns"
@@ -339,7 +340,9 @@ def loo(
     Parameters
     ----------
     idata : xarray.DataTree
-        A :meth:`FactorModel.fit` result.
+        A :meth:`FactorModel.fit` result; an OU or affine fit (no observed ``returns``) is
+        cross-validated over its dates from its stored ``log_likelihood`` group
+        (:func:`stored_loo`, whatever ``method``).
     method : {"chunked", "exact", "subsample"}
         See the module docstring. ``"exact"`` uses the stored ``log_likelihood`` group when
         present, otherwise computes the full array in memory; ``"chunked"`` and ``"subsample"``
@@ -384,6 +387,9 @@ def loo(
 
     if method not in ("chunked", "exact", "subsample"):
         raise SpecError(f"unknown LOO method {method!r}; use 'chunked', 'exact' or 'subsample'")
+    if "observed_data" in idata.children and VAR_NAME not in idata["observed_data"].data_vars \
+            and "log_likelihood" in idata.children:
+        return stored_loo(idata)  # an OU or affine fit: its stored per-date log-likelihood
     if method == "exact":
         data = idata
         if "log_likelihood" not in idata.children:
@@ -428,6 +434,29 @@ def loo(
         n_data_points=int(elpd_i.size), scale="log", warning=warn, good_k=good_k,
         elpd_i=elpd_i, pareto_k=pareto_k, approx_posterior=False,
     )
+
+
+def stored_loo(idata: xr.DataTree, what: str = "the fit"):
+    """PSIS-LOO (:func:`arviz_stats.loo`) of the fit's stored ``log_likelihood`` group.
+
+    The route of OU and affine fits, whose group holds one variable over ``date`` (the exact
+    transition density of each date). ``what`` names the fit in the errors.
+
+    Raises
+    ------
+    SpecError
+        No ``log_likelihood`` group (with the reason the fit recorded), or not one variable.
+    """
+    import arviz_stats as azs
+
+    if "log_likelihood" not in idata.children:
+        note = idata.attrs.get("log_likelihood", "")
+        raise SpecError(f"{what} has no 'log_likelihood' group{f' ({note})' if note else ''}: "
+                        "refit it with log_likelihood=True")
+    names = list(idata["log_likelihood"].data_vars)
+    if len(names) != 1:
+        raise SpecError(f"{what}: its 'log_likelihood' group has {names}, expected one variable")
+    return azs.loo(idata, pointwise=True, var_name=names[0])
 
 
 def _loo_subsample(idata, observations, max_bytes, dtype, seed):
