@@ -143,7 +143,7 @@ def test_demo_data_round_trips_through_fit_report_compare(demo, tiny, tmp_path):
     assert f"wrote {fit}" in stdout and "sampling" in stderr
     # the phases of the work, in order, and the timings in the attrs and on stdout
     phases = ["reading", "validating", "fitting hierarchical", "compiling", "tuning:",
-              "drawing:", "sampled in", "post-processing", "writing", "done"]
+              "drawing:", "sampled in", "post-processing", "writing", "] done"]
     at = [stderr.find(p) for p in phases]
     assert -1 not in at and at == sorted(at), stderr
     assert re.search(r"compiled in \d+\.\d s, sampled in \d+\.\d s", stdout), stdout

@@ -167,6 +167,7 @@ DATA_KEYS: dict[str, dict[str, tuple]] = {
         "columns": (_STR_LIST, None, _unique_nonempty),
         "maturities": (_NUM_LIST, None, _increasing_positive),
         "units": (str, "percent", _one_of("percent", "decimal")),
+        "date_format": (str, None, None),
     },
 }
 
