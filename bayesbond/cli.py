@@ -147,6 +147,7 @@ def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
 
 def load_series_inputs(spec, data_path: Path):
     """Dated numeric columns (OU series or yields), in decimals, for ``ou``/``affine`` specs."""
+    from bayesbond.baselines.ou_ml import PERCENT_FLOOR
     from bayesbond.workflow.specs import check_columns
 
     df = read_table(data_path)
@@ -158,6 +159,10 @@ def load_series_inputs(spec, data_path: Path):
                         f"an {spec.model['n']}-dimensional OU model; list the series in "
                         f"{spec.source} [data] columns")
     frame = _dated_frame(df, d["date"], cols, data_path, d["date_format"])
+    if d["units"] == "percent" and float(frame.abs().max().max()) < PERCENT_FLOOR:
+        warnings.warn(f"{data_path}: [data] units = \"percent\" but no value exceeds "
+                      f"{float(frame.abs().max().max()):.4g}%: the file may hold decimals "
+                      "already; set [data] units = \"decimal\" if so", UserWarning, stacklevel=2)
     if d["units"] == "percent":
         frame = frame / 100.0
     return frame

@@ -511,3 +511,16 @@ def test_report_ef_window_and_prob_reach_the_report(tmp_path, monkeypatch):
     assert main(["report", str(fit), "--out", str(tmp_path / "r"), "--ef-window", "1997",
                  "--quiet"]) == 2
     assert seen == {}  # refused before loading or writing
+
+
+def test_ou_spec_in_percent_given_decimals_warns(tmp_path):
+    from bayesbond.cli import load_series_inputs
+    from bayesbond.workflow.specs import load_spec
+
+    dates = pd.date_range("2000-01-31", periods=60, freq="ME")
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"),
+                  "r": np.linspace(0.01, 0.06, 60)}).to_csv(tmp_path / "r.csv", index=False)
+    spec = load_spec("ou_short_rate")
+    assert spec.data["units"] == "percent"
+    with pytest.warns(UserWarning, match=r"r\.csv: \[data\] units = \"percent\".*decimals"):
+        load_series_inputs(spec, tmp_path / "r.csv")

@@ -547,6 +547,9 @@ def _numerical_fit_impl(X, dt, pk_x, stationary_init, start):
 
 # ---------------------------------------------------------------------------------------- API
 _UNITS = (None, "decimal", "percent", "level")
+#: A rate series in percent whose largest |value| stays below this (0.25%) over the whole sample is
+#: more likely decimals given as percent (5% = 0.05 read as 0.05%).
+PERCENT_FLOOR = 0.25
 
 
 def _check_units(X, names, units):
@@ -555,9 +558,14 @@ def _check_units(X, names, units):
         raise SpecError(f"units must be None, 'decimal', 'percent' or 'level', got {units!r}")
     if units == "level":
         return X
-    if units == "percent":
-        return X / 100.0
     big = np.max(np.abs(X), axis=0)
+    if units == "percent":
+        if np.max(big) < PERCENT_FLOOR:
+            warnings.warn(
+                f"units='percent' but |x| never exceeds {np.max(big):.4g} (in percent, a rate "
+                f"that never rose above {PERCENT_FLOOR}%): the series may already be decimals; "
+                "drop units='percent' if so", UserWarning, stacklevel=3)
+        return X / 100.0
     j = int(np.argmax(big))
     if big[j] > 1.0:
         msg = (f"x looks like percent: |x| reaches {big[j]:.4g} in column {names[j]!r}, while "

@@ -1,6 +1,8 @@
 """ou_ml against independent references: statsmodels AR(1)/VAR(1) least squares, scipy densities,
 Monte Carlo of the estimator, separate 1-D fits, and recovery of known parameters."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -326,3 +328,15 @@ def test_dt_inferred_from_dates_and_mismatch_warns():
     daily = pd.Series(r.to_numpy()[:30], index=pd.bdate_range("2020-01-01", periods=30))
     with pytest.raises(DataError, match="median spacing of 1.0 days"):
         ou_ml(daily)
+
+
+def test_decimals_declared_as_percent_warn():
+    """units='percent' on a decimal series (0.05 for 5%) would give theta = 0.047%: warn."""
+    x = OU(-0.3, 0.3 * 0.04, 0.01).simulate(0.04, n_steps=239, dt=1 / 12, rng=3)
+    r = pd.Series(np.ravel(x), index=pd.date_range("2000-01-31", periods=240, freq="ME"), name="r")
+    with pytest.warns(UserWarning, match=r"may already be decimals"):
+        ou_ml(r, units="percent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = ou_ml(r * 100, units="percent")  # the same series in percent: no warning
+    assert 0.01 < float(res.theta) < 0.1
