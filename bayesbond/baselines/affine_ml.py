@@ -15,12 +15,7 @@ import pandas as pd
 from scipy import optimize
 
 from bayesbond.baselines.affine_result import PARAM_NAMES, AffineMLResult, factor_names
-from bayesbond.baselines.kalman_ml import (
-    START_ERRORS,
-    KalmanML,
-    inverse_information,
-    precondition,
-)
+from bayesbond.baselines.kalman_ml import START_ERRORS, KalmanML, filter_yields, precondition
 from bayesbond.baselines.ou_ml import ou_from_var1
 from bayesbond.core.affine_canonical import (
     canonical,
@@ -29,16 +24,13 @@ from bayesbond.core.affine_canonical import (
     eigenvalues,
     pca_weights,
 )
-from bayesbond.core.kalman import kalman_filter
 from bayesbond.core.linalg import chol_pack, chol_unpack
 from bayesbond.core.numdiff import num_hessian
-from bayesbond.core.ou import exact_transition, infer_dt, transition_loglik
-from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
+from bayesbond.core.ou import infer_dt, transition_loglik
+from bayesbond.errors import ConvergenceWarning, DataError, SpecError
 
-__all__ = [
-    "affine_ml", "AffineML", "AffineMLResult", "AffineSpec", "prepare_yields",
-    "inverse_information", "K_SCALE", "OFF_SCALE", "A_SCALE",
-]  # fmt: skip
+__all__ = ["affine_ml", "AffineML", "AffineMLResult", "AffineSpec", "prepare_yields", "K_SCALE",
+           "OFF_SCALE", "A_SCALE"]  # fmt: skip
 
 K_SCALE = 0.01  #: k_inf = K_SCALE * raw
 OFF_SCALE = 0.01  #: off-diagonal Sigma = OFF_SCALE * raw
@@ -159,20 +151,11 @@ class AffineSpec:
         self.measurement_error = measurement_error
         self.n_sig = 1 if measurement_error == "common" else self.p
         self.tril = np.tril_indices(n)
-        self.sizes = {
-            "lam": n,
-            "k": 1,
-            "L": len(self.tril[0]),
-            "A": n * n,
-            "a": n,
-            "sig": self.n_sig,
-        }
-        self.slices = {}
-        i = 0
-        for k, s in self.sizes.items():
-            self.slices[k] = slice(i, i + s)
-            i += s
-        self.size = i
+        self.sizes = {"lam": n, "k": 1, "L": len(self.tril[0]), "A": n * n, "a": n,
+                      "sig": self.n_sig}  # fmt: skip
+        ends = np.cumsum(list(self.sizes.values())).tolist()
+        self.slices = {k: slice(e - s, e) for (k, s), e in zip(self.sizes.items(), ends, strict=1)}
+        self.size = ends[-1]
 
     def unpack(self, theta):
         th = np.asarray(theta, float)
@@ -189,31 +172,17 @@ class AffineSpec:
     def pack(self, eig_raw, k_inf, Sigma, A, a, sigma_e):
         sig = np.atleast_1d(np.asarray(sigma_e, float))
         sig = sig[:1] if self.n_sig == 1 else np.broadcast_to(sig, (self.p,))
-        return np.concatenate(
-            [
-                np.asarray(eig_raw, float),
-                [k_inf / K_SCALE],
-                chol_pack(Sigma, OFF_SCALE),
-                np.asarray(A, float).ravel(),
-                np.asarray(a, float) / A_SCALE,
-                np.log(sig),
-            ]
-        )
+        return np.concatenate([np.asarray(eig_raw, float), [k_inf / K_SCALE],
+                               chol_pack(Sigma, OFF_SCALE), np.asarray(A, float).ravel(),
+                               np.asarray(a, float) / A_SCALE, np.log(sig)])  # fmt: skip
 
     def model(self, theta):
         """Parameters plus the state-space matrices implied by ``theta``."""
         par = self.unpack(theta)
         V = par["Sigma"] @ par["Sigma"].T
         can = canonical(np, par["eig"], par["k_inf"], V, self.W, self.tau)
-        par.update(
-            Z=can.Z,
-            d=can.d,
-            A_star=can.A_star,
-            a_star=can.a_star,
-            delta0=float(can.delta0),
-            delta1=can.delta1,
-            V=V,
-        )
+        par.update(Z=can.Z, d=can.d, A_star=can.A_star, a_star=can.a_star,
+                   delta0=float(can.delta0), delta1=can.delta1, V=V)  # fmt: skip
         par["Lambda"] = par["A_star"] - par["A"]
         par["lambda1"] = par["a_star"] - par["a"]
         ev = eigenvalues(par["eig"])
@@ -224,21 +193,20 @@ class AffineSpec:
 
 
 # --------------------------------------------------------------------------- likelihoods
-def _init_state(Phi, c, Q, Po0):
-    n = Phi.shape[0]
-    if np.max(np.abs(np.linalg.eigvals(Phi))) < 1 - 1e-9:
-        x0 = np.linalg.solve(np.eye(n) - Phi, c)
-        P0 = np.linalg.solve(np.eye(n * n) - np.kron(Phi, Phi), Q.ravel()).reshape(n, n)
-        return x0, 0.5 * (P0 + P0.T)
-    return Po0, 1e-2 * np.eye(n)
+def _init_state(Po0):
+    """First state of the filter: stationary, or ``N(Po0, 0.01 I)`` when ``Phi`` is not stable."""
+
+    def init(Phi, c, Q):
+        if np.max(np.abs(np.linalg.eigvals(Phi))) < 1 - 1e-9:
+            return None, None  # the filter's stationary start
+        return Po0, 1e-2 * np.eye(len(c))
+
+    return init
 
 
 def kalman_loglik(theta, spec: AffineSpec, Y, Po0):
-    """Exact Gaussian log-likelihood of all yields (Kalman filter)."""
-    par = spec.model(theta)
-    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], spec.dt)
-    x0, P0 = _init_state(Phi, c, Q, Po0)
-    return kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2, x0, P0).loglik
+    """Exact Gaussian log-likelihood of all yields (Kalman filter, :func:`filter_yields`)."""
+    return filter_yields(Y, spec.model(theta), spec.dt, _init_state(Po0)).loglik
 
 
 def portfolio_loglik(theta, spec: AffineSpec, Y, Po):
@@ -306,20 +274,11 @@ def _cross_section(spec, Y, Po, L, raw0):
 
 # ------------------------------------------------------------------------------ estimator
 def affine_ml(
-    yields,
-    maturities=None,
-    n_factors: int = 3,
-    identification: str = "jsz",
-    *,
-    method: str = "kalman",
-    measurement_error: str = "common",
-    n_starts: int = 3,
-    dt: float | None = None,
-    maturity_units: str | None = None,
-    weights=None,
-    se: bool = True,
+    yields, maturities=None, n_factors: int = 3, identification: str = "jsz", *,
+    method: str = "kalman", measurement_error: str = "common", n_starts: int = 3,
+    dt: float | None = None, maturity_units: str | None = None, weights=None, se: bool = True,
     maxiter: int = 3000,
-) -> AffineMLResult:
+) -> AffineMLResult:  # fmt: skip
     """Maximum-likelihood estimate of the Gaussian affine term-structure model.
 
     Parameters
@@ -446,6 +405,7 @@ class AffineML(KalmanML):
         self.Po = self.Y @ W.T
         self.Po_c, self.Yc = self.Po[complete], self.Y[complete]
         self.Po0 = self.Po_c[0]
+        self.initial_state = _init_state(self.Po0)
 
     def loglik(self, theta):
         if self.method == "portfolio":
@@ -455,6 +415,7 @@ class AffineML(KalmanML):
     def start_loglik(self, theta):
         return portfolio_loglik(theta, self.spec1, self.Yc, self.Po_c)
 
+    @property
     def start_bounds(self):
         sl = self.spec1.slices["lam"]
         bounds = [(None, None)] * self.spec1.size
@@ -469,7 +430,8 @@ class AffineML(KalmanML):
         return f"start {f['start']} (P* eigenvalues {f['eig_start']}, {f['stage']})"
 
     def start_params(self):
-        """Distinct cross-sectional fits, best first; a start that fails is dropped."""
+        """Distinct cross-sectional fits, best first; a start that fails is dropped (none
+        left: :meth:`multistart` raises, naming every failure)."""
         n, Y, Po = self.n, self.Y, self.Po
         run = self.complete[1:] & self.complete[:-1]  # VAR of the complete consecutive dates
         A0, a0, L0 = ou_from_var1(Po if run.all() else self.Po_c, self.dt, fallback=True)
@@ -481,21 +443,16 @@ class AffineML(KalmanML):
                 raw, k_raw, rmse = _cross_section(
                     self.spec, Y, np.where(np.isfinite(Po), Po, 0.0), L0, raw0
                 )
+                why = None if np.isfinite(rmse) and rmse < 1e2 else (
+                    "no admissible cross-sectional fit (singular rotation)")  # fmt: skip
             except START_ERRORS as e:
-                self.failed.append({**info, "stage": "cross-section",
-                                    "reason": f"{type(e).__name__}: {e}"})  # fmt: skip
-                continue
-            if not np.isfinite(rmse) or rmse >= 1e2:
-                self.failed.append({**info, "stage": "cross-section", "reason":
-                                    "no admissible cross-sectional fit (singular rotation)"})
+                why = f"{type(e).__name__}: {e}"
+            if why is not None:
+                self.failed.append({**info, "stage": "cross-section", "reason": why})
                 continue
             ev = np.sort_complex(eigenvalues(eigen_from_raw(np, raw, n)))
             if not any(np.allclose(ev, c[3], rtol=1e-3, atol=1e-6) for c in cands):
                 cands.append((raw, k_raw * K_SCALE, rmse, ev, info))
-        if not cands:
-            raise ModelError("affine_ml: every starting point failed: " + "; ".join(
-                f"start {f['start']} (P* eigenvalues {f['eig_start']}): {f['reason']}"
-                for f in self.failed))  # fmt: skip
         cands.sort(key=lambda c: c[2])
         return [(self.spec1.pack(raw, k_inf, L0, A0, a0, max(rmse, 1e-5)), info)
                 for raw, k_inf, rmse, _, info in cands]  # fmt: skip
@@ -524,13 +481,7 @@ class AffineML(KalmanML):
                 "affine_ml: the P* eigen-structure sits at a bound of its admissible range (a gap "
                 f"between speeds of {np.exp(_RAW_LO):g} or {np.exp(_RAW_HI):g} a year; estimated "
                 f"eigenvalues {ev}): the data do not identify that speed (fewer factors may fit "
-                "as well)",
-                ConvergenceWarning,
-                stacklevel=5,
-            )
-
-    def initial_state(self, Phi, c, Q):
-        return _init_state(Phi, c, Q, self.Po0)
+                "as well)", ConvergenceWarning, stacklevel=5)  # fmt: skip
 
     def smooth(self, par):
         if self.method == "kalman":

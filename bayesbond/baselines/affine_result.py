@@ -8,21 +8,8 @@ import scipy.linalg as sla
 
 __all__ = ["AffineMLResult", "CurveMLResult", "eh_yields", "factor_names", "PARAM_NAMES"]
 
-PARAM_NAMES = (
-    "A",
-    "a",
-    "Sigma",
-    "A_star",
-    "a_star",
-    "Lambda",
-    "lambda1",
-    "delta0",
-    "delta1",
-    "lam_star",
-    "lam_star_imag",
-    "k_inf",
-    "sigma_e",
-)
+PARAM_NAMES = ("A", "a", "Sigma", "A_star", "a_star", "Lambda", "lambda1", "delta0", "delta1",
+               "lam_star", "lam_star_imag", "k_inf", "sigma_e")  # fmt: skip
 
 
 def factor_names(n: int) -> list[str]:
@@ -104,26 +91,14 @@ class CurveMLResult:
         self, *, params, theta, cov_theta, se, loglik, spec, states, filtered_states, yields,
         n_obs, converged, method="kalman", starts=(), failed_starts=(),
     ):  # fmt: skip
-        self.params = params
-        self.theta_raw = theta
-        self.cov_theta = cov_theta
-        self.se = se
-        self.loglik = float(loglik)
-        self.spec = spec
-        self.method = method
-        self.states = states
-        self.filtered_states = filtered_states
-        self.yields = yields
-        self.n_obs = n_obs
-        self.converged = converged
-        self.starts = list(starts)
-        self.failed_starts = list(failed_starts)
-        self.maturities = np.asarray(spec.tau)
-        self.dt = spec.dt
-        self.W = getattr(spec, "W", None)
-        self.delta0, self.delta1 = params["delta0"], params["delta1"]
-        for k in self.param_names:
-            setattr(self, k, params[k])
+        vars(self).update(
+            params=params, theta_raw=theta, cov_theta=cov_theta, se=se, loglik=float(loglik),
+            spec=spec, method=method, states=states, filtered_states=filtered_states,
+            yields=yields, n_obs=n_obs, converged=converged, starts=list(starts),
+            failed_starts=list(failed_starts), maturities=np.asarray(spec.tau), dt=spec.dt,
+            W=getattr(spec, "W", None),
+            **{k: params[k] for k in ("delta0", "delta1", *self.param_names)},
+        )  # fmt: skip
 
     def _repr_parts(self) -> list:
         return [f"dates={len(self.states)}"]
@@ -163,11 +138,8 @@ class CurveMLResult:
     @property
     def fitted(self) -> pd.DataFrame:
         """Fitted yields (date x maturity) at the smoothed states."""
-        return pd.DataFrame(
-            self.model_yields(self.states.to_numpy()),
-            index=self.states.index,
-            columns=self.yields.columns,
-        )
+        return pd.DataFrame(self.model_yields(self.states.to_numpy()), index=self.states.index,
+                            columns=self.yields.columns)  # fmt: skip
 
     @property
     def residuals(self) -> pd.DataFrame:
@@ -201,15 +173,8 @@ class CurveMLResult:
         """The fitted model as a :class:`bayesbond.GaussianAffine` (states = its own)."""
         from bayesbond.core.affine import GaussianAffine
 
-        return GaussianAffine(
-            self.A,
-            self.a,
-            self.Sigma,
-            Lambda=self.Lambda,
-            lambda1=self.lambda1,
-            delta0=self.delta0,
-            delta1=self.delta1,
-        )
+        return GaussianAffine(self.A, self.a, self.Sigma, Lambda=self.Lambda,
+                              lambda1=self.lambda1, delta0=self.delta0, delta1=self.delta1)
 
     # ---------------------------------------------------------------- tables
     def _label(self, k, idx, value, se):

@@ -16,47 +16,22 @@ from scipy import optimize
 
 from bayesbond.baselines.affine_ml import prepare_yields
 from bayesbond.baselines.affine_result import CurveMLResult
-from bayesbond.baselines.kalman_ml import KalmanML
+from bayesbond.baselines.kalman_ml import KalmanML, filter_yields
 from bayesbond.core.affine_special import EFM2
-from bayesbond.core.kalman import kalman_filter
 from bayesbond.core.linalg import chol_pack, chol_unpack
-from bayesbond.core.ou import exact_transition, transition_loglik
+from bayesbond.core.ou import transition_loglik
 from bayesbond.errors import DataError, ModelError, SpecError
 
-__all__ = [
-    "efm2_ml",
-    "EFM2ML",
-    "EFM2MLResult",
-    "EFM2Spec",
-    "efm2_kalman_loglik",
-    "k_star_from_raw",
-    "k_star_to_raw",
-]
+__all__ = ["efm2_ml", "EFM2ML", "EFM2MLResult", "EFM2Spec", "efm2_kalman_loglik",
+           "k_star_from_raw", "k_star_to_raw"]  # fmt: skip
 
 _LEVEL_SCALE = 0.01  # theta = 0.01 * raw, theta* = 0.01 * raw
 _OFF_SCALE = 0.01  # off-diagonal Sigma = 0.01 * raw
 STATE_NAMES = ("r", "x", "y")
 
 #: reported parameters (natural scale), in this order, with the standard errors of the same keys
-PARAM_NAMES = (
-    "k_r",
-    "k_x",
-    "k_y",
-    "theta",
-    "Sigma",
-    "l_r",
-    "l_x",
-    "l_y",
-    "lambda1",
-    "k_star",
-    "theta_star",
-    "sigma_e",
-    "A",
-    "a",
-    "A_star",
-    "a_star",
-    "Lambda",
-)
+PARAM_NAMES = ("k_r", "k_x", "k_y", "theta", "Sigma", "l_r", "l_x", "l_y", "lambda1", "k_star",
+               "theta_star", "sigma_e", "A", "a", "A_star", "a_star", "Lambda")  # fmt: skip
 
 
 class EFM2Spec:
@@ -71,14 +46,8 @@ class EFM2Spec:
     """
 
     size = 15
-    slices = {
-        "k_star_raw": slice(0, 3),
-        "log_k": slice(3, 6),
-        "theta": slice(6, 7),
-        "theta_star": slice(7, 8),
-        "L": slice(8, 14),
-        "log_sigma_e": slice(14, 15),
-    }
+    slices = {"k_star_raw": slice(0, 3), "log_k": slice(3, 6), "theta": slice(6, 7),
+              "theta_star": slice(7, 8), "L": slice(8, 14), "log_sigma_e": slice(14, 15)}
 
     def __init__(self, tau, dt):
         self.tau = np.asarray(tau, float)
@@ -90,25 +59,14 @@ class EFM2Spec:
         k_star = k_star_from_raw(th[self.slices["k_star_raw"]])
         k = np.exp(th[self.slices["log_k"]])
         L = chol_unpack(th[self.slices["L"]], 3, _OFF_SCALE)
-        return {
-            "k": k,
-            "k_star": k_star,
-            "theta": _LEVEL_SCALE * th[self.slices["theta"]][0],
-            "theta_star": _LEVEL_SCALE * th[self.slices["theta_star"]][0],
-            "Sigma": L,
-            "sigma_e": float(np.exp(th[self.slices["log_sigma_e"]][0])),
-        }
+        return {"k": k, "k_star": k_star, "theta": _LEVEL_SCALE * th[self.slices["theta"]][0],
+                "theta_star": _LEVEL_SCALE * th[self.slices["theta_star"]][0], "Sigma": L,
+                "sigma_e": float(np.exp(th[self.slices["log_sigma_e"]][0]))}  # fmt: skip
 
     def pack(self, k, k_star, theta, theta_star, Sigma, sigma_e) -> np.ndarray:
-        return np.concatenate(
-            [
-                k_star_to_raw(k_star),
-                np.log(np.asarray(k, float)),
-                [theta / _LEVEL_SCALE, theta_star / _LEVEL_SCALE],
-                chol_pack(Sigma, _OFF_SCALE),
-                [np.log(sigma_e)],
-            ]
-        )
+        return np.concatenate([k_star_to_raw(k_star), np.log(np.asarray(k, float)),
+                               [theta / _LEVEL_SCALE, theta_star / _LEVEL_SCALE],
+                               chol_pack(Sigma, _OFF_SCALE), [np.log(sigma_e)]])  # fmt: skip
 
     def model(self, theta) -> dict:
         """Parameters, the :class:`EFM2` they define and the measurement ``y = d + Z xi``."""
@@ -119,25 +77,11 @@ class EFM2Spec:
         m = EFM2(*k, par["theta"], par["Sigma"], *l_, lambda1=lambda1)
         Z, d = m.yield_coefficients(self.tau)
         par.update(
-            model=m,
-            Z=Z,
-            d=d,
-            k_r=k[0],
-            k_x=k[1],
-            k_y=k[2],
-            l_r=l_[0],
-            l_x=l_[1],
-            l_y=l_[2],
-            lambda1=lambda1,
-            A=np.array(m.A),
-            a=np.array(m.a),
-            A_star=np.array(m.A_star),
-            a_star=np.array(m.a_star),
-            Lambda=np.array(m.Lambda),
-            V=np.array(m.V),
-            delta0=0.0,
+            model=m, Z=Z, d=d, k_r=k[0], k_x=k[1], k_y=k[2], l_r=l_[0], l_x=l_[1], l_y=l_[2],
+            lambda1=lambda1, A=np.array(m.A), a=np.array(m.a), A_star=np.array(m.A_star),
+            a_star=np.array(m.a_star), Lambda=np.array(m.Lambda), V=np.array(m.V), delta0=0.0,
             delta1=np.eye(3)[0],
-        )
+        )  # fmt: skip
         return par
 
 
@@ -150,9 +94,7 @@ def efm2_kalman_loglik(theta, spec: EFM2Spec, Y) -> float:
     ``y_t = d + Z xi_t + eps_t``, ``eps ~ N(0, sigma_e^2 I)``; ``xi_0`` from the stationary
     distribution (all P speeds are positive).
     """
-    par = spec.model(theta)
-    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], spec.dt)
-    return kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2).loglik
+    return filter_yields(Y, spec.model(theta), spec.dt).loglik
 
 
 def k_star_from_raw(kappa) -> np.ndarray:
@@ -291,15 +233,9 @@ class EFM2MLResult(CurveMLResult):
 
 # ------------------------------------------------------------------------------ estimator
 def efm2_ml(
-    yields,
-    maturities=None,
-    dt: float | None = None,
-    *,
-    maturity_units: str | None = None,
-    n_starts: int = 3,
-    se: bool = True,
-    maxiter: int = 3000,
-) -> EFM2MLResult:
+    yields, maturities=None, dt: float | None = None, *, maturity_units: str | None = None,
+    n_starts: int = 3, se: bool = True, maxiter: int = 3000,
+) -> EFM2MLResult:  # fmt: skip
     r"""Kalman-filter maximum-likelihood estimate of the economic factor model EFM(2).
 
     Parameters

@@ -1,42 +1,27 @@
-"""Shared maximum-likelihood skeleton of the Kalman-filter term-structure estimators.
-
-:class:`KalmanML` holds what :func:`~bayesbond.baselines.affine_ml.affine_ml` and
-:func:`~bayesbond.baselines.efm2_ml.efm2_ml` have in common (in the manner of statsmodels'
-``MLEModel``): multistart maximisation, preconditioning by the inverse Hessian, the observed
-information and its inverse, standard errors of every reported parameter by the delta method,
-and the Kalman smoother of the states.
-"""
+"""Shared maximum-likelihood skeleton (:class:`KalmanML`) of the Kalman-filter estimators
+(:func:`~bayesbond.baselines.affine_ml.affine_ml`, :func:`~bayesbond.baselines.efm2_ml.efm2_ml`)."""
 
 from __future__ import annotations
 
 import logging
 import warnings
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
+from threadpoolctl import threadpool_limits
 
 from bayesbond.core.kalman import kalman_filter, kalman_smoother
 from bayesbond.core.numdiff import delta_method_se, num_gradient, num_hessian
 from bayesbond.core.ou import exact_transition
 from bayesbond.errors import ConvergenceWarning, ModelError
 
-__all__ = ["KalmanML", "inverse_information", "safe_nll", "precondition", "one_blas_thread"]
+__all__ = ["KalmanML", "filter_yields", "inverse_information", "safe_nll", "precondition"]
 
 #: errors that make a starting point fail (it is dropped and reported) rather than the fit
 START_ERRORS = (np.linalg.LinAlgError, ModelError, ValueError, FloatingPointError, OverflowError)
 #: value of the scaled negative log-likelihood at inadmissible parameters
 BAD_NLL = 1e10
-
-
-def one_blas_thread():
-    """Limit BLAS to one thread: the matrices are tiny and threads only contend (10x slower)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with the scientific stack
-        return nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def safe_nll(loglik, theta, T) -> float:
@@ -74,13 +59,24 @@ def inverse_information(info, who: str, stacklevel: int = 3):
         np.linalg.cholesky(info)
         return np.linalg.inv(info)
     except np.linalg.LinAlgError:
-        warnings.warn(
-            f"{who}: observed information is not positive definite; "
-            "standard errors use its pseudo-inverse",
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
+        warnings.warn(f"{who}: observed information is not positive definite; standard errors "
+                      "use its pseudo-inverse", ConvergenceWarning, stacklevel=stacklevel)
         return np.linalg.pinv(info)
+
+
+def filter_yields(Y, par, dt, initial_state=None):
+    """Kalman filter of the yields ``Y`` at the parameters ``par`` (a ``spec.model`` dict).
+
+    Notes
+    -----
+    ``xi_{t+1} = c + Phi xi_t + eta``, ``eta ~ N(0, Q)``, with ``(Phi, c, Q)`` the exact OU
+    transition of ``dxi = (A xi + a) dt + chol(V) dW`` over ``dt``;
+    ``y_t = d + Z xi_t + eps_t``, ``eps ~ N(0, diag(sigma_e^2))``; the first state from
+    ``initial_state(Phi, c, Q) -> (x0, P0)`` (default: the stationary distribution).
+    """
+    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], dt)
+    x0, P0 = (None, None) if initial_state is None else initial_state(Phi, c, Q)
+    return kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2, x0, P0)
 
 
 class KalmanML:
@@ -101,10 +97,10 @@ class KalmanML:
       start fails);
     - :meth:`make_result` (the fields below -> the result object).
 
-    It may override :meth:`start_loglik` / :meth:`start_bounds` (a cheaper likelihood for the
-    multistart stage), :meth:`refine` (what follows the multistart), :meth:`admissible`,
-    :meth:`initial_state`, :meth:`smooth` and :meth:`check_estimate`. Then
-    ``Model(...).fit(se=True)`` runs, with BLAS on one thread:
+    It may override :meth:`start_loglik` and ``start_bounds`` (a cheaper likelihood and bounds
+    for the multistart stage), :meth:`refine`, :meth:`admissible`, ``initial_state(Phi, c, Q)
+    -> (x0, P0)`` (default ``None``: stationary), :meth:`smooth` and :meth:`check_estimate`.
+    ``Model(...).fit(se=True)`` then runs, with BLAS on one thread:
 
     1. every start: L-BFGS-B on ``-start_loglik / T`` (a start whose likelihood raises or is
        inadmissible everywhere is dropped, reported in ``failed_starts`` and warned about);
@@ -116,17 +112,9 @@ class KalmanML:
 
     Parameters
     ----------
-    Y : ndarray (T, p)
-        Yields, ``NaN`` = missing.
-    tau : ndarray (p,)
-        Maturities in years.
-    dates : pandas.Index (T,)
-    dt : float
-        Years between observations.
-    n_starts : int
-        Number of starting points asked for.
-    maxiter : int
-        Maximum L-BFGS iterations per maximisation.
+    Y, tau, dates, dt : yields (T, p) with ``NaN`` = missing, maturities (p,) and dates (T,),
+        years between observations (see :func:`~bayesbond.baselines.affine_ml.prepare_yields`).
+    n_starts, maxiter : number of starting points asked for; L-BFGS iterations per maximisation.
 
     Notes
     -----
@@ -140,67 +128,46 @@ class KalmanML:
     :class:`~bayesbond.baselines.affine_result.CurveMLResult`.
     """
 
-    name = "kalman_ml"
+    name, initial_state, start_bounds = "kalman_ml", None, None
     start_stage = "likelihood"
     param_names: tuple = ()
     state_names: tuple = ()
     spec = None
 
     def __init__(self, Y, tau, dates, dt, *, n_starts=3, maxiter=3000):
-        self.Y = np.asarray(Y, float)
-        self.T = self.Y.shape[0]
-        self.tau = np.asarray(tau, float)
-        self.dates = dates
-        self.dt = float(dt)
-        self.n_starts = max(1, int(n_starts))
-        self.maxiter = int(maxiter)
-        self.failed = []
-        self.log = logging.getLogger(f"bayesbond.{self.name}")
+        self.Y, self.tau = np.asarray(Y, float), np.asarray(tau, float)
+        self.dates, self.dt = dates, float(dt)
+        self.T, self.n_starts, self.maxiter = self.Y.shape[0], max(1, int(n_starts)), int(maxiter)
+        self.failed, self.log = [], logging.getLogger(f"bayesbond.{self.name}")
 
-    # ---------------------------------------------------------- supplied by the subclass
-    def loglik(self, theta) -> float:
-        """Exact log-likelihood of the data at ``theta``."""
+    # supplied by the subclass: the log-likelihood, the starts and the result
+    def loglik(self, theta) -> float:  # exact log-likelihood of the data at theta
         raise NotImplementedError
 
-    def start_params(self) -> list:
-        """Starting points: a list of ``(theta_0, info dict)``."""
+    def start_params(self) -> list:  # [(theta_0, info dict)], best first
         raise NotImplementedError
 
-    def make_result(self, **fields):
-        """The result object from the common fields (see :meth:`fit`)."""
+    def make_result(self, **fields):  # the result object from the fields of fit()
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ optional hooks
-    def start_loglik(self, theta) -> float:
-        """Log-likelihood maximised from every start (default :meth:`loglik`)."""
+    # optional hooks (defaults: as below)
+    def start_loglik(self, theta) -> float:  # log-likelihood of the multistart stage
         return self.loglik(theta)
 
-    def start_bounds(self):
-        """Bounds of the multistart maximisation (``None``: unbounded)."""
-        return None
-
-    def admissible(self, theta) -> bool:
-        """Whether ``theta`` lies in the admissible region of the preconditioned pass."""
+    def admissible(self, theta) -> bool:  # region of the preconditioned pass
         return True
 
-    def initial_state(self, Phi, c, Q):
-        """Mean and covariance of the first state (default: the filter's stationary start)."""
-        return None, None
+    def check_estimate(self, theta) -> None:  # warnings about the estimate
+        pass
 
-    def check_estimate(self, theta) -> None:
-        """Warnings about the estimate (e.g. at a bound); called once after the maximisation."""
-
-    def describe_start(self, f) -> str:
-        """Label of a failed start in messages."""
+    def describe_start(self, f) -> str:  # label of a failed start in messages
         return f"start {f['start']}"
 
-    # ------------------------------------------------------------------------ objective
     def nll(self, theta) -> float:
         """``-loglik(theta) / T`` (``BAD_NLL`` where inadmissible)."""
         return safe_nll(self.loglik, theta, self.T)
 
     def start_nll(self, theta) -> float:
-        """``-start_loglik(theta) / T``."""
         return safe_nll(self.start_loglik, theta, self.T)
 
     def minimize(self, f, x0, bounds=None):
@@ -227,7 +194,7 @@ class KalmanML:
     def multistart(self, starts):
         """Maximise :meth:`start_loglik` from every start; returns the best optimiser result and
         the list of ``(info, result)`` of the starts that succeeded."""
-        bounds, best, runs = self.start_bounds(), None, []
+        bounds, best, runs = self.start_bounds, None, []
         for th0, info in starts:
             try:
                 res = self.minimize(self.start_nll, th0, bounds)
@@ -251,9 +218,7 @@ class KalmanML:
                 f"{self.name}: {len(self.failed)} of {self.n_starts} starting points failed and "
                 "were dropped (see result.failed_starts): "
                 + "; ".join(f"start {f['start']}: {f['reason']}" for f in self.failed),
-                ConvergenceWarning,
-                stacklevel=4,
-            )
+                ConvergenceWarning, stacklevel=4)  # fmt: skip
         return best, runs
 
     def refine(self, best):
@@ -301,9 +266,7 @@ class KalmanML:
 
     def smooth(self, par):
         """Smoothed and filtered states ``(T, n)`` at the parameters ``par``."""
-        Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], self.dt)
-        x0, P0 = self.initial_state(Phi, c, Q)
-        kf = kalman_filter(self.Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2, x0, P0)
+        kf = filter_yields(self.Y, par, self.dt, self.initial_state)
         return kalman_smoother(kf)[0], kf.x_filt
 
     def fit(self, se: bool = True):
@@ -312,7 +275,8 @@ class KalmanML:
         Returns :meth:`make_result` of the fields ``params, theta, cov_theta, se, loglik,
         spec, states, filtered_states, yields, n_obs, converged, starts, failed_starts``.
         """
-        with one_blas_thread():
+        # tiny matrices: BLAS threads only contend (10x slower)
+        with threadpool_limits(1, user_api="blas"):
             best, runs = self.multistart(self.start_params())
             best, H = self.refine(best)
             theta = best.x
@@ -327,21 +291,13 @@ class KalmanML:
                 ses = self.standard_errors(theta, cov_theta)
             par = self.spec.model(theta)
             xs, xf = self.smooth(par)
-        idx = self.dates.copy()
-        idx.name = "date"
+        idx = self.dates.rename("date")
         cols = pd.Index(list(self.state_names), name="state")
         return self.make_result(
-            params=par,
-            theta=theta,
-            cov_theta=cov_theta,
-            se=ses,
-            loglik=-best.fun * self.T,
-            spec=self.spec,
-            states=pd.DataFrame(xs, index=idx, columns=cols),
+            params=par, theta=theta, cov_theta=cov_theta, se=ses, loglik=-best.fun * self.T,
+            spec=self.spec, states=pd.DataFrame(xs, index=idx, columns=cols),
             filtered_states=pd.DataFrame(xf, index=idx, columns=cols),
             yields=pd.DataFrame(self.Y, index=idx, columns=pd.Index(self.tau, name="maturity")),
-            n_obs=int(np.isfinite(self.Y).sum()),
-            converged=bool(best.success),
-            runs=runs,
+            n_obs=int(np.isfinite(self.Y).sum()), converged=bool(best.success), runs=runs,
             failed_starts=self.failed,
-        )
+        )  # fmt: skip

@@ -390,20 +390,10 @@ class _Packer:
 def ou_from_var1(X, dt: float, *, fallback: bool = False):
     """OU parameters ``(A, a, L)`` from the VAR(1) least-squares fit of ``X`` (T, n).
 
-    Parameters
-    ----------
-    X : ndarray (T, n)
-        Observations on a regular grid, oldest first.
-    dt : float
-        Years between observations.
-    fallback : bool
-        For starting values: when ``Phi`` has no real logarithm use the Euler map
-        ``A = (Phi - I) / dt``, and when the implied ``V`` is not positive definite use
-        ``V = Q / dt``, instead of raising :class:`~bayesbond.errors.ModelError`.
-
-    Returns
-    -------
-    A (n, n), a (n,), L (n, n) lower-triangular Cholesky factor of ``V``.
+    ``X`` (T, n): observations on a regular grid ``dt`` years apart, oldest first. With
+    ``fallback`` (starting values) a ``Phi`` without a real logarithm gives the Euler map
+    ``A = (Phi - I) / dt`` and a ``V`` that is not positive definite ``V = Q / dt``, instead of a
+    :class:`~bayesbond.errors.ModelError`. Returns ``A, a`` and the Cholesky factor ``L`` of ``V``.
 
     Notes
     -----
@@ -512,14 +502,9 @@ def _information_cov(sc, dt, pk_y, pk_x, Ay, ay, Ly, stationary_init):
     return J @ cov_y @ J.T
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")  # tiny matrices: threads only contend
 def _numerical_fit(X, dt, pk_x, stationary_init, start=None):
     """Maximise the exact likelihood on standardised data; returns (A, a, L, loglik, cov)."""
-    # thousands of likelihood evaluations on tiny matrices: BLAS threads only add overhead
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _numerical_fit_impl(X, dt, pk_x, stationary_init, start)
-
-
-def _numerical_fit_impl(X, dt, pk_x, stationary_init, start):
     n = X.shape[1]
     sc = _Scaling(X)
     mu_y = None if pk_x.mu is None else sc.D * (pk_x.mu - sc.m)

@@ -1,9 +1,4 @@
-"""Numerical derivatives for maximum-likelihood inference: Hessian, gradient, delta method.
-
-One implementation shared by the estimators of :mod:`bayesbond.baselines` (observed information
-of a log-likelihood, standard errors of derived parameters) and by the Laplace preconditioner of
-:mod:`bayesbond.bayes.affine_model`.
-"""
+"""Numerical derivatives for maximum-likelihood inference: Hessian, gradient, delta method."""
 
 from __future__ import annotations
 
@@ -17,12 +12,8 @@ def num_hessian(f, x, h=1e-4) -> np.ndarray:
 
     Parameters
     ----------
-    f : callable
-        ``f(x) -> float``.
-    x : array_like (k,)
-        Point of evaluation.
-    h : float or array_like (k,)
-        Step, one for all coordinates or one per coordinate.
+    f : callable ``f(x) -> float``; x : array_like (k,), the point.
+    h : float or array_like (k,), the step, one for all coordinates or one per coordinate.
 
     Returns
     -------
@@ -67,14 +58,9 @@ def delta_method_se(g, theta, cov, h=1e-6) -> np.ndarray:
 
     Parameters
     ----------
-    g : callable
-        ``g(theta) -> ndarray (m,)``, the flat vector of derived quantities.
-    theta : array_like (k,)
-        Estimate.
-    cov : array_like (k, k)
-        Covariance of the estimate.
-    h : float
-        Step of the central differences of the Jacobian.
+    g : callable ``g(theta) -> ndarray (m,)``, the flat vector of derived quantities.
+    theta, cov : the estimate (k,) and its covariance (k, k).
+    h : float, the step of the central differences of the Jacobian.
 
     Returns
     -------
