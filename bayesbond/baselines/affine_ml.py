@@ -386,8 +386,8 @@ class AffineML(KalmanML):
     -----
     ``method="kalman"``: ``log L = kalman_loglik``; ``method="portfolio"``:
     ``log L = portfolio_loglik`` (see their docstrings). With one error per maturity the
-    multistart stage uses the common-error spec and its estimate is repacked, the new
-    ``log sigma_e`` getting the scale ``0.1`` in the preconditioner.
+    multistart stage uses the common-error spec and its estimate is repacked; the final pass is
+    then preconditioned by the Hessian of the per-maturity likelihood at that point.
     """
 
     name = "affine_ml"
@@ -465,9 +465,7 @@ class AffineML(KalmanML):
             par1 = self.spec1.model(th1)
             th1 = self.spec.pack(par1["eig_raw"], par1["k_inf"], par1["Sigma"], par1["A"],
                                  par1["a"], par1["sigma_e"])  # fmt: skip
-            C1, C = C, np.eye(self.spec.size) * 0.1
-            k = self.spec.slices["sig"].start
-            C[:k, :k] = C1[:k, :k]
+            C = precondition(num_hessian(self.nll, th1))  # one error per maturity: a new H
         res = self.preconditioned(self.nll, th1, C)
         self.log.debug("%s: %s nit=%d loglik=%.3f", self.method, res.message, res.nit,
                        -res.fun * self.T)  # fmt: skip
