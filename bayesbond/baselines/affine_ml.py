@@ -9,15 +9,14 @@ The result object :class:`AffineMLResult` lives in :mod:`bayesbond.baselines.aff
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 from scipy import optimize
 
 from bayesbond.baselines.affine_result import PARAM_NAMES, AffineMLResult, factor_names
-from bayesbond.core import linalg
+from bayesbond.baselines.kalman_ml import START_ERRORS, KalmanML, filter_yields, precondition
+from bayesbond.baselines.ou_ml import ou_from_var1
 from bayesbond.core.affine_canonical import (
     canonical,
     eigen_from_raw,
@@ -25,39 +24,23 @@ from bayesbond.core.affine_canonical import (
     eigenvalues,
     pca_weights,
 )
-from bayesbond.core.kalman import kalman_filter, kalman_smoother
-from bayesbond.core.ou import exact_transition, infer_dt, transition_loglik
-from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
+from bayesbond.core.linalg import chol_pack, chol_unpack
+from bayesbond.core.numdiff import num_hessian
+from bayesbond.core.ou import infer_dt, transition_loglik
+from bayesbond.errors import ConvergenceWarning, DataError, SpecError
 
-__all__ = ["affine_ml", "AffineMLResult", "AffineSpec", "prepare_yields"]
+__all__ = ["affine_ml", "AffineML", "AffineMLResult", "AffineSpec", "prepare_yields", "K_SCALE",
+           "OFF_SCALE", "A_SCALE"]  # fmt: skip
 
-_K_SCALE = 0.01  # k_inf = 0.01 * raw
-_OFF_SCALE = 0.01  # off-diagonal Sigma = 0.01 * raw
-_A_SCALE = 0.01  # a = 0.01 * raw
+K_SCALE = 0.01  #: k_inf = K_SCALE * raw
+OFF_SCALE = 0.01  #: off-diagonal Sigma = OFF_SCALE * raw
+A_SCALE = 0.01  #: a = A_SCALE * raw
 _LOG2PI = float(np.log(2 * np.pi))
 # bounds of the raw eigen-structure (log gaps between P* speeds, per year): a gap below 1e-4
 # makes the latent loadings collinear (T = W B singular); speeds above 50 a year are not
 # identified by maturities of a month or more and once sent the unbounded least-squares step
 # to eigenvalues near -16,000 (and, from there, to a singular canonical rotation)
 _RAW_LO, _RAW_HI = float(np.log(1e-4)), float(np.log(50.0))
-_START_ERRORS = (np.linalg.LinAlgError, ModelError, ValueError, FloatingPointError, OverflowError)
-
-
-def _one_blas_thread():
-    """Limit BLAS to one thread: the matrices are tiny and threads only contend (10x slower)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with the scientific stack
-        return nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
-def _log(msg):
-    import logging
-
-    logging.getLogger("bayesbond.affine_ml").debug(msg)
-
-
 # ----------------------------------------------------------------------------------- data
 _MATURITY_UNITS = (None, "years", "months")
 
@@ -168,71 +151,38 @@ class AffineSpec:
         self.measurement_error = measurement_error
         self.n_sig = 1 if measurement_error == "common" else self.p
         self.tril = np.tril_indices(n)
-        self.sizes = {
-            "lam": n,
-            "k": 1,
-            "L": len(self.tril[0]),
-            "A": n * n,
-            "a": n,
-            "sig": self.n_sig,
-        }
-        self.slices = {}
-        i = 0
-        for k, s in self.sizes.items():
-            self.slices[k] = slice(i, i + s)
-            i += s
-        self.size = i
+        self.sizes = {"lam": n, "k": 1, "L": len(self.tril[0]), "A": n * n, "a": n,
+                      "sig": self.n_sig}  # fmt: skip
+        ends = np.cumsum(list(self.sizes.values())).tolist()
+        self.slices = {k: slice(e - s, e) for (k, s), e in zip(self.sizes.items(), ends, strict=1)}
+        self.size = ends[-1]
 
     def unpack(self, theta):
         th = np.asarray(theta, float)
         n = self.n
         eig = eigen_from_raw(np, th[self.slices["lam"]], n)
-        k_inf = _K_SCALE * th[self.slices["k"]][0]
-        L = np.zeros((n, n))
-        L[self.tril] = th[self.slices["L"]]
-        diag = np.diag_indices(n)
-        off = np.tril(np.ones((n, n), bool), -1)
-        L[off] *= _OFF_SCALE
-        L[diag] = np.exp(L[diag])
+        k_inf = K_SCALE * th[self.slices["k"]][0]
+        L = chol_unpack(th[self.slices["L"]], n, OFF_SCALE)
         A = th[self.slices["A"]].reshape(n, n)
-        a = _A_SCALE * th[self.slices["a"]]
+        a = A_SCALE * th[self.slices["a"]]
         sig = np.exp(th[self.slices["sig"]])
         sig_e = np.full(self.p, sig[0]) if self.n_sig == 1 else sig
         return {"eig": eig, "k_inf": k_inf, "Sigma": L, "A": A, "a": a, "sigma_e": sig_e}
 
     def pack(self, eig_raw, k_inf, Sigma, A, a, sigma_e):
-        n = self.n
-        L = np.array(Sigma, float)
-        L[np.diag_indices(n)] = np.log(np.diag(L))
-        off = np.tril(np.ones((n, n), bool), -1)
-        L[off] /= _OFF_SCALE
         sig = np.atleast_1d(np.asarray(sigma_e, float))
         sig = sig[:1] if self.n_sig == 1 else np.broadcast_to(sig, (self.p,))
-        return np.concatenate(
-            [
-                np.asarray(eig_raw, float),
-                [k_inf / _K_SCALE],
-                L[self.tril],
-                np.asarray(A, float).ravel(),
-                np.asarray(a, float) / _A_SCALE,
-                np.log(sig),
-            ]
-        )
+        return np.concatenate([np.asarray(eig_raw, float), [k_inf / K_SCALE],
+                               chol_pack(Sigma, OFF_SCALE), np.asarray(A, float).ravel(),
+                               np.asarray(a, float) / A_SCALE, np.log(sig)])  # fmt: skip
 
     def model(self, theta):
         """Parameters plus the state-space matrices implied by ``theta``."""
         par = self.unpack(theta)
         V = par["Sigma"] @ par["Sigma"].T
         can = canonical(np, par["eig"], par["k_inf"], V, self.W, self.tau)
-        par.update(
-            Z=can.Z,
-            d=can.d,
-            A_star=can.A_star,
-            a_star=can.a_star,
-            delta0=float(can.delta0),
-            delta1=can.delta1,
-            V=V,
-        )
+        par.update(Z=can.Z, d=can.d, A_star=can.A_star, a_star=can.a_star,
+                   delta0=float(can.delta0), delta1=can.delta1, V=V)  # fmt: skip
         par["Lambda"] = par["A_star"] - par["A"]
         par["lambda1"] = par["a_star"] - par["a"]
         ev = eigenvalues(par["eig"])
@@ -243,21 +193,20 @@ class AffineSpec:
 
 
 # --------------------------------------------------------------------------- likelihoods
-def _init_state(Phi, c, Q, Po0):
-    n = Phi.shape[0]
-    if np.max(np.abs(np.linalg.eigvals(Phi))) < 1 - 1e-9:
-        x0 = np.linalg.solve(np.eye(n) - Phi, c)
-        P0 = np.linalg.solve(np.eye(n * n) - np.kron(Phi, Phi), Q.ravel()).reshape(n, n)
-        return x0, 0.5 * (P0 + P0.T)
-    return Po0, 1e-2 * np.eye(n)
+def _init_state(Po0):
+    """First state of the filter: stationary, or ``N(Po0, 0.01 I)`` when ``Phi`` is not stable."""
+
+    def init(Phi, c, Q):
+        if np.max(np.abs(np.linalg.eigvals(Phi))) < 1 - 1e-9:
+            return None, None  # the filter's stationary start
+        return Po0, 1e-2 * np.eye(len(c))
+
+    return init
 
 
 def kalman_loglik(theta, spec: AffineSpec, Y, Po0):
-    """Exact Gaussian log-likelihood of all yields (Kalman filter)."""
-    par = spec.model(theta)
-    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], spec.dt)
-    x0, P0 = _init_state(Phi, c, Q, Po0)
-    return kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2, x0, P0).loglik
+    """Exact Gaussian log-likelihood of all yields (Kalman filter, :func:`filter_yields`)."""
+    return filter_yields(Y, spec.model(theta), spec.dt, _init_state(Po0)).loglik
 
 
 def portfolio_loglik(theta, spec: AffineSpec, Y, Po):
@@ -280,36 +229,6 @@ def portfolio_loglik(theta, spec: AffineSpec, Y, Po):
 
 
 # ------------------------------------------------------------------------- starting values
-def _var_start(Po, dt):
-    """P parameters from a VAR(1) by least squares, mapped to continuous time exactly."""
-    n = Po.shape[1]
-    X = np.column_stack([np.ones(len(Po) - 1), Po[:-1]])
-    coef, *_ = np.linalg.lstsq(X, Po[1:], rcond=None)
-    c, Phi = coef[0], coef[1:].T
-    resid = Po[1:] - X @ coef
-    Omega = resid.T @ resid / len(resid)
-    try:
-        A = sla.logm(Phi)
-        if np.iscomplexobj(A):
-            if np.max(np.abs(A.imag)) > 1e-8:
-                raise ValueError
-            A = A.real
-        A = A / dt
-    except (ValueError, np.linalg.LinAlgError):
-        A = (Phi - np.eye(n)) / dt
-    _, J = linalg.expm_and_integral(A, dt)
-    a = np.linalg.solve(J, c)
-    K = np.kron(A, np.eye(n)) + np.kron(np.eye(n), A)
-    _, JK = linalg.expm_and_integral(K, dt)
-    V = np.linalg.solve(JK, Omega.ravel()).reshape(n, n)
-    V = 0.5 * (V + V.T)
-    try:
-        L = np.linalg.cholesky(V)
-    except np.linalg.LinAlgError:
-        L = np.linalg.cholesky(Omega / dt)
-    return A, a, L
-
-
 def _eig_starts(n, n_starts):
     """Starting eigen-structures: geometric real spectra; the block starts at D = 0 (repeated)."""
     bases = [0.05, 0.02, 0.15, 0.01, 0.3, 0.08, 0.03, 0.5]
@@ -336,7 +255,7 @@ def _cross_section(spec, Y, Po, L, raw0):
     def resid(x):
         try:
             eig = eigen_from_raw(np, x[:-1], spec.n)
-            can = canonical(np, eig, _K_SCALE * x[-1], V, spec.W, spec.tau)
+            can = canonical(np, eig, K_SCALE * x[-1], V, spec.W, spec.tau)
             r = 1e4 * (Y[ok] - can.d - Po[ok] @ can.Z.T).ravel()
         except np.linalg.LinAlgError:
             return np.full(size, 1e6)  # a singular rotation: far from any fit
@@ -353,87 +272,13 @@ def _cross_section(spec, Y, Po, L, raw0):
     return sol.x[:-1], sol.x[-1], rmse
 
 
-# --------------------------------------------------------------------------- numerics
-def _safe_nll(loglik, th, T):
-    """``-loglik / T``, with a large finite value where the parameters are not admissible."""
-    with np.errstate(all="ignore"):
-        try:
-            v = loglik(th)
-        except (ModelError, np.linalg.LinAlgError, ValueError):
-            return 1e10
-    return -v / T if np.isfinite(v) else 1e10
-
-
-def _precond(H):
-    """Factor ``C`` with ``C C' = H^-1`` (diagonal scaling when ``H`` is not positive definite)."""
-    try:
-        return np.linalg.cholesky(np.linalg.inv(H))
-    except np.linalg.LinAlgError:
-        return np.diag(1.0 / np.sqrt(np.clip(np.abs(np.diag(H)), 1e-8, None)))
-
-
-def _num_hessian(f, x, h=1e-4):
-    """Central-difference Hessian of a scalar function."""
-    k = len(x)
-    H = np.empty((k, k))
-    f0 = f(x)
-    E = np.eye(k) * h
-    fp = np.array([f(x + E[i]) for i in range(k)])
-    fm = np.array([f(x - E[i]) for i in range(k)])
-    for i in range(k):
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h**2
-        for j in range(i):
-            v = (
-                f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j]) + f(x - E[i] - E[j])
-            ) / (4 * h * h)
-            H[i, j] = H[j, i] = v
-    return H
-
-
-def inverse_information(info, who: str, stacklevel: int = 3):
-    """Covariance of the estimates from the observed information matrix ``info``.
-
-    Its inverse when ``info`` is positive definite; otherwise the pseudo-inverse, with a
-    :class:`~bayesbond.errors.ConvergenceWarning` naming ``who``.
-    """
-    try:
-        np.linalg.cholesky(info)
-        return np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        warnings.warn(
-            f"{who}: observed information is not positive definite; "
-            "standard errors use its pseudo-inverse",
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
-        return np.linalg.pinv(info)
-
-
-def _natural(spec, theta):
-    """Flat vector of every reported parameter (for the delta method) and its layout."""
-    par = spec.model(theta)
-    names = list(PARAM_NAMES)
-    vals = [np.atleast_1d(np.asarray(par[k], float)) for k in names]
-    shapes = [np.shape(par[k]) for k in names]
-    return np.concatenate([v.ravel() for v in vals]), list(zip(names, shapes, strict=True))
-
-
 # ------------------------------------------------------------------------------ estimator
 def affine_ml(
-    yields,
-    maturities=None,
-    n_factors: int = 3,
-    identification: str = "jsz",
-    *,
-    method: str = "kalman",
-    measurement_error: str = "common",
-    n_starts: int = 3,
-    dt: float | None = None,
-    maturity_units: str | None = None,
-    weights=None,
-    se: bool = True,
+    yields, maturities=None, n_factors: int = 3, identification: str = "jsz", *,
+    method: str = "kalman", measurement_error: str = "common", n_starts: int = 3,
+    dt: float | None = None, maturity_units: str | None = None, weights=None, se: bool = True,
     maxiter: int = 3000,
-) -> AffineMLResult:
+) -> AffineMLResult:  # fmt: skip
     """Maximum-likelihood estimate of the Gaussian affine term-structure model.
 
     Parameters
@@ -523,195 +368,123 @@ def affine_ml(
         W = np.asarray(weights, dtype=float)
         if W.shape != (n, p) or np.linalg.matrix_rank(W) < n:
             raise SpecError(f"weights must be a full-rank ({n}, {p}) array, got shape {W.shape}")
-    with _one_blas_thread():
-        return _fit(
-            Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxiter, complete
-        )
+    fit = AffineML(Y, tau, dates, dt, n, W, method=method, measurement_error=measurement_error,
+                   complete=complete, n_starts=n_starts, maxiter=maxiter)  # fmt: skip
+    return fit.fit(se=se)
 
 
-def _fit(Y, tau, dates, dt, n, W, method, measurement_error, n_starts, se, maxiter, complete):
-    T = Y.shape[0]
-    spec = AffineSpec(n, tau, W, dt, measurement_error)
-    if method == "portfolio" and spec.n_sig != 1:
-        raise SpecError("method='portfolio' needs measurement_error='common'")
-    Po = Y @ W.T
-    Po_c = Po[complete]
-    # P from the VAR of the complete consecutive portfolios
-    run = complete[1:] & complete[:-1]
-    if run.all():
-        A0, a0, L0 = _var_start(Po, dt)
-    else:
-        A0, a0, L0 = _var_start(Po_c, dt)
-    # P* from the cross-section, several starts; a start that fails is dropped and reported
-    cands, failed = [], []
-    for i, raw0 in enumerate(_eig_starts(n, max(1, int(n_starts)))):
-        ev0 = np.round(eigenvalues(eigen_from_raw(np, raw0, n)), 6).tolist()
-        try:
-            raw, k_raw, rmse = _cross_section(
-                spec, Y, np.where(np.isfinite(Po), Po, 0.0), L0, raw0
-            )
-        except _START_ERRORS as e:
-            failed.append({"start": i, "eig_start": ev0, "stage": "cross-section",
-                           "reason": f"{type(e).__name__}: {e}"})
-            continue
-        if not np.isfinite(rmse) or rmse >= 1e2:
-            failed.append({"start": i, "eig_start": ev0, "stage": "cross-section",
-                           "reason": "no admissible cross-sectional fit (singular rotation)"})
-            continue
-        ev = np.sort_complex(eigenvalues(eigen_from_raw(np, raw, n)))
-        if not any(np.allclose(ev, c[3], rtol=1e-3, atol=1e-6) for c in cands):
-            cands.append((raw, k_raw * _K_SCALE, rmse, ev, i, ev0))
-    if not cands:
-        raise ModelError(
-            "affine_ml: every starting point failed: "
-            + "; ".join(f"start {f['start']} (P* eigenvalues {f['eig_start']}): {f['reason']}"
-                        for f in failed)
-        )
-    cands.sort(key=lambda c: c[2])
-    Po0 = Po_c[0]
-    # stage 1: portfolio likelihood (complete dates) from every distinct cross-sectional start
-    spec1 = spec if spec.n_sig == 1 else AffineSpec(n, tau, W, dt, "common")
-    Yc = Y[complete]
+class AffineML(KalmanML):
+    """Maximum-likelihood estimator of the canonical affine model (:func:`affine_ml`).
 
-    def nll1(th):
-        return _safe_nll(lambda t: portfolio_loglik(t, spec1, Yc, Po_c), th, T)
+    A :class:`~bayesbond.baselines.kalman_ml.KalmanML`: the starts are the distinct
+    cross-sectional fits (:func:`_cross_section`) with ``A, a, Sigma`` from the VAR(1) of the
+    portfolios (:func:`~bayesbond.baselines.ou_ml.ou_from_var1`); the multistart stage maximises
+    the portfolio likelihood on the complete dates with the eigen-structure bounded; :meth:`refine`
+    then maximises the chosen likelihood once, preconditioned by that stage's Hessian.
 
-    best = None
-    lam_sl = spec1.slices["lam"]
-    bounds1 = [(None, None)] * spec1.size
-    bounds1[lam_sl] = [(_RAW_LO, _RAW_HI)] * (lam_sl.stop - lam_sl.start)
-    for raw, k_inf, rmse, ev, i, ev0 in cands:
-        th0 = spec1.pack(raw, k_inf, L0, A0, a0, max(rmse, 1e-5))
-        try:
-            res = optimize.minimize(
-                nll1, th0, method="L-BFGS-B", bounds=bounds1,
-                options={"maxiter": maxiter, "maxfun": 50 * maxiter},
-            )
-        except _START_ERRORS as e:
-            failed.append({"start": i, "eig_start": ev0, "stage": "portfolio likelihood",
-                           "reason": f"{type(e).__name__}: {e}"})
-            continue
-        if not np.isfinite(res.fun) or res.fun >= 1e10:
-            failed.append({"start": i, "eig_start": ev0, "stage": "portfolio likelihood",
-                           "reason": "no admissible parameters near this start"})
-            continue
-        _log(
-            f"portfolio start eig={np.round(ev, 4).tolist()}: {res.message} nit={res.nit} "
-            f"nfev={res.nfev} loglik={-res.fun * T:.3f}"
-        )
-        if best is None or res.fun < best.fun:
-            best = res
-    if best is None:
-        raise ModelError(
-            "affine_ml: every starting point failed: "
-            + "; ".join(f"start {f['start']} (P* eigenvalues {f['eig_start']}, {f['stage']}): "
-                        f"{f['reason']}" for f in failed)
-        )
-    if failed:
-        warnings.warn(
-            f"affine_ml: {len(failed)} of {max(1, int(n_starts))} starting points failed and were "
-            "dropped (see result.failed_starts): "
-            + "; ".join(f"start {f['start']}: {f['reason']}" for f in failed),
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    # one Hessian of the portfolio likelihood preconditions the final maximisation
-    H1 = _num_hessian(nll1, best.x)
-    C1 = _precond(H1)
-    th1 = best.x
-    if method == "portfolio":
-        nll, C = nll1, C1
-    else:
+    Notes
+    -----
+    ``method="kalman"``: ``log L = kalman_loglik``; ``method="portfolio"``:
+    ``log L = portfolio_loglik`` (see their docstrings). With one error per maturity the
+    multistart stage uses the common-error spec and its estimate is repacked; the final pass is
+    then preconditioned by the Hessian of the per-maturity likelihood at that point.
+    """
 
-        def nll(th):
-            return _safe_nll(lambda t: kalman_loglik(t, spec, Y, Po0), th, T)
+    name = "affine_ml"
+    param_names = PARAM_NAMES
+    start_stage = "portfolio likelihood"
 
-        C = C1
-        if spec.n_sig != 1:
-            par1 = spec1.unpack(th1)
-            th1 = spec.pack(
-                par1["eig_raw"], par1["k_inf"], par1["Sigma"], par1["A"], par1["a"], par1["sigma_e"]
-            )
-            C = np.eye(spec.size) * 0.1
-            k = spec.slices["sig"].start
-            C[:k, :k] = C1[:k, :k]
+    def __init__(self, Y, tau, dates, dt, n, W, *, method, measurement_error, complete, **kw):
+        super().__init__(Y, tau, dates, dt, **kw)
+        self.spec = AffineSpec(n, tau, W, dt, measurement_error)
+        if method == "portfolio" and self.spec.n_sig != 1:
+            raise SpecError("method='portfolio' needs measurement_error='common'")
+        self.spec1 = self.spec if self.spec.n_sig == 1 else AffineSpec(n, tau, W, dt, "common")
+        self.n, self.method, self.complete = n, method, complete
+        self.state_names = tuple(factor_names(n))
+        self.Po = self.Y @ W.T
+        self.Po_c, self.Yc = self.Po[complete], self.Y[complete]
+        self.Po0 = self.Po_c[0]
+        self.initial_state = _init_state(self.Po0)
 
-    lam_f = spec.slices["lam"]
+    def loglik(self, theta):
+        if self.method == "portfolio":
+            return portfolio_loglik(theta, self.spec, self.Yc, self.Po_c)
+        return kalman_loglik(theta, self.spec, self.Y, self.Po0)
 
-    def nll_z(z):
-        th = th1 + C @ z
-        raw = th[lam_f]
-        if np.any(raw < _RAW_LO - 1e-9) or np.any(raw > _RAW_HI + 1e-9):
-            return 1e10  # outside the admissible eigen-structure (see _RAW_LO, _RAW_HI)
-        return nll(th)
+    def start_loglik(self, theta):
+        return portfolio_loglik(theta, self.spec1, self.Yc, self.Po_c)
 
-    res = optimize.minimize(
-        nll_z,
-        np.zeros(spec.size),
-        method="L-BFGS-B",
-        options={"maxiter": maxiter, "maxfun": 50 * maxiter},
-    )
-    _log(f"{method}: {res.message} nit={res.nit} nfev={res.nfev} loglik={-res.fun * T:.3f}")
-    res.x = th1 + C @ res.x
-    best = res
-    theta = best.x
-    if not best.success:
-        warnings.warn(
-            f"affine_ml: optimiser stopped: {best.message}", ConvergenceWarning, stacklevel=2
-        )
-    raw_hat = theta[spec.slices["lam"]]
-    at_bound = (raw_hat <= _RAW_LO + 1e-3) | (raw_hat >= _RAW_HI - 1e-3)
-    if at_bound.any():
-        warnings.warn(
-            "affine_ml: the P* eigen-structure sits at a bound of its admissible range (a gap "
-            f"between speeds of {np.exp(_RAW_LO):g} or {np.exp(_RAW_HI):g} a year; estimated "
-            f"eigenvalues {np.round(eigenvalues(eigen_from_raw(np, raw_hat, n)), 4).tolist()}): "
-            "the data do not identify that speed (fewer factors may fit as well)",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    ll = -best.fun * T
-    cov_theta = inverse_information(_num_hessian(nll, theta) * T, "affine_ml") if se else None
-    par = spec.model(theta)
-    ses = None
-    if cov_theta is not None:
-        vec0, layout = _natural(spec, theta)
-        J = np.empty((len(vec0), len(theta)))
-        for i in range(len(theta)):
-            e = np.zeros(len(theta))
-            e[i] = 1e-6
-            J[:, i] = (_natural(spec, theta + e)[0] - _natural(spec, theta - e)[0]) / 2e-6
-        sd = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, cov_theta, J), 0, None))
-        ses, i = {}, 0
-        for name, shape in layout:
-            size = int(np.prod(shape)) if shape else 1
-            ses[name] = sd[i : i + size].reshape(shape) if shape else float(sd[i])
-            i += size
-    # states: Kalman smoother (or the portfolios themselves, priced without error)
-    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], dt)
-    if method == "kalman":
-        x0, P0 = _init_state(Phi, c, Q, Po0)
-        kf = kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2, x0, P0)
-        xs, _ = kalman_smoother(kf)
-        xf = kf.x_filt
-    else:
-        xs = xf = Po
-    names = factor_names(n)
-    cols = pd.Index(tau, name="maturity")
-    didx = dates.copy()
-    didx.name = "date"
-    return AffineMLResult(
-        params=par,
-        theta=theta,
-        cov_theta=cov_theta,
-        se=ses,
-        loglik=ll,
-        spec=spec,
-        method=method,
-        states=pd.DataFrame(xs, index=didx, columns=pd.Index(names, name="state")),
-        filtered_states=pd.DataFrame(xf, index=didx, columns=pd.Index(names, name="state")),
-        yields=pd.DataFrame(Y, index=didx, columns=cols),
-        n_obs=int(np.isfinite(Y).sum()),
-        converged=bool(best.success),
-        failed_starts=failed,
-    )
+    @property
+    def start_bounds(self):
+        sl = self.spec1.slices["lam"]
+        bounds = [(None, None)] * self.spec1.size
+        bounds[sl] = [(_RAW_LO, _RAW_HI)] * (sl.stop - sl.start)
+        return bounds
+
+    def admissible(self, theta):
+        raw = theta[self.spec.slices["lam"]]
+        return not (np.any(raw < _RAW_LO - 1e-9) or np.any(raw > _RAW_HI + 1e-9))
+
+    def describe_start(self, f):
+        return f"start {f['start']} (P* eigenvalues {f['eig_start']}, {f['stage']})"
+
+    def start_params(self):
+        """Distinct cross-sectional fits, best first; a start that fails is dropped (none
+        left: :meth:`multistart` raises, naming every failure)."""
+        n, Y, Po = self.n, self.Y, self.Po
+        run = self.complete[1:] & self.complete[:-1]  # VAR of the complete consecutive dates
+        A0, a0, L0 = ou_from_var1(Po if run.all() else self.Po_c, self.dt, fallback=True)
+        cands = []
+        for i, raw0 in enumerate(_eig_starts(n, self.n_starts)):
+            info = {"start": i,
+                    "eig_start": np.round(eigenvalues(eigen_from_raw(np, raw0, n)), 6).tolist()}
+            try:
+                raw, k_raw, rmse = _cross_section(
+                    self.spec, Y, np.where(np.isfinite(Po), Po, 0.0), L0, raw0
+                )
+                why = None if np.isfinite(rmse) and rmse < 1e2 else (
+                    "no admissible cross-sectional fit (singular rotation)")  # fmt: skip
+            except START_ERRORS as e:
+                why = f"{type(e).__name__}: {e}"
+            if why is not None:
+                self.failed.append({**info, "stage": "cross-section", "reason": why})
+                continue
+            ev = np.sort_complex(eigenvalues(eigen_from_raw(np, raw, n)))
+            if not any(np.allclose(ev, c[3], rtol=1e-3, atol=1e-6) for c in cands):
+                cands.append((raw, k_raw * K_SCALE, rmse, ev, info))
+        cands.sort(key=lambda c: c[2])
+        return [(self.spec1.pack(raw, k_inf, L0, A0, a0, max(rmse, 1e-5)), info)
+                for raw, k_inf, rmse, _, info in cands]  # fmt: skip
+
+    def refine(self, best):
+        """One maximisation of :meth:`loglik`, preconditioned by the Hessian of the multistart
+        objective at its best point (the Hessian for the standard errors is taken anew)."""
+        C, th1 = precondition(num_hessian(self.start_nll, best.x)), best.x
+        if self.spec.n_sig != 1:
+            par1 = self.spec1.model(th1)
+            th1 = self.spec.pack(par1["eig_raw"], par1["k_inf"], par1["Sigma"], par1["A"],
+                                 par1["a"], par1["sigma_e"])  # fmt: skip
+            C = precondition(num_hessian(self.nll, th1))  # one error per maturity: a new H
+        res = self.preconditioned(self.nll, th1, C)
+        self.log.debug("%s: %s nit=%d loglik=%.3f", self.method, res.message, res.nit,
+                       -res.fun * self.T)  # fmt: skip
+        return res, None
+
+    def check_estimate(self, theta):
+        raw_hat = theta[self.spec.slices["lam"]]
+        if np.any((raw_hat <= _RAW_LO + 1e-3) | (raw_hat >= _RAW_HI - 1e-3)):
+            ev = np.round(eigenvalues(eigen_from_raw(np, raw_hat, self.n)), 4).tolist()
+            warnings.warn(
+                "affine_ml: the P* eigen-structure sits at a bound of its admissible range (a gap "
+                f"between speeds of {np.exp(_RAW_LO):g} or {np.exp(_RAW_HI):g} a year; estimated "
+                f"eigenvalues {ev}): the data do not identify that speed (fewer factors may fit "
+                "as well)", ConvergenceWarning, stacklevel=5)  # fmt: skip
+
+    def smooth(self, par):
+        if self.method == "kalman":
+            return super().smooth(par)
+        return self.Po, self.Po  # the portfolios, priced without error
+
+    def make_result(self, *, runs, **fields):
+        return AffineMLResult(method=self.method, **fields)

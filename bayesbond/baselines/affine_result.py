@@ -6,23 +6,10 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
-__all__ = ["AffineMLResult", "eh_yields", "factor_names", "PARAM_NAMES"]
+__all__ = ["AffineMLResult", "CurveMLResult", "eh_yields", "factor_names", "PARAM_NAMES"]
 
-PARAM_NAMES = (
-    "A",
-    "a",
-    "Sigma",
-    "A_star",
-    "a_star",
-    "Lambda",
-    "lambda1",
-    "delta0",
-    "delta1",
-    "lam_star",
-    "lam_star_imag",
-    "k_inf",
-    "sigma_e",
-)
+PARAM_NAMES = ("A", "a", "Sigma", "A_star", "a_star", "Lambda", "lambda1", "delta0", "delta1",
+               "lam_star", "lam_star_imag", "k_inf", "sigma_e")  # fmt: skip
 
 
 def factor_names(n: int) -> list[str]:
@@ -68,83 +55,67 @@ def eh_yields(A, a, delta0, delta1, X, tau):
     return delta0 + (X @ slope.T + const) / tau
 
 
-class AffineMLResult:
-    """Maximum-likelihood fit of the canonical Gaussian affine model (see :func:`affine_ml`).
+class CurveMLResult:
+    """Base of the maximum-likelihood fits of a term-structure model to a yield panel.
+
+    Holds what every curve fit reports (the parameters ``param_names`` as attributes, the
+    unconstrained estimate ``theta_raw`` and its covariance, standard errors, states) and derives
+    the curves from them: fitted yields, residuals, term premia and expected excess returns.
+    A subclass names its parameters (``param_names``) and may override :meth:`model_yields`,
+    :meth:`to_model` (the fitted model, with ``yields(states, tau)``) and :meth:`_label`.
+
+    Notes
+    -----
+    With states ``X_t``, loadings ``y(tau) = d + Z X``, P drift ``A X + a`` and short rate
+    ``r = delta0 + delta1'X``: term premium ``y(tau) - (1/tau) int_0^tau E^P_t[r_{t+s}] ds``
+    (:func:`eh_yields`); expected excess return ``u(tau)'(Lambda X_t + lambda1)`` with
+    ``u(tau) = tau Z(tau)'``.
 
     Attributes
     ----------
-    A, a, Sigma : P dynamics ``dP = (A P + a) dt + Sigma dW`` of the portfolio states.
-    A_star, a_star : risk-neutral dynamics; ``Lambda = A_star - A``, ``lambda1 = a_star - a``.
-    delta0, delta1 : short rate ``r = delta0 + delta1'P``.
-    lam_star, lam_star_imag : real parts and absolute imaginary parts of the eigenvalues of
-        ``A_star``
-        (ordered; the two fastest may be a complex pair or repeated).
-    k_inf : canonical P* drift of the slowest latent factor.
-    sigma_e : (p,) measurement-error standard deviations.
-    W : (n, p) portfolio weights defining the states.
-    states, filtered_states : DataFrame (date x state), smoothed and filtered states.
-    fitted : DataFrame (date x maturity) model yields at the smoothed states.
-    term_premia : DataFrame, model yield minus the expectations-hypothesis yield under P.
-    expected_excess_returns : DataFrame, instantaneous expected excess return
-        ``u(tau)'(Lambda P + lambda1)``
-        (per year).
-    loglik : float; se : dict of standard errors with the same keys and shapes as the parameters.
-    failed_starts : list of dict
-        Starting points that failed and were dropped (keys ``start``, ``eig_start`` -- the P*
-        eigenvalues it started from --, ``stage`` and ``reason``); empty when all succeeded.
+    params : dict, every parameter and state-space matrix of ``spec.model(theta_raw)``.
+    theta_raw, cov_theta : the unconstrained estimate and its covariance (``None`` without SE).
+    se : dict of standard errors with the keys and shapes of the parameters (``None`` without).
+    loglik : float; n_obs : number of observed yields; converged : bool.
+    states, filtered_states : DataFrame (date x state), smoothed and filtered.
+    yields : DataFrame (date x maturity), the data.
+    maturities, dt : fitted maturities and the step in years; W : portfolio weights or ``None``.
+    starts : list of dict, the starting points tried and the likelihood each reached.
+    failed_starts : list of dict, starting points that failed and were dropped (keys ``start``,
+        ``stage``, ``reason`` and the start's own keys); empty when all succeeded.
     """
 
+    param_names: tuple = ()
+
     def __init__(
-        self,
-        *,
-        params,
-        theta,
-        cov_theta,
-        se,
-        loglik,
-        spec,
-        method,
-        states,
-        filtered_states,
-        yields,
-        n_obs,
-        converged,
-        failed_starts=(),
-    ):
-        self.params = params
-        self.theta = theta
-        self.cov_theta = cov_theta
-        self.se = se
-        self.loglik = float(loglik)
-        self.spec = spec
-        self.method = method
-        self.states = states
-        self.filtered_states = filtered_states
-        self.yields = yields
-        self.n_obs = n_obs
-        self.converged = converged
-        self.failed_starts = list(failed_starts)
-        self.maturities = np.asarray(spec.tau)
-        self.dt = spec.dt
-        self.W = spec.W
-        for k in PARAM_NAMES:
-            setattr(self, k, params[k])
+        self, *, params, theta, cov_theta, se, loglik, spec, states, filtered_states, yields,
+        n_obs, converged, method="kalman", starts=(), failed_starts=(),
+    ):  # fmt: skip
+        vars(self).update(
+            params=params, theta_raw=theta, cov_theta=cov_theta, se=se, loglik=float(loglik),
+            spec=spec, method=method, states=states, filtered_states=filtered_states,
+            yields=yields, n_obs=n_obs, converged=converged, starts=list(starts),
+            failed_starts=list(failed_starts), maturities=np.asarray(spec.tau), dt=spec.dt,
+            W=getattr(spec, "W", None),
+            **{k: params[k] for k in ("delta0", "delta1", *self.param_names)},
+        )  # fmt: skip
+
+    def _repr_parts(self) -> list:
+        return [f"dates={len(self.states)}"]
 
     def __repr__(self) -> str:
-        return (
-            f"AffineMLResult(n_factors={self.spec.n}, maturities={len(self.maturities)}, "
-            f"dates={len(self.states)}, method={self.method!r}, loglik={self.loglik:.2f}, "
-            f"rmse_bp={1e4 * float(np.sqrt(np.nanmean(self.residuals.to_numpy() ** 2))):.2f})"
-        )
+        rmse = 1e4 * float(np.sqrt(np.nanmean(self.residuals.to_numpy() ** 2)))
+        parts = [*self._repr_parts(), f"loglik={self.loglik:.2f}", f"rmse_bp={rmse:.2f}"]
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     # ---------------------------------------------------------------- curves
     def model_yields(self, states, tau=None) -> np.ndarray:
-        """Model yields at the given portfolio states, at the fitted or any other maturities.
+        """Model yields at the given states, at the fitted or any other maturities.
 
         Parameters
         ----------
         states : array_like (n,) or (m, n)
-            Portfolio states ``P``.
+            States (the portfolios ``P`` of the canonical model).
         tau : array_like (k,), optional
             Maturities in years (>= 0); default the fitted ones.
 
@@ -167,11 +138,8 @@ class AffineMLResult:
     @property
     def fitted(self) -> pd.DataFrame:
         """Fitted yields (date x maturity) at the smoothed states."""
-        return pd.DataFrame(
-            self.model_yields(self.states.to_numpy()),
-            index=self.states.index,
-            columns=self.yields.columns,
-        )
+        return pd.DataFrame(self.model_yields(self.states.to_numpy()), index=self.states.index,
+                            columns=self.yields.columns)  # fmt: skip
 
     @property
     def residuals(self) -> pd.DataFrame:
@@ -202,41 +170,71 @@ class AffineMLResult:
         return pd.DataFrame(prem @ U.T, index=self.states.index, columns=self.yields.columns)
 
     def to_model(self):
-        """The fitted model as a :class:`bayesbond.GaussianAffine` (states = the portfolios)."""
+        """The fitted model as a :class:`bayesbond.GaussianAffine` (states = its own)."""
         from bayesbond.core.affine import GaussianAffine
 
-        return GaussianAffine(
-            self.A,
-            self.a,
-            self.Sigma,
-            Lambda=self.Lambda,
-            lambda1=self.lambda1,
-            delta0=self.delta0,
-            delta1=self.delta1,
-        )
+        return GaussianAffine(self.A, self.a, self.Sigma, Lambda=self.Lambda,
+                              lambda1=self.lambda1, delta0=self.delta0, delta1=self.delta1)
 
     # ---------------------------------------------------------------- tables
+    def _label(self, k, idx, value, se):
+        """Row label of ``params[k][idx]`` in :meth:`summary` (``None``: left out)."""
+        if len(idx) == 0:
+            return k
+        names = [str(s) for s in self.states.columns]
+        return f"{k}[{','.join(names[i] for i in idx)}]"
+
     def summary(self) -> pd.DataFrame:
         """One row per scalar parameter: estimate, standard error and z-value."""
-        names = factor_names(self.spec.n)
         rows = []
-        for k in PARAM_NAMES:
+        for k in self.param_names:
             val = np.asarray(self.params[k], float)
             se = None if self.se is None else np.asarray(self.se[k], float)
             for idx in np.ndindex(val.shape):
-                if k == "sigma_e":
-                    label = f"{k}[{self.maturities[idx[0]]:g}]"
-                elif val.ndim == 0:
-                    label = k
-                else:
-                    label = f"{k}[{','.join(names[i] for i in idx)}]"
-                    if k.startswith("lam_star"):
-                        label = f"{k}[{idx[0] + 1}]"
                 s = np.nan if se is None else float(se[idx])
-                rows.append((label, float(val[idx]), s))
-            if k == "sigma_e" and self.spec.n_sig == 1:
-                rows = rows[: len(rows) - len(self.maturities) + 1]
-                rows[-1] = ("sigma_e", rows[-1][1], rows[-1][2])
+                label = self._label(k, idx, val[idx], s)
+                if label is not None:
+                    rows.append((label, float(val[idx]), s))
         df = pd.DataFrame(rows, columns=["parameter", "estimate", "se"]).set_index("parameter")
         df["z"] = df["estimate"] / df["se"]
         return df
+
+
+class AffineMLResult(CurveMLResult):
+    """Maximum-likelihood fit of the canonical Gaussian affine model (see :func:`affine_ml`).
+
+    Attributes
+    ----------
+    A, a, Sigma : P dynamics ``dP = (A P + a) dt + Sigma dW`` of the portfolio states.
+    A_star, a_star : risk-neutral dynamics; ``Lambda = A_star - A``, ``lambda1 = a_star - a``.
+    delta0, delta1 : short rate ``r = delta0 + delta1'P``.
+    lam_star, lam_star_imag : real parts and absolute imaginary parts of the eigenvalues of
+        ``A_star`` (ordered; the two fastest may be a complex pair or repeated).
+    k_inf : canonical P* drift of the slowest latent factor.
+    sigma_e : (p,) measurement-error standard deviations.
+    W : (n, p) portfolio weights defining the states.
+    theta : the unconstrained estimate (:class:`~bayesbond.baselines.affine_ml.AffineSpec`).
+    states, filtered_states, fitted, residuals, rmse, term_premia, expected_excess_returns,
+    loglik, se, starts, failed_starts : see :class:`CurveMLResult` (``failed_starts`` carries
+        ``eig_start``, the P* eigenvalues a failed start began from).
+    """
+
+    param_names = PARAM_NAMES
+
+    @property
+    def theta(self) -> np.ndarray:
+        """The unconstrained estimate (same as ``theta_raw``)."""
+        return self.theta_raw
+
+    def _repr_parts(self) -> list:
+        return [f"n_factors={self.spec.n}", f"maturities={len(self.maturities)}",
+                f"dates={len(self.states)}", f"method={self.method!r}"]  # fmt: skip
+
+    def _label(self, k, idx, value, se):
+        if k == "sigma_e":
+            if self.spec.n_sig == 1:
+                return "sigma_e" if idx[0] == 0 else None
+            return f"{k}[{self.maturities[idx[0]]:g}]"
+        if k.startswith("lam_star"):
+            return f"{k}[{idx[0] + 1}]"
+        return super()._label(k, idx, value, se)

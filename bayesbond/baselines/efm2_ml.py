@@ -3,68 +3,35 @@
 :func:`efm2_ml` fits :class:`~bayesbond.core.affine_special.EFM2` (the cascade
 ``r -> x -> y -> theta``) to a panel of zero-coupon yields: the three states are latent, move by
 the exact OU transition of the P dynamics, and every yield is observed with an i.i.d. error. The
-data checks, the numerical Hessian and the optimiser safeguards are those of
-:func:`bayesbond.affine_ml`; the result reuses its curve methods (fitted yields, term premia,
-expected excess returns).
+data checks are those of :func:`bayesbond.affine_ml`, the fit is the shared skeleton
+:class:`~bayesbond.baselines.kalman_ml.KalmanML`, and the result shares the curve methods
+(fitted yields, term premia, expected excess returns) of
+:class:`~bayesbond.baselines.affine_result.CurveMLResult`.
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 import numpy as np
-import pandas as pd
 from scipy import optimize
 
-from bayesbond.baselines.affine_ml import (
-    _num_hessian,
-    _one_blas_thread,
-    _precond,
-    _safe_nll,
-    inverse_information,
-    prepare_yields,
-)
-from bayesbond.baselines.affine_result import AffineMLResult
+from bayesbond.baselines.affine_ml import prepare_yields
+from bayesbond.baselines.affine_result import CurveMLResult
+from bayesbond.baselines.kalman_ml import KalmanML, filter_yields
 from bayesbond.core.affine_special import EFM2
-from bayesbond.core.kalman import kalman_filter, kalman_smoother
-from bayesbond.core.ou import exact_transition, transition_loglik
-from bayesbond.errors import ConvergenceWarning, DataError, ModelError, SpecError
+from bayesbond.core.linalg import chol_pack, chol_unpack
+from bayesbond.core.ou import transition_loglik
+from bayesbond.errors import DataError, ModelError, SpecError
 
-__all__ = [
-    "efm2_ml",
-    "EFM2MLResult",
-    "EFM2Spec",
-    "efm2_kalman_loglik",
-    "k_star_from_raw",
-    "k_star_to_raw",
-]
+__all__ = ["efm2_ml", "EFM2ML", "EFM2MLResult", "EFM2Spec", "efm2_kalman_loglik",
+           "k_star_from_raw", "k_star_to_raw"]  # fmt: skip
 
 _LEVEL_SCALE = 0.01  # theta = 0.01 * raw, theta* = 0.01 * raw
 _OFF_SCALE = 0.01  # off-diagonal Sigma = 0.01 * raw
 STATE_NAMES = ("r", "x", "y")
-_log = logging.getLogger("bayesbond.efm2_ml")
 
 #: reported parameters (natural scale), in this order, with the standard errors of the same keys
-PARAM_NAMES = (
-    "k_r",
-    "k_x",
-    "k_y",
-    "theta",
-    "Sigma",
-    "l_r",
-    "l_x",
-    "l_y",
-    "lambda1",
-    "k_star",
-    "theta_star",
-    "sigma_e",
-    "A",
-    "a",
-    "A_star",
-    "a_star",
-    "Lambda",
-)
+PARAM_NAMES = ("k_r", "k_x", "k_y", "theta", "Sigma", "l_r", "l_x", "l_y", "lambda1", "k_star",
+               "theta_star", "sigma_e", "A", "a", "A_star", "a_star", "Lambda")  # fmt: skip
 
 
 class EFM2Spec:
@@ -79,53 +46,27 @@ class EFM2Spec:
     """
 
     size = 15
-    slices = {
-        "k_star_raw": slice(0, 3),
-        "log_k": slice(3, 6),
-        "theta": slice(6, 7),
-        "theta_star": slice(7, 8),
-        "L": slice(8, 14),
-        "log_sigma_e": slice(14, 15),
-    }
+    slices = {"k_star_raw": slice(0, 3), "log_k": slice(3, 6), "theta": slice(6, 7),
+              "theta_star": slice(7, 8), "L": slice(8, 14), "log_sigma_e": slice(14, 15)}
 
     def __init__(self, tau, dt):
         self.tau = np.asarray(tau, float)
         self.dt = float(dt)
         self.p = len(self.tau)
-        self.tril = np.tril_indices(3)
 
     def unpack(self, theta) -> dict:
         th = np.asarray(theta, float)
         k_star = k_star_from_raw(th[self.slices["k_star_raw"]])
         k = np.exp(th[self.slices["log_k"]])
-        L = np.zeros((3, 3))
-        L[self.tril] = th[self.slices["L"]]
-        off = np.tril(np.ones((3, 3), bool), -1)
-        L[off] *= _OFF_SCALE
-        L[np.diag_indices(3)] = np.exp(np.diag(L))
-        return {
-            "k": k,
-            "k_star": k_star,
-            "theta": _LEVEL_SCALE * th[self.slices["theta"]][0],
-            "theta_star": _LEVEL_SCALE * th[self.slices["theta_star"]][0],
-            "Sigma": L,
-            "sigma_e": float(np.exp(th[self.slices["log_sigma_e"]][0])),
-        }
+        L = chol_unpack(th[self.slices["L"]], 3, _OFF_SCALE)
+        return {"k": k, "k_star": k_star, "theta": _LEVEL_SCALE * th[self.slices["theta"]][0],
+                "theta_star": _LEVEL_SCALE * th[self.slices["theta_star"]][0], "Sigma": L,
+                "sigma_e": float(np.exp(th[self.slices["log_sigma_e"]][0]))}  # fmt: skip
 
     def pack(self, k, k_star, theta, theta_star, Sigma, sigma_e) -> np.ndarray:
-        L = np.array(Sigma, float)
-        L[np.diag_indices(3)] = np.log(np.diag(L))
-        off = np.tril(np.ones((3, 3), bool), -1)
-        L[off] /= _OFF_SCALE
-        return np.concatenate(
-            [
-                k_star_to_raw(k_star),
-                np.log(np.asarray(k, float)),
-                [theta / _LEVEL_SCALE, theta_star / _LEVEL_SCALE],
-                L[self.tril],
-                [np.log(sigma_e)],
-            ]
-        )
+        return np.concatenate([k_star_to_raw(k_star), np.log(np.asarray(k, float)),
+                               [theta / _LEVEL_SCALE, theta_star / _LEVEL_SCALE],
+                               chol_pack(Sigma, _OFF_SCALE), [np.log(sigma_e)]])  # fmt: skip
 
     def model(self, theta) -> dict:
         """Parameters, the :class:`EFM2` they define and the measurement ``y = d + Z xi``."""
@@ -136,25 +77,11 @@ class EFM2Spec:
         m = EFM2(*k, par["theta"], par["Sigma"], *l_, lambda1=lambda1)
         Z, d = m.yield_coefficients(self.tau)
         par.update(
-            model=m,
-            Z=Z,
-            d=d,
-            k_r=k[0],
-            k_x=k[1],
-            k_y=k[2],
-            l_r=l_[0],
-            l_x=l_[1],
-            l_y=l_[2],
-            lambda1=lambda1,
-            A=np.array(m.A),
-            a=np.array(m.a),
-            A_star=np.array(m.A_star),
-            a_star=np.array(m.a_star),
-            Lambda=np.array(m.Lambda),
-            V=np.array(m.V),
-            delta0=0.0,
+            model=m, Z=Z, d=d, k_r=k[0], k_x=k[1], k_y=k[2], l_r=l_[0], l_x=l_[1], l_y=l_[2],
+            lambda1=lambda1, A=np.array(m.A), a=np.array(m.a), A_star=np.array(m.A_star),
+            a_star=np.array(m.a_star), Lambda=np.array(m.Lambda), V=np.array(m.V), delta0=0.0,
             delta1=np.eye(3)[0],
-        )
+        )  # fmt: skip
         return par
 
 
@@ -167,9 +94,7 @@ def efm2_kalman_loglik(theta, spec: EFM2Spec, Y) -> float:
     ``y_t = d + Z xi_t + eps_t``, ``eps ~ N(0, sigma_e^2 I)``; ``xi_0`` from the stationary
     distribution (all P speeds are positive).
     """
-    par = spec.model(theta)
-    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], spec.dt)
-    return kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2).loglik
+    return filter_yields(Y, spec.model(theta), spec.dt).loglik
 
 
 def k_star_from_raw(kappa) -> np.ndarray:
@@ -227,15 +152,11 @@ def _p_start(states, dt, k0):
     X = states[np.isfinite(states).all(axis=1)]
     dX = np.diff(X, axis=0)
     L0 = np.linalg.cholesky(np.cov(dX.T) / dt + 1e-12 * np.eye(3))
-    tril = np.tril_indices(3)
 
     def unpack(x):
         k = np.exp(x[:3])
         A = np.array([[-k[0], k[0], 0.0], [0.0, -k[1], k[1]], [0.0, 0.0, -k[2]]])
-        L = np.zeros((3, 3))
-        L[tril] = x[4:]
-        L[np.diag_indices(3)] = np.exp(np.diag(L))
-        return k, x[3], A, L
+        return k, x[3], A, chol_unpack(x[4:], 3)
 
     def nll(x):
         k, th, A, L = unpack(x)
@@ -246,9 +167,7 @@ def _p_start(states, dt, k0):
                 return 1e10
         return -ll / len(X) if np.isfinite(ll) else 1e10
 
-    Lr = L0.copy()
-    Lr[np.diag_indices(3)] = np.log(np.diag(L0))
-    x0 = np.concatenate([np.log(k0), [X[:, 2].mean()], Lr[tril]])
+    x0 = np.concatenate([np.log(k0), [X[:, 2].mean()], chol_pack(L0)])
     res = optimize.minimize(nll, x0, method="L-BFGS-B", options={"maxiter": 2000})
     k, th, _, L = unpack(res.x)
     return k, th, L
@@ -261,7 +180,7 @@ def _k_starts(n_starts):
 
 
 # ------------------------------------------------------------------------------- result
-class EFM2MLResult(AffineMLResult):
+class EFM2MLResult(CurveMLResult):
     """Maximum-likelihood fit of EFM(2) (see :func:`efm2_ml`).
 
     Attributes
@@ -278,35 +197,21 @@ class EFM2MLResult(AffineMLResult):
         :class:`~bayesbond.baselines.affine_result.AffineMLResult`.
     loglik : float; se : dict of standard errors keyed as the parameters (``None`` without).
     theta_raw, cov_theta : the unconstrained estimate (:class:`EFM2Spec`) and its covariance.
-    starts : list of dict, the starting speeds tried and the likelihood each reached.
+    starts : list of dict, the starting speeds tried (``k_star0``), the likelihood each reached
+        and its ``k_star``; failed_starts : those dropped (see :class:`CurveMLResult`).
 
     Notes
     -----
-    Only the curve methods of the canonical result are inherited; the parameters, the summary and
+    The curve methods are those of :class:`CurveMLResult`; the parameters, the summary labels and
     :meth:`to_model` are those of EFM(2).
     """
 
-    def __init__(
-        self, *, params, theta, cov_theta, se, loglik, spec, states, filtered_states, yields,
-        n_obs, converged, starts,
-    ):  # fmt: skip
-        # the parent's constructor expects the canonical (JSZ) parameters; only its curve
-        # methods are reused, which need the fields below
-        vars(self).update(
-            params=params, theta_raw=theta, cov_theta=cov_theta, se=se, loglik=float(loglik),
-            spec=spec, method="kalman", states=states, filtered_states=filtered_states,
-            yields=yields, n_obs=n_obs, converged=converged, starts=starts,
-            maturities=np.asarray(spec.tau), dt=spec.dt, W=None, delta0=0.0,
-            delta1=np.eye(3)[0], **{k: params[k] for k in PARAM_NAMES},
-        )  # fmt: skip
+    param_names = PARAM_NAMES
 
-    def __repr__(self) -> str:
-        return (
-            f"EFM2MLResult(k=({self.k_r:.4g}, {self.k_x:.4g}, {self.k_y:.4g}), "
-            f"k*=({', '.join(f'{v:.4g}' for v in self.k_star)}), theta={self.theta:.4g}, "
-            f"dates={len(self.states)}, loglik={self.loglik:.2f}, "
-            f"rmse_bp={1e4 * float(np.sqrt(np.nanmean(self.residuals.to_numpy() ** 2))):.2f})"
-        )
+    def _repr_parts(self) -> list:
+        return [f"k=({self.k_r:.4g}, {self.k_x:.4g}, {self.k_y:.4g})",
+                f"k*=({', '.join(f'{v:.4g}' for v in self.k_star)})",
+                f"theta={self.theta:.4g}", f"dates={len(self.states)}"]  # fmt: skip
 
     def model_yields(self, states, tau=None) -> np.ndarray:
         """Model yields ``y = d + Z xi`` at states ``xi = (r, x, y)`` (any maturities)."""
@@ -318,69 +223,19 @@ class EFM2MLResult(AffineMLResult):
         """The fitted model as a :class:`bayesbond.EFM2`."""
         return self.params["model"]
 
-    def summary(self) -> pd.DataFrame:
-        """One row per free scalar parameter: estimate, standard error and z-value.
-
-        Structural zeros (e.g. ``A[r,y]``, ``lambda1[r]``, the upper triangle of ``Sigma``) are
-        left out.
-        """
-        rows = []
-        for k in PARAM_NAMES:
-            val = np.asarray(self.params[k], float)
-            se = None if self.se is None else np.asarray(self.se[k], float)
-            for idx in np.ndindex(val.shape):
-                s = np.nan if se is None else float(se[idx])
-                if val[idx] == 0 and (se is None or s == 0):  # structural zero (fixed)
-                    continue
-                label = k if val.ndim == 0 else f"{k}[{','.join(STATE_NAMES[i] for i in idx)}]"
-                rows.append((label, float(val[idx]), s))
-        df = pd.DataFrame(rows, columns=["parameter", "estimate", "se"]).set_index("parameter")
-        df["z"] = df["estimate"] / df["se"]
-        return df
+    def _label(self, k, idx, value, se):
+        """Structural zeros (e.g. ``A[r,y]``, ``lambda1[r]``, the upper triangle of ``Sigma``)
+        are left out of :meth:`summary`."""
+        if value == 0 and (self.se is None or se == 0):
+            return None
+        return super()._label(k, idx, value, se)
 
 
 # ------------------------------------------------------------------------------ estimator
-def _delta_method(spec, theta, cov_theta) -> dict:
-    """Standard errors of every reported parameter: ``sqrt(diag(J cov J'))``, J by central
-    differences of the parameter map."""
-
-    def flat(th):
-        par = spec.model(th)
-        return np.concatenate([np.ravel(par[k]) for k in PARAM_NAMES])
-
-    E = 1e-6 * np.eye(len(theta))
-    J = np.column_stack([(flat(theta + e) - flat(theta - e)) / 2e-6 for e in E])
-    sd = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, cov_theta, J), 0, None))
-    par = spec.model(theta)
-    parts = np.split(sd, np.cumsum([np.size(par[k]) for k in PARAM_NAMES])[:-1])
-    return {
-        k: float(v[0]) if np.ndim(par[k]) == 0 else v.reshape(np.shape(par[k]))
-        for k, v in zip(PARAM_NAMES, parts, strict=True)
-    }
-
-
-def _newton_gain(f, x, H, h=1e-4) -> float:
-    """Predicted decrease ``g'H^-1 g / 2`` of ``f`` by a Newton step (inf if H is not PD)."""
-    E = np.eye(len(x)) * h
-    g = np.array([(f(x + e) - f(x - e)) / (2 * h) for e in E])
-    try:
-        c = np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        return np.inf
-    z = np.linalg.solve(c, g)
-    return 0.5 * float(z @ z)
-
-
 def efm2_ml(
-    yields,
-    maturities=None,
-    dt: float | None = None,
-    *,
-    maturity_units: str | None = None,
-    n_starts: int = 3,
-    se: bool = True,
-    maxiter: int = 3000,
-) -> EFM2MLResult:
+    yields, maturities=None, dt: float | None = None, *, maturity_units: str | None = None,
+    n_starts: int = 3, se: bool = True, maxiter: int = 3000,
+) -> EFM2MLResult:  # fmt: skip
     r"""Kalman-filter maximum-likelihood estimate of the economic factor model EFM(2).
 
     Parameters
@@ -471,97 +326,49 @@ def efm2_ml(
         raise DataError(f"only {complete.sum()} complete dates: too few to estimate EFM(2)")
     if int(n_starts) < 1:
         raise SpecError(f"n_starts must be at least 1, got {n_starts}")
-    with _one_blas_thread():
-        return _fit(Y, tau, dates, dt, int(n_starts), se, maxiter)
+    return EFM2ML(Y, tau, dates, dt, n_starts=n_starts, maxiter=maxiter).fit(se=se)
 
 
-def _fit(Y, tau, dates, dt, n_starts, se, maxiter):
-    T = Y.shape[0]
-    spec = EFM2Spec(tau, dt)
-    V0 = np.diag([0.01, 0.01, 0.01]) ** 2
-    cands = []
-    level0 = np.nanmean(Y[:, -1]) / _LEVEL_SCALE
-    for ks in _k_starts(n_starts):
-        ks, th_s, states, rmse = _cross_section(spec, Y, np.r_[k_star_to_raw(ks), level0], V0)
-        if not any(np.allclose(ks, c[0], rtol=1e-3) for c in cands):
-            cands.append((ks, th_s, states, rmse))
-    cands.sort(key=lambda c: c[3])
+class EFM2ML(KalmanML):
+    """Maximum-likelihood estimator of EFM(2) (:func:`efm2_ml`), a
+    :class:`~bayesbond.baselines.kalman_ml.KalmanML`.
 
-    def nll(th):
-        return _safe_nll(lambda t: efm2_kalman_loglik(t, spec, Y), th, T)
+    Notes
+    -----
+    ``log L = efm2_kalman_loglik``; the starts are the distinct cross-sectional fits
+    (:func:`_cross_section`) with the P parameters from :func:`_p_start`, best first; the
+    refinement is the base's Newton check.
+    """
 
-    best = None
-    starts = []
-    for ks, th_s, states, rmse in cands:
-        k, th_p, L = _p_start(states, dt, ks * 1.2)
-        th0 = spec.pack(k, ks, th_p, th_s, L, max(rmse, 1e-5))
-        res = optimize.minimize(
-            nll, th0, method="L-BFGS-B", options={"maxiter": maxiter, "maxfun": 50 * maxiter}
-        )
-        starts.append({"k_star0": ks, "loglik": -res.fun * T, "k_star": k_star_from_raw(res.x[:3])})
-        _log.debug(
-            "start k*0=%s: %s nit=%d nfev=%d loglik=%.3f",
-            ks.round(4),
-            res.message,
-            res.nit,
-            res.nfev,
-            -res.fun * T,
-        )
-        if best is None or res.fun < best.fun:
-            best = res
-    # Newton check at the optimum: a final pass preconditioned by the inverse Hessian when the
-    # predicted gain 0.5 g'H^-1 g is not negligible (or H is not positive definite)
-    H = _num_hessian(nll, best.x)
-    gain = _newton_gain(nll, best.x, H) * T
-    _log.debug("Newton gain at the optimum: %.3g", gain)
-    if gain > 1e-3:
-        C = _precond(H)
-        x1 = best.x
-        res = optimize.minimize(
-            lambda z: nll(x1 + C @ z),
-            np.zeros(spec.size),
-            method="L-BFGS-B",
-            options={"maxiter": maxiter, "maxfun": 50 * maxiter},
-        )
-        _log.debug(
-            "preconditioned pass: %s nit=%d nfev=%d loglik=%.3f (was %.3f)",
-            res.message,
-            res.nit,
-            res.nfev,
-            -res.fun * T,
-            -best.fun * T,
-        )
-        if res.fun <= best.fun:
-            res.x = x1 + C @ res.x
-            best = res
-            H = _num_hessian(nll, best.x) if se else H
-    theta = best.x
-    if not best.success:
-        warnings.warn(
-            f"efm2_ml: optimiser stopped: {best.message}", ConvergenceWarning, stacklevel=3
-        )
-    cov_theta = ses = None
-    if se:
-        cov_theta = inverse_information(H * T, "efm2_ml", stacklevel=4)
-        ses = _delta_method(spec, theta, cov_theta)
-    par = spec.model(theta)
-    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], dt)
-    kf = kalman_filter(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2)
-    xs, _ = kalman_smoother(kf)
-    didx = dates.copy()
-    didx.name = "date"
-    cols = pd.Index(list(STATE_NAMES), name="state")
-    return EFM2MLResult(
-        params=par,
-        theta=theta,
-        cov_theta=cov_theta,
-        se=ses,
-        loglik=-best.fun * T,
-        spec=spec,
-        states=pd.DataFrame(xs, index=didx, columns=cols),
-        filtered_states=pd.DataFrame(kf.x_filt, index=didx, columns=cols),
-        yields=pd.DataFrame(Y, index=didx, columns=pd.Index(tau, name="maturity")),
-        n_obs=int(np.isfinite(Y).sum()),
-        converged=bool(best.success),
-        starts=starts,
-    )
+    name = "efm2_ml"
+    param_names = PARAM_NAMES
+    state_names = STATE_NAMES
+
+    def __init__(self, Y, tau, dates, dt, **kw):
+        super().__init__(Y, tau, dates, dt, **kw)
+        self.spec = EFM2Spec(self.tau, self.dt)
+
+    def loglik(self, theta):
+        return efm2_kalman_loglik(theta, self.spec, self.Y)
+
+    def start_params(self):
+        V0 = np.diag([0.01, 0.01, 0.01]) ** 2
+        level0 = np.nanmean(self.Y[:, -1]) / _LEVEL_SCALE
+        cands = []
+        for i, ks in enumerate(_k_starts(self.n_starts)):
+            x0 = np.r_[k_star_to_raw(ks), level0]
+            ks, th_s, states, rmse = _cross_section(self.spec, self.Y, x0, V0)
+            if not any(np.allclose(ks, c[0], rtol=1e-3) for c in cands):
+                cands.append((ks, th_s, states, rmse, i))
+        cands.sort(key=lambda c: c[3])
+        out = []
+        for ks, th_s, states, rmse, i in cands:
+            k, th_p, L = _p_start(states, self.dt, ks * 1.2)
+            out.append((self.spec.pack(k, ks, th_p, th_s, L, max(rmse, 1e-5)),
+                        {"start": i, "k_star0": ks}))  # fmt: skip
+        return out
+
+    def make_result(self, *, runs, **fields):
+        starts = [{"k_star0": info["k_star0"], "loglik": -res.fun * self.T,
+                   "k_star": k_star_from_raw(res.x[:3])} for info, res in runs]  # fmt: skip
+        return EFM2MLResult(starts=starts, **fields)

@@ -39,6 +39,7 @@ import scipy.optimize as so
 from threadpoolctl import threadpool_limits
 
 from bayesbond.core import linalg
+from bayesbond.core.numdiff import num_hessian
 from bayesbond.core.ou import (
     OU,
     as_observations,
@@ -50,7 +51,7 @@ from bayesbond.core.ou import (
 )
 from bayesbond.errors import DataError, ModelError, SpecError
 
-__all__ = ["ou_ml", "OUMLResult", "kappa_bias", "real_logm", "v_from_q"]
+__all__ = ["ou_ml", "OUMLResult", "kappa_bias", "ou_from_var1", "real_logm", "v_from_q"]
 
 
 # ---------------------------------------------------------------------------------------- result
@@ -253,24 +254,6 @@ def kappa_bias(kappa: float, dt: float, nobs: int, known_mean: bool = False) -> 
     return float((5.0 + 2.0 * e1 + e2) / (2.0 * T))
 
 
-def _num_hessian(f, x, steps) -> np.ndarray:
-    """Central-difference Hessian of ``f`` at ``x`` with per-coordinate ``steps``."""
-    p = len(x)
-    H = np.empty((p, p))
-    f0 = f(x)
-    E = np.diag(steps)
-    for i in range(p):
-        fp, fm = f(x + E[i]), f(x - E[i])
-        H[i, i] = (fp - 2 * f0 + fm) / steps[i] ** 2
-        for j in range(i):
-            fpp = f(x + E[i] + E[j])
-            fpm = f(x + E[i] - E[j])
-            fmp = f(x - E[i] + E[j])
-            fmm = f(x - E[i] - E[j])
-            H[i, j] = H[j, i] = (fpp - fpm - fmp + fmm) / (4 * steps[i] * steps[j])
-    return H
-
-
 # ---------------------------------------------------------------------------------------- 1-D
 def _ar1_closed_form(x: np.ndarray, dt: float, theta0):
     """AR(1) least squares mapped to (kappa, theta, sigma), with delta-method covariance.
@@ -404,8 +387,21 @@ class _Packer:
         return out
 
 
-def _var_closed_form(X, dt):
-    """Unrestricted VAR(1) least squares mapped to (A, a, L) through the matrix logarithm."""
+def ou_from_var1(X, dt: float, *, fallback: bool = False):
+    """OU parameters ``(A, a, L)`` from the VAR(1) least-squares fit of ``X`` (T, n).
+
+    ``X`` (T, n): observations on a regular grid ``dt`` years apart, oldest first. With
+    ``fallback`` (starting values) a ``Phi`` without a real logarithm gives the Euler map
+    ``A = (Phi - I) / dt`` and a ``V`` that is not positive definite ``V = Q / dt``, instead of a
+    :class:`~bayesbond.errors.ModelError`. Returns ``A, a`` and the Cholesky factor ``L`` of ``V``.
+
+    Notes
+    -----
+    Regress ``x_i`` on ``(1, x_{i-1})``: ``x_i = c + Phi x_{i-1} + e_i``, ``Q = E'E / N``; then
+    invert the exact discretisation: ``A = logm(Phi) / dt`` (:func:`real_logm`),
+    ``a = (int_0^dt e^{sA} ds)^{-1} c`` and ``V`` from ``Q`` by :func:`v_from_q`. This is the
+    conditional MLE when the map is one-to-one (invariance of ML).
+    """
     Y, Z = X[1:], X[:-1]
     N, n = Y.shape
     Zc = np.column_stack([np.ones(N), Z])
@@ -413,13 +409,20 @@ def _var_closed_form(X, dt):
     c, Phi = B[0], B[1:].T
     E = Y - Zc @ B
     Q = E.T @ E / N
-    A = real_logm(Phi, dt)
+    try:
+        A = real_logm(Phi, dt)
+    except (ModelError, np.linalg.LinAlgError):
+        if not fallback:
+            raise
+        A = (Phi - np.eye(n)) / dt
     _, J = linalg.expm_and_integral(A, dt)
     a = np.linalg.solve(J, c)
     V = v_from_q(A, Q, dt)
     try:
         L = np.linalg.cholesky(V)
     except np.linalg.LinAlgError:
+        if fallback:
+            return A, a, np.linalg.cholesky(Q / dt)
         raise ModelError(
             "the covariance V implied by the VAR(1) residual covariance is not positive definite "
             f"(eigenvalues {np.round(np.linalg.eigvalsh(V), 10).tolist()}); use a restricted fit"
@@ -431,7 +434,7 @@ def _start_values(Y, dt_mean, packer):
     """Starting (A, a, L) on the standardised data: the unrestricted fit, restricted."""
     n = Y.shape[1]
     try:
-        A0, a0, L0 = _var_closed_form(Y, dt_mean)
+        A0, a0, L0 = ou_from_var1(Y, dt_mean)
         if np.max(np.linalg.eigvals(A0).real) >= 0:
             raise ModelError("unstable start")
     except ModelError:
@@ -485,7 +488,7 @@ def _information_cov(sc, dt, pk_y, pk_x, Ay, ay, Ly, stationary_init):
         with np.errstate(all="ignore"):
             return -transition_loglik(sc.Y, dt, A, a, L @ L.T, stationary_init)
 
-    H = _num_hessian(nll, v, 1e-4 * np.maximum(np.abs(v), 1e-1))
+    H = num_hessian(nll, v, 1e-4 * np.maximum(np.abs(v), 1e-1))
     try:
         cov_y = np.linalg.inv(H)
     except np.linalg.LinAlgError:
@@ -499,14 +502,9 @@ def _information_cov(sc, dt, pk_y, pk_x, Ay, ay, Ly, stationary_init):
     return J @ cov_y @ J.T
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")  # tiny matrices: threads only contend
 def _numerical_fit(X, dt, pk_x, stationary_init, start=None):
     """Maximise the exact likelihood on standardised data; returns (A, a, L, loglik, cov)."""
-    # thousands of likelihood evaluations on tiny matrices: BLAS threads only add overhead
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _numerical_fit_impl(X, dt, pk_x, stationary_init, start)
-
-
-def _numerical_fit_impl(X, dt, pk_x, stationary_init, start):
     n = X.shape[1]
     sc = _Scaling(X)
     mu_y = None if pk_x.mu is None else sc.D * (pk_x.mu - sc.m)
@@ -783,7 +781,7 @@ def ou_ml(
 
     pk = _Packer(n, mask, mu, Sigma_structure)
     if use_closed:
-        A, a, L = _var_closed_form(X, dt)
+        A, a, L = ou_from_var1(X, dt)
         sc = _Scaling(X)
         with threadpool_limits(limits=1, user_api="blas"):
             cov = _information_cov(sc, dt, pk, pk, *sc.to_y(A, a, L), False)

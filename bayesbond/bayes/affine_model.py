@@ -613,21 +613,22 @@ def _laplace(ml, Y, prior_sd):
     ``H_stab`` the Hessian of the stability prior factor in ``A`` (see :func:`_hurwitz_margins`).
     """
     from bayesbond.baselines import affine_ml as aml
+    from bayesbond.core.numdiff import num_hessian
 
     spec, th = ml.spec, np.asarray(ml.theta, float)
     Y = np.asarray(Y, float)
     D = np.ones(spec.size)
-    D[spec.slices["k"]] = aml._K_SCALE
+    D[spec.slices["k"]] = aml.K_SCALE
     off = np.array([i != j for i, j in zip(*spec.tril, strict=True)])
-    D[spec.slices["L"]] = np.where(off, aml._OFF_SCALE, 1.0)
-    D[spec.slices["a"]] = aml._A_SCALE
+    D[spec.slices["L"]] = np.where(off, aml.OFF_SCALE, 1.0)
+    D[spec.slices["a"]] = aml.A_SCALE
     Po = Y @ spec.W.T
-    H_ml = aml._num_hessian(lambda x: -aml.portfolio_loglik(x, spec, Y, Po), th)
+    H_ml = num_hessian(lambda x: -aml.portfolio_loglik(x, spec, Y, Po), th)
     H = H_ml / np.outer(D, D) + np.diag(1.0 / np.asarray(prior_sd, float) ** 2)
     # the smooth stability factor of the prior: -log factor = sum softplus(-margins(A))
     n = spec.n
     iA = np.arange(spec.slices["A"].start, spec.slices["A"].stop)
-    H[np.ix_(iA, iA)] += aml._num_hessian(
+    H[np.ix_(iA, iA)] += num_hessian(
         lambda x: sum(np.logaddexp(0.0, -m) for m in _hurwitz_margins(x.reshape(n, n), n, xp=np)),
         th[iA], h=1e-5)
     return D * th, 0.5 * (H + H.T)

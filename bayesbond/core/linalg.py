@@ -27,6 +27,8 @@ __all__ = [
     "is_stable",
     "unit_root_tol",
     "unstable_eigenvalues",
+    "chol_pack",
+    "chol_unpack",
 ]
 
 
@@ -314,3 +316,34 @@ def integrated_cov(A, V, t, method: str = "auto"):
         G = X[None] - F @ X[None] @ np.swapaxes(F, -1, -2)
     G = 0.5 * (G + np.swapaxes(G, -1, -2))
     return (F[0], G[0]) if scalar else (F, G)
+
+
+def chol_pack(L, off_scale: float = 1.0) -> np.ndarray:
+    """Free vector of a lower-triangular ``L`` with positive diagonal (inverse of
+    :func:`chol_unpack`).
+
+    Notes
+    -----
+    Row-major lower triangle with ``log L_ii`` on the diagonal and ``L_ij / off_scale`` below
+    it, so that ``L = chol_unpack(chol_pack(L, s), n, s)``; ``n (n + 1) / 2`` values.
+    """
+    L = np.array(L, float)
+    n = L.shape[0]
+    L[np.diag_indices(n)] = np.log(np.diag(L))
+    L[np.tril(np.ones((n, n), bool), -1)] /= off_scale
+    return L[np.tril_indices(n)]
+
+
+def chol_unpack(raw, n: int, off_scale: float = 1.0) -> np.ndarray:
+    """Lower-triangular ``L`` (positive diagonal) from a free vector of :func:`chol_pack`.
+
+    Notes
+    -----
+    ``L_ii = exp(raw_ii)``, ``L_ij = off_scale raw_ij`` (``i > j``), zero above the diagonal:
+    an unconstrained parameterisation of the Cholesky factor of ``V = L L'``.
+    """
+    L = np.zeros((n, n))
+    L[np.tril_indices(n)] = raw
+    L[np.tril(np.ones((n, n), bool), -1)] *= off_scale
+    L[np.diag_indices(n)] = np.exp(np.diag(L))
+    return L
