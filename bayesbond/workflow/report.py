@@ -27,11 +27,20 @@ __all__ = ["family_of", "is_ml_fit", "markdown_table", "ml_table", "staging", "s
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g", index: bool = True) -> str:
-    """A GitHub-flavoured markdown table of ``df`` (no extra dependency)."""
+    """A GitHub-flavoured markdown table of ``df`` (no extra dependency).
+
+    Floats use ``floatfmt`` (4 significant digits by default), except that values of 10^4 and
+    more keep every integer digit and one decimal (an elpd of 157712.3 is not printed 1.577e+05,
+    which would hide differences of hundreds).
+    """
 
     def fmt(v) -> str:
         if isinstance(v, float | np.floating):
-            return "" if math.isnan(v) else format(float(v), floatfmt)
+            if math.isnan(v):
+                return ""
+            if floatfmt.endswith("g") and 1e4 <= abs(v) < 1e15:
+                return f"{float(v):.1f}"
+            return format(float(v), floatfmt)
         return str(v).replace("|", "\\|")
 
     cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]

@@ -171,3 +171,15 @@ def test_affine_report_from_a_loaded_fit(tmp_path):
     for p in files:
         if p.suffix == ".png":
             assert_png(p)
+
+
+def test_markdown_table_keeps_the_digits_of_large_values():
+    """elpd 157712.3 vs 153245.0: 4 significant digits would print 1.577e+05 and 1.532e+05."""
+    from bayesbond.workflow.report import markdown_table
+
+    df = pd.DataFrame({"elpd": [157712.34, 153245.0], "dse": [89.84, 0.0], "p": [0.123456, 1.0]},
+                      index=pd.Index(["hier", "pooled"], name="model"))
+    text = markdown_table(df)
+    assert "| hier | 157712.3 | 89.84 | 0.1235 |" in text
+    assert "| pooled | 153245.0 | 0 | 1 |" in text
+    assert "e+05" not in text
