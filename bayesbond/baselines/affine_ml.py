@@ -473,8 +473,15 @@ class AffineML(KalmanML):
 
     def check_estimate(self, theta):
         raw_hat = theta[self.spec.slices["lam"]]
-        if np.any((raw_hat <= _RAW_LO + 1e-3) | (raw_hat >= _RAW_HI - 1e-3)):
-            ev = np.round(eigenvalues(eigen_from_raw(np, raw_hat, self.n)), 4).tolist()
+        ev = np.round(eigenvalues(eigen_from_raw(np, raw_hat, self.n)), 4).tolist()
+        if raw_hat[0] <= _RAW_LO + 1e-3:  # the slowest speed itself (its gap from zero)
+            warnings.warn(
+                f"affine_ml: the slowest P* speed sits at the stationarity bound "
+                f"({np.exp(_RAW_LO):g} a year; estimated eigenvalues {ev}): the curve asks for "
+                "a (near) unit root under P*, which the fit holds just inside stationarity; "
+                "y(inf) and the long end of the loadings then hinge on that bound",
+                ConvergenceWarning, stacklevel=5)  # fmt: skip
+        elif np.any((raw_hat <= _RAW_LO + 1e-3) | (raw_hat >= _RAW_HI - 1e-3)):
             warnings.warn(
                 "affine_ml: the P* eigen-structure sits at a bound of its admissible range (a gap "
                 f"between speeds of {np.exp(_RAW_LO):g} or {np.exp(_RAW_HI):g} a year; estimated "

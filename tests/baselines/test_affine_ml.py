@@ -283,3 +283,29 @@ def test_irregular_dates_are_named():
     Y, *_ = simulate(T=60)
     with pytest.raises(DataError, match=r"not a regular grid \(a gap from 1990-03-31 to 1990-05"):
         affine_ml(Y.drop(Y.index[3]), n_starts=1, se=False)
+
+
+@pytest.mark.parametrize(("raw0", "match"), [
+    (np.log(1e-4), r"slowest P\* speed sits at the stationarity bound"),
+    (np.log(0.05), None),
+])
+def test_estimate_at_the_stationarity_bound_is_named_as_such(raw0, match):
+    """A slowest P* speed held at 1e-4 a year is a (near) unit root the curve asks for, not an
+    unidentified speed (GSW 1990-2019 gives eigenvalue -0.0001 at ML, -3e-4 in the posterior)."""
+    import re
+    import types
+    import warnings as w
+
+    from bayesbond.baselines.affine_ml import AffineML
+    from bayesbond.errors import ConvergenceWarning
+
+    fake = types.SimpleNamespace(spec=types.SimpleNamespace(slices={"lam": slice(0, 3)}), n=3)
+    theta = np.array([raw0, np.log(0.4), np.log(0.9)])
+    with w.catch_warnings(record=True) as seen:
+        w.simplefilter("always")
+        AffineML.check_estimate(fake, theta)
+    msgs = [str(x.message) for x in seen if issubclass(x.category, ConvergenceWarning)]
+    if match is None:
+        assert msgs == []
+    else:
+        assert len(msgs) == 1 and re.search(match, msgs[0]), msgs
