@@ -115,6 +115,9 @@ CASES = [
     # --- OLS baselines
     Case("constant factor", lambda p, f: bb.ols(p, f.assign(C=0.01)), (SIM.panel, F),
          DataError, r"collinear.*\bC\b|\bC\b.*collinear"),
+    Case("missing factor value on a return date",
+         lambda p, f: bb.ols(p, f.mask((f.index == f.index[3])[:, None] & (f.columns == "TERM"))),
+         (SIM.panel, F), DataError, r"TERM on 2005-04-30"),
     Case("duplicated factor columns", lambda p, f: bb.ols(p, pd.concat([f, f[["CMKT"]]], axis=1)),
          (SIM.panel, F), DataError, r"duplicated factor names.*CMKT"),
     Case("factor dates disjoint from returns",
@@ -362,6 +365,21 @@ def test_cli_bad_input(files, tmp_path, cid, argv, code, match):
     assert re.search(match, lines[0]), lines[0]
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before, f"{cid}: the command wrote or changed files"
+
+
+def test_yields_in_decimals_for_a_percent_spec_warn(tmp_path):
+    """An affine spec reads yields as percent: a file in decimals is named, before any fit."""
+    from bayesbond.cli import load_series_inputs
+    from bayesbond.workflow.specs import load_spec
+
+    spec = load_spec("affine3")
+    dates = pd.date_range("2000-01-31", periods=24, freq="ME").strftime("%Y-%m-%d")
+    y = pd.DataFrame({c: np.linspace(0.01, 0.05, 24) for c in spec.data["columns"]})
+    y.insert(0, "date", dates)
+    y.to_csv(tmp_path / "yields.csv", index=False)
+    with pytest.warns(UserWarning, match=r"yields\.csv: \[data\] units = \"percent\""):
+        frame = load_series_inputs(spec, tmp_path / "yields.csv")
+    np.testing.assert_allclose(frame.to_numpy(), y.iloc[:, 1:].to_numpy() / 100)  # as declared
 
 
 def test_sigint_during_fit_leaves_nothing(files, tmp_path):
