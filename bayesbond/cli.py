@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import warnings
@@ -570,6 +571,7 @@ def main(argv=None) -> int:
         print(f"bayesbond {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        _ignore_sigint()  # a second Ctrl-C must not cut the clean-up short
         print(f"bayesbond {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI reports every failure in one line
@@ -582,5 +584,28 @@ def main(argv=None) -> int:
         warnings.showwarning = old
 
 
+def _ignore_sigint() -> None:
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (main() called from a thread): nothing to do
+        pass
+
+
+def run() -> None:
+    """Console entry point: exit with the code of :func:`main`.
+
+    After Ctrl-C (code 130) the process leaves at once, once stdout and stderr are flushed:
+    the fit was abandoned before anything was written, and interpreter shutdown (joining the
+    sampler's and compiler's threads, atexit hooks) is where a late ``KeyboardInterrupt``
+    would otherwise turn exit code 130 into death by SIGINT.
+    """
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
