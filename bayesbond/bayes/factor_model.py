@@ -6,14 +6,14 @@ observed.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.bayes.base import BayesianModel
 from bayesbond.bayes.factor_data import FactorData, ols_log_scale, prepare_factor_data
 from bayesbond.bayes.factor_likelihood import (
     collapsed_loglik_pt,
@@ -23,7 +23,7 @@ from bayesbond.bayes.factor_likelihood import (
 from bayesbond.bayes.factor_priors import default_priors, log_sigma_reparam, resolve_priors
 from bayesbond.errors import DataError, IdentificationWarning, SpecError
 
-__all__ = ["FactorModel", "check_identification"]
+__all__ = ["FactorModel", "FactorPrepared", "check_identification"]
 
 MIN_BONDS_PER_GROUP = 3
 MIN_RESIDUAL_MONTHS = 3
@@ -47,7 +47,14 @@ def _redraw_rng(random_seed) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([*seeds, 7]))
 
 
-class FactorModel:
+class FactorPrepared(NamedTuple):
+    """Prepared inputs of one factor-model fit (unpacks as ``data, priors``)."""
+
+    data: FactorData
+    priors: dict
+
+
+class FactorModel(BayesianModel):
     r"""Bayesian linear factor model of bond returns.
 
     Parameters
@@ -139,6 +146,19 @@ class FactorModel:
     With Student-t errors ``log s_b`` and ``prec_b`` are still the Gaussian ones: a cruder centring,
     the same posterior.
 
+    Fitting: ``fit(panel, factor_returns, *, groups=None, draws=1000, ...)`` is
+    :meth:`bayesbond.bayes.base.BayesianModel.fit` (data arguments as :meth:`prepare`). Its
+    tree: ``posterior``: ``alpha`` (bond; scalar when pooled), ``beta`` (bond, factor; (factor)
+    when pooled), ``sigma`` and ``log_sigma`` (bond), the sampler's coordinates ``z_log_sigma``
+    (bond), group parameters ``mu_alpha``, ``mu_beta``, ``tau_alpha``, ``tau_beta``
+    (rating_bucket[, factor]), ``mu_log_sigma``, ``tau_log_sigma``, ``nu`` (Student-t),
+    ``corr_beta`` (correlated); ``observed_data``: ``returns`` (date, bond); ``constant_data``:
+    ``factor_returns`` (date, factor), ``group`` (bond); ``log_likelihood``: ``returns``
+    (chain, draw, obs) with ``obs_bond``/``obs_date`` labels (large panels: computed in blocks
+    by :func:`bayesbond.loo` instead). Before sampling an
+    :class:`~bayesbond.errors.IdentificationWarning` names groups with fewer than 3 bonds
+    (hierarchical) and bonds with fewer than ``p + 3`` months (:func:`check_identification`).
+
     References
     ----------
     Gelman, A., Jakulin, A., Pittau, M. G. and Su, Y.-S. (2008). A weakly informative default prior
@@ -153,6 +173,10 @@ class FactorModel:
     based on
     vines and extended onion method. *J. Multivariate Anal.* 100(9).
     """
+
+    family = "factor_regression"
+    loglik_var = "returns"
+    data_label = "returns and factors"
 
     def __init__(
         self,
@@ -211,11 +235,28 @@ class FactorModel:
         }
 
     def prepare(self, panel, factor_returns, groups=None, *, returns_name: str = "returns",
-                factors_name: str = "factor_returns") -> tuple[FactorData, dict]:
+                factors_name: str = "factor_returns") -> FactorPrepared:
         """Aligned data and resolved priors (see :func:`prepare_factor_data`).
 
         Every check of the inputs happens here, before any model is built: ``returns_name`` and
         ``factors_name`` are what the messages call the two inputs (e.g. their file names).
+
+        Parameters
+        ----------
+        panel : BondPanel, xarray.DataArray (date, bond) or DataFrame (dates x bonds)
+            Monthly returns, NaN where not observed.
+        factor_returns : DataFrame (dates x factors)
+        groups : Series or mapping bond -> group, optional
+            Group of each bond (required for plain arrays when hierarchical). For a BondPanel,
+            ratings or buckets that override the rating rule for the bonds named; for a
+            DataFrame or DataArray, any labels (e.g. sectors). Pooled and unpooled fits record
+            the groups (``constant_data.group``) for per-group summaries when they are known.
+
+        Returns
+        -------
+        FactorPrepared
+            ``(data, priors)``: the :class:`~bayesbond.bayes.factor_data.FactorData` and the
+            resolved priors.
         """
         data = prepare_factor_data(panel, factor_returns, self.factors, pooling=self.pooling,
                                    groups=groups, group_rule=self.group_rule,
@@ -229,7 +270,7 @@ class FactorModel:
             where = factors_name if "factor" in str(exc) else returns_name
             raise DataError(f"{where}: {exc}") from None
         pri = resolve_priors(defaults, self.priors, data.factors)
-        return data, pri
+        return FactorPrepared(data, pri)
 
     def build_model(self, data: FactorData, pri: dict):
         """The PyMC model for prepared ``data`` and resolved priors ``pri``."""
@@ -336,121 +377,66 @@ class FactorModel:
                             dims="obs")
         return model
 
-    # -------------------------------------------------------------------------------- fitting
-    def fit(
-        self,
-        panel,
-        factor_returns: pd.DataFrame,
-        *,
-        groups=None,
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 4,
-        random_seed=None,
-        sampler: str = "nutpie",
-        target_accept: float | None = None,
-        log_likelihood: bool | str = "auto",
-        loglik_dtype="float64",
-        progressbar: bool | None = None,
-    ) -> xr.DataTree:
-        """Sample the posterior.
+    # ----------------------------------------------------- the model contract (BayesianModel)
+    def build(self, prepared: FactorPrepared):
+        """The PyMC model of ``prepared`` (:meth:`prepare`); see :meth:`build_model`."""
+        return self.build_model(prepared.data, prepared.priors)
 
-        Parameters
-        ----------
-        panel : BondPanel, xarray.DataArray (date, bond) or DataFrame (dates x bonds)
-            Monthly returns, NaN where not observed.
-        factor_returns : DataFrame (dates x factors)
-        groups : Series or mapping bond -> group, optional
-            Group of each bond (required for plain arrays when hierarchical). For a BondPanel,
-            ratings or buckets that override the rating rule for the bonds named; for a
-            DataFrame or DataArray, any labels (e.g. sectors). Pooled and unpooled fits record
-            the groups (``constant_data.group``) for per-group summaries when they are known.
-        draws, tune, chains, random_seed, sampler, target_accept, progressbar :
-            Passed to :func:`bayesbond.bayes.sampling.sample` (checked first: ``draws >= 1``,
-            ``tune >= 0``, ``chains >= 1``). ``progressbar=None`` shows the phases and a
-            progress bar when stderr is a terminal.
-        log_likelihood : bool or "auto"
-            Store the pointwise log-likelihood (``log_likelihood`` group, one value per draw and
-            observed cell, dim ``obs``). ``"auto"`` stores it when it takes at most 512 MB; large
-            panels use the chunked routines of :mod:`bayesbond.workflow.loglik` instead.
-        loglik_dtype : dtype
-            ``float64`` or ``float32`` for the stored log-likelihood.
+    def display(self, prepared) -> str:
+        return f"FactorModel({self.pooling}, {self.errors} errors)"
 
-        Returns
-        -------
-        xarray.DataTree
-            ``posterior``: ``alpha`` (bond; scalar when pooled), ``beta`` (bond, factor; (factor)
-            when pooled), ``sigma`` and ``log_sigma`` (bond), the sampler's coordinates
-            ``z_log_sigma`` (bond), group parameters ``mu_alpha``, ``mu_beta``,
-            ``tau_alpha``, ``tau_beta`` (rating_bucket[, factor]), ``mu_log_sigma``,
-            ``tau_log_sigma``, ``nu`` (Student-t), ``corr_beta`` (correlated);
-            ``sample_stats``; ``observed_data``: ``returns`` (date, bond);
-            ``constant_data``: ``factor_returns`` (date, factor), ``group`` (bond);
-            ``log_likelihood``: ``returns`` (chain, draw, obs) with ``obs_bond``/``obs_date``
-            labels; attributes ``model`` (JSON spec) and ``bayesbond_version``, ``diagnostics``,
-            ``compile_seconds``, ``sampling_seconds``.
+    def describe(self, prepared) -> str:
+        data = prepared.data
+        return (f"{self.display(prepared)}: {len(data.bonds)} bonds x {len(data.dates)} months, "
+                f"factors {', '.join(data.factors)}")
 
-        Warns
-        -----
-        IdentificationWarning
-            Before sampling, when a group has fewer than 3 bonds (hierarchical) or a bond has
-            fewer than ``p + 3`` months for its ``p`` coefficients (see
-            :func:`check_identification`).
-        ConvergenceWarning
-            After sampling, naming the parameters that failed and the likely cause.
-        """
-        from bayesbond.bayes.sampling import (
-            check_convergence,
-            check_sampler_args,
-            progress_to,
-            report,
-            sample,
-        )
+    def check(self, prepared, stacklevel: int) -> None:
+        check_identification(prepared.data, self.pooling, self.display(prepared),
+                             stacklevel=stacklevel)
 
-        check_sampler_args(draws, tune, chains, target_accept)
-        quiet = progress_to(None) if progressbar is False else contextlib.nullcontext()
-        with quiet:
-            report("validating the returns and factors")
-            data, pri = self.prepare(panel, factor_returns, groups)
-            name = f"FactorModel({self.pooling}, {self.errors} errors)"
-            check_identification(data, self.pooling, name, stacklevel=3)
-            report(f"building {name}: {len(data.bonds)} bonds x {len(data.dates)} months, "
-                   f"factors {', '.join(data.factors)}")
-            model = self.build_model(data, pri)
-            spec = self.spec()
-            spec["factors"] = list(data.factors)
-            idata = sample(model, draws=draws, tune=tune, chains=chains,
-                           random_seed=random_seed, sampler=sampler,
-                           target_accept=target_accept, progressbar=progressbar,
-                           model_name=name, check=False)
-            if self.marginalize:
-                report("post-processing: drawing alpha and beta from their exact conditional "
-                       "posterior")
-                self._add_coefficients(idata, data, pri, random_seed)
-            return self._finish(idata, data, pri, spec, name, log_likelihood, loglik_dtype,
-                                check_convergence, report)
+    def postprocess(self, idata, prepared, options, random_seed) -> None:
+        """The exact redraw of ``alpha``, ``beta`` (collapsed models) and the error attributes."""
+        from bayesbond.bayes.sampling import report
 
-    def _finish(self, idata, data, pri, spec, name, log_likelihood, loglik_dtype,
-                check_convergence, report):
-        # one check over every posterior variable, hyperparameters and the redrawn alpha, beta
-        # included
-        check_convergence(idata, None, name, stacklevel=3)
-        _attach_data(idata, data, self.group)
-        idata.attrs["model"] = json.dumps(spec)
-        # the priors the fit used: the data-scaled defaults with the user's overrides applied
-        idata.attrs["priors"] = json.dumps({k: np.asarray(v).tolist() for k, v in pri.items()})
+        if self.marginalize:
+            report("post-processing: drawing alpha and beta from their exact conditional "
+                   "posterior")
+            self._add_coefficients(idata, prepared.data, prepared.priors, random_seed)
         idata.attrs["errors"] = self.errors
         idata.attrs["pooling"] = self.pooling
-        if log_likelihood:
-            from bayesbond.workflow.loglik import add_log_likelihood
 
-            n_cells = int(np.isfinite(data.y).sum())
-            n_samples = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"]
-            nbytes = n_cells * n_samples * np.dtype(loglik_dtype).itemsize
-            if log_likelihood is True or nbytes <= 512 * 2**20:
-                report("post-processing: pointwise log-likelihood")
-                add_log_likelihood(idata, dtype=loglik_dtype)
-        return idata
+    def priors_used(self, prepared) -> dict:
+        return dict(prepared.priors)
+
+    def fit_spec(self, prepared) -> dict:
+        return {**self.spec(), "factors": list(prepared.data.factors)}
+
+    def data_groups(self, prepared) -> dict[str, xr.Dataset]:
+        """``observed_data``: returns (date, bond); ``constant_data``: factor returns (date,
+        factor) and the bonds' groups (bond)."""
+        data = prepared.data
+        dates = pd.DatetimeIndex(data.dates, name="date")
+        obs = xr.Dataset({"returns": xr.DataArray(
+            data.y, dims=("date", "bond"), coords={"date": dates, "bond": list(data.bonds)})})
+        const = xr.Dataset({"factor_returns": xr.DataArray(
+            data.F, dims=("date", "factor"),
+            coords={"date": dates, "factor": list(data.factors)})})
+        if data.group_idx is not None:
+            const["group"] = xr.DataArray(
+                np.array([data.group_names[i] for i in data.group_idx], dtype=str),
+                dims=("bond",), coords={"bond": list(data.bonds)}, attrs={"name": self.group})
+        return {"observed_data": obs, "constant_data": const}
+
+    def loglik_size(self, prepared) -> int:
+        return int(np.isfinite(prepared.data.y).sum())
+
+    def pointwise_loglik(self, idata, *, dtype="float64", max_bytes: int = 256 * 2**20,
+                         model=None) -> xr.DataArray:
+        """Log-likelihood of each observed cell (dim ``obs``), from the fit alone
+        (:func:`bayesbond.bayes.factor_loglik.pointwise_loglik`)."""
+        from bayesbond.bayes.factor_loglik import pointwise_loglik
+
+        return pointwise_loglik(idata, dtype=dtype, max_bytes=max_bytes)
 
     def _add_coefficients(self, idata, data: FactorData, pri: dict, random_seed) -> None:
         """Complete each posterior draw with a draw of (alpha, beta) from its exact conditional."""
@@ -505,23 +491,6 @@ class FactorModel:
                                         "factor": data.factors})
         ds = post.assign(alpha=alpha, beta=beta)
         idata["posterior"] = xr.DataTree(ds)
-
-
-def _attach_data(idata: xr.DataTree, data: FactorData, group: str) -> None:
-    """``observed_data`` (returns) and ``constant_data`` (factor returns, bond groups)."""
-    dates = pd.DatetimeIndex(data.dates, name="date")
-    obs = xr.Dataset({"returns": xr.DataArray(
-        data.y, dims=("date", "bond"), coords={"date": dates, "bond": list(data.bonds)})})
-    const = xr.Dataset({
-        "factor_returns": xr.DataArray(data.F, dims=("date", "factor"),
-                                       coords={"date": dates, "factor": list(data.factors)}),
-    })
-    if data.group_idx is not None:
-        const["group"] = xr.DataArray(
-            np.array([data.group_names[i] for i in data.group_idx], dtype=str),
-            dims=("bond",), coords={"bond": list(data.bonds)}, attrs={"name": group})
-    idata["observed_data"] = xr.DataTree(obs)
-    idata["constant_data"] = xr.DataTree(const)
 
 
 def check_identification(data: FactorData, pooling: str, model_name: str = "FactorModel",

@@ -1,10 +1,8 @@
-"""Pointwise log-likelihood of a factor-model fit, computed after sampling, in bounded memory.
+"""PSIS-LOO of fits, with the factor model's pointwise log-likelihood computed in bounded memory.
 
-The observations are the observed (bond, date) cells, in (date, bond) C order, on one dimension
-``obs`` with coordinates ``obs_bond`` and ``obs_date``. The log-likelihood of cell ``(b, t)`` at
-draw ``s`` is ``log N(R_bt | alpha_b + beta_b'F_t, sigma_b^2)`` (or the Student-t density with
-``nu``). The posterior and the factor returns are matched to the observed cells by label (bond,
-date and factor coordinates), whatever the order of their dimensions or labels.
+The factor model's pointwise log-likelihood (observed (bond, date) cells on dimension ``obs``)
+is computed from the fit by :mod:`bayesbond.bayes.factor_loglik`, block by block; the names
+:func:`iter_loglik`, :func:`pointwise_loglik` and :func:`add_log_likelihood` are re-exported here.
 
 :func:`loo` gives PSIS-LOO (Vehtari, Gelman and Gabry 2017; Vehtari et al. 2024) by one of three
 routes:
@@ -40,236 +38,20 @@ import warnings
 
 import numpy as np
 import xarray as xr
-from scipy.special import gammaln
 
+from bayesbond.bayes.factor_loglik import (
+    VAR_NAME,
+    add_log_likelihood,
+    global_positions,
+    iter_loglik,
+    loglik_blocks,
+    pointwise_loglik,
+)
 from bayesbond.errors import DataError, SpecError
 from bayesbond.workflow.psis import psis_loo_pointwise
 
 __all__ = ["iter_loglik", "pointwise_loglik", "add_log_likelihood", "loo", "relative_eff",
            "stored_loo"]
-
-LOG_2PI = float(np.log(2.0 * np.pi))
-VAR_NAME = "returns"
-#: rows of the in-place compaction of a block, so that its temporary is at most 1/16 of the block
-_COMPACT_PARTS = 16
-
-
-def _by_label(da: xr.DataArray, dim: str, labels, what: str,
-              source: str = "the observed data") -> xr.DataArray:
-    """``da`` restricted to ``labels`` of ``dim`` in that order; a clear error if any is missing."""
-    if dim not in da.dims:
-        return da
-    if dim not in da.coords:
-        if da.sizes[dim] != len(labels):
-            raise SpecError(f"{what} has {da.sizes[dim]} {dim!r} entries without labels, "
-                            f"{source} {len(labels)}: cannot match them")
-        return da
-    have = da[dim].values
-    if len(have) == len(labels) and np.array_equal(have, labels):
-        return da
-    missing = [str(v) for v in np.asarray(labels)[~np.isin(labels, have)]]
-    if missing:
-        shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)"
-                                           if len(missing) > 10 else "")
-        raise SpecError(f"{what} has no {dim} {shown}, which {source} has: is it the fit of "
-                        "these data?")
-    return da.sel({dim: np.asarray(labels)})
-
-
-def _inputs(idata: xr.DataTree):
-    for grp in ("posterior", "observed_data", "constant_data"):
-        if grp not in idata.children:
-            raise SpecError(f"the fit has no {grp!r} group: is it a FactorModel fit?")
-    post = idata["posterior"].to_dataset()
-    for v in ("alpha", "beta", "sigma"):
-        if v not in post:
-            raise SpecError(f"the posterior has no {v!r}: is it a FactorModel fit?")
-    y = idata["observed_data"]["returns"].transpose("date", "bond")
-    F = idata["constant_data"]["factor_returns"].transpose("date", "factor")
-    F = _by_label(F, "date", y["date"].values, "constant_data.factor_returns",
-                  "observed_data.returns")
-    bonds = y["bond"].values
-    alpha = _by_label(post["alpha"], "bond", bonds, "the posterior's 'alpha'")
-    beta = _by_label(post["beta"], "bond", bonds, "the posterior's 'beta'")
-    beta = _by_label(beta, "factor", F["factor"].values, "the posterior's 'beta'",
-                     "constant_data.factor_returns")
-    sigma = _by_label(post["sigma"], "bond", bonds, "the posterior's 'sigma'")
-    if "bond" not in sigma.dims:
-        raise SpecError("the posterior's 'sigma' has no 'bond' dimension: is it a FactorModel fit?")
-    alpha = alpha.transpose("chain", "draw", ...)
-    beta = beta.transpose("chain", "draw", ..., "factor")
-    sigma = sigma.transpose("chain", "draw", "bond")
-    errors = idata.attrs.get("errors", "normal")
-    if errors == "student_t" and "nu" not in post:
-        raise SpecError("a Student-t fit needs the degrees of freedom 'nu' in its posterior")
-    nu = post["nu"].transpose("chain", "draw") if errors == "student_t" else None
-    return post, y, F, alpha, beta, sigma, nu, errors
-
-
-def _chunk_bonds(n_samples: int, n_dates: int, n_bonds: int, max_bytes: int,
-                 bytes_per_cell: int):
-    """Slices of at most ``max_bytes // (n_samples * n_dates * bytes_per_cell)`` bonds (>= 1)."""
-    per_bond = max(1, n_samples * n_dates * bytes_per_cell)
-    size = int(max(1, min(n_bonds, max_bytes // per_bond)))
-    return [slice(i, min(i + size, n_bonds)) for i in range(0, n_bonds, size)]
-
-
-def _compact(flat: np.ndarray, keep: np.ndarray) -> None:
-    """Move columns ``keep`` (increasing) of ``flat`` to its first ``len(keep)`` columns, in place.
-
-    By parts of rows, so that the temporary is at most ``1 / _COMPACT_PARTS`` of ``flat``.
-    """
-    step = max(1, -(-flat.shape[0] // _COMPACT_PARTS))
-    for r in range(0, flat.shape[0], step):
-        flat[r:r + step, :len(keep)] = flat[r:r + step, keep]
-
-
-def _blocks(idata: xr.DataTree, max_bytes: int, dtype, extra_bytes_per_cell: int = 0):
-    """Yield ``(ll, t_idx, b_idx)``: a block's log-likelihood (chain, draw, obs) and the date and
-    bond positions (in ``observed_data``) of its cells.
-
-    A block is one array of ``chain * draw * dates * bonds`` values of ``dtype``, filled in place
-    and compacted in place to the observed cells (the yielded array is a view of it), so it takes
-    ``itemsize`` bytes a (draw, date, bond) cell; the other temporaries are at most 1/16 of that
-    or of size (draws, bonds of the block). ``extra_bytes_per_cell`` is what the caller adds for
-    each cell while it holds the block (8 for a float64 copy of a float32 block). The blocks are
-    sized so that the two together take at most ``max_bytes`` (at least one bond a block).
-    """
-    post, y, F, alpha, beta, sigma, nu, errors = _inputs(idata)
-    dtype = np.dtype(dtype)
-    C, D = post.sizes["chain"], post.sizes["draw"]
-    S = C * D
-    yv = y.values
-    mask = np.isfinite(yv)
-    T, B = yv.shape
-    Fv = F.values.astype(dtype)
-    pooled = "bond" not in alpha.dims
-    a_all = alpha.values.reshape(S, *alpha.shape[2:]).astype(dtype, copy=False)
-    b_all = beta.values.reshape(S, *beta.shape[2:]).astype(dtype, copy=False)
-    sig_all = sigma.values.reshape(S, B).astype(dtype, copy=False)
-    if pooled:  # (S, T) mean, computed once: the size of one bond of a block
-        mu_pooled = np.einsum("sk,tk->st", b_all, Fv)
-        mu_pooled += a_all[:, None]
-    if errors == "student_t":
-        nu_s = nu.values.reshape(S, 1).astype(dtype)
-        const_t = gammaln((nu_s + 1) / 2) - gammaln(nu_s / 2) - 0.5 * np.log(nu_s * np.pi)
-        half_nu1 = ((nu_s + 1) / 2)[:, :, None]
-        nu_s = nu_s[:, :, None]
-    per_cell = dtype.itemsize + int(extra_bytes_per_cell)
-    for sl in _chunk_bonds(S, T, B, max_bytes, per_cell):
-        nb = sl.stop - sl.start
-        yb = yv[:, sl].astype(dtype)
-        if pooled:
-            grid = np.empty((S, T, nb), dtype=dtype)
-            np.subtract(yb[None], mu_pooled[:, :, None], out=grid)
-        else:  # grid = y - (alpha + beta'F), in place
-            grid = np.empty((S, T, nb), dtype=dtype)  # C order: compacted by rows below
-            np.einsum("sbk,tk->stb", b_all[:, sl], Fv, out=grid)
-            grid += a_all[:, None, sl]
-            np.subtract(yb[None], grid, out=grid)
-        sig = sig_all[:, sl]
-        grid /= sig[:, None, :]  # z
-        np.square(grid, out=grid)
-        if errors == "student_t":
-            grid /= nu_s
-            np.log1p(grid, out=grid)
-            grid *= -half_nu1
-            grid += (const_t - np.log(sig))[:, None, :]
-        else:
-            grid *= -0.5
-            grid -= (0.5 * LOG_2PI + np.log(sig))[:, None, :]
-        flat = grid.reshape(S, T * nb)
-        t_idx, j_idx = np.nonzero(mask[:, sl])
-        n_obs = len(t_idx)
-        if n_obs < T * nb:
-            _compact(flat, t_idx * nb + j_idx)
-        ll = flat[:, :n_obs].reshape(C, D, n_obs)
-        del grid, flat
-        if n_obs:  # a block of bonds with no observed cell gives nothing
-            yield ll, t_idx, j_idx + sl.start
-        del ll
-
-
-def iter_loglik(idata: xr.DataTree, max_bytes: int = 256 * 2**20, dtype="float64"):
-    """Yield the pointwise log-likelihood by blocks of bonds.
-
-    Parameters
-    ----------
-    idata : xarray.DataTree
-        A :meth:`FactorModel.fit` result. The posterior is matched to the observed data by bond
-        (and factor) label, whatever the order of its dimensions.
-    max_bytes : int
-        Memory of one block: the blocks hold ``floor(max_bytes / (chains * draws * dates *
-        itemsize))`` bonds (at least one). A block is computed in place in one array of that size
-        (the yielded array is a view of it); the other temporaries are at most 1/16 of it or of
-        size (draws, bonds of the block). Arrays the size of the posterior (its float copies)
-        come on top.
-    dtype : {"float64", "float32"}
-        Precision of the log-likelihood.
-
-    Yields
-    ------
-    xarray.DataArray (chain, draw, obs)
-        Observed cells of one block of bonds, in (date, bond) order inside the block, with
-        ``obs_bond`` and ``obs_date`` coordinates. Drop it before asking for the next block for the
-        bound above to hold.
-
-    Raises
-    ------
-    SpecError
-        If a group or variable is missing, or the posterior lacks a bond of the observed data
-        (named).
-    """
-    chain = idata["posterior"]["chain"].values
-    draw = idata["posterior"]["draw"].values
-    y = idata["observed_data"]["returns"].transpose("date", "bond")
-    bonds, dates = y["bond"].values, y["date"].values
-    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype):
-        yield xr.DataArray(
-            ll, dims=("chain", "draw", "obs"),
-            coords={"chain": chain, "draw": draw,
-                    "obs_bond": ("obs", bonds[b_idx]), "obs_date": ("obs", dates[t_idx])},
-            name=VAR_NAME,
-        )
-        del ll
-
-
-def _global_positions(mask: np.ndarray) -> np.ndarray:
-    """(date, bond) array: position of each observed cell among the observed cells in C order."""
-    gpos = np.full(mask.shape, -1, dtype=np.int64)
-    gpos[mask] = np.arange(int(mask.sum()))
-    return gpos
-
-
-def pointwise_loglik(idata: xr.DataTree, dtype="float64", max_bytes: int = 256 * 2**20):
-    """Full pointwise log-likelihood (chain, draw, obs), observed cells in (date, bond) order.
-
-    Holds the whole array (``chains * draws * observed cells * itemsize`` bytes).
-    """
-    chain = idata["posterior"]["chain"].values
-    draw = idata["posterior"]["draw"].values
-    y = idata["observed_data"]["returns"].transpose("date", "bond")
-    mask = np.isfinite(y.values)
-    N = int(mask.sum())
-    gpos = _global_positions(mask)
-    out = np.empty((len(chain), len(draw), N), dtype=np.dtype(dtype))
-    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype):
-        out[:, :, gpos[t_idx, b_idx]] = ll
-        del ll
-    t, b = np.nonzero(mask)
-    return xr.DataArray(
-        out, dims=("chain", "draw", "obs"),
-        coords={"chain": chain, "draw": draw, "obs": np.arange(N),
-                "obs_bond": ("obs", y["bond"].values[b]), "obs_date": ("obs", y["date"].values[t])},
-        name=VAR_NAME,
-    )
-
-
-def add_log_likelihood(idata: xr.DataTree, dtype="float64") -> xr.DataTree:
-    """Store the full pointwise log-likelihood as ``log_likelihood/returns`` (in place)."""
-    idata["log_likelihood"] = xr.DataTree(pointwise_loglik(idata, dtype=dtype).to_dataset())
-    return idata
-
 
 def relative_eff(idata: xr.DataTree) -> float:
     """Relative efficiency ``r_eff``: mean ESS ("mean" method) over the posterior / draws.
@@ -404,12 +186,12 @@ def loo(
     n_samples = post.sizes["chain"] * post.sizes["draw"]
     y = idata["observed_data"]["returns"].transpose("date", "bond")
     mask = np.isfinite(y.values)
-    gpos = _global_positions(mask)
+    gpos = global_positions(mask)
     N = int(mask.sum())
     elpd_v, k_v, p_v = np.empty(N), np.empty(N), np.empty(N)
     bonds, dates = y["bond"].values, y["date"].values
     # PSIS converts a float32 block to float64 by sub-blocks: no float64 copy of the block
-    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype):
+    for ll, t_idx, b_idx in loglik_blocks(idata, max_bytes, dtype):
         g = gpos[t_idx, b_idx]
         elpd_v[g], k_v[g], p_v[g] = _psis(ll.reshape(n_samples, -1), reff, max_bytes,
                                           bonds[b_idx], dates[t_idx])
@@ -466,7 +248,7 @@ def _loo_subsample(idata, observations, max_bytes, dtype, seed):
     y = idata["observed_data"]["returns"].transpose("date", "bond")
     mask = np.isfinite(y.values)
     N = int(mask.sum())
-    gpos = _global_positions(mask)
+    gpos = global_positions(mask)
     if N == 0:
         raise SpecError("the observed data have no observed cell: nothing to cross-validate")
     if observations is None:
@@ -486,7 +268,7 @@ def _loo_subsample(idata, observations, max_bytes, dtype, seed):
     log_s = np.log(n_samples)
     lpd_all = np.empty(N)
     ll_s = np.empty((C, D, m))
-    for ll, t_idx, b_idx in _blocks(idata, max_bytes, dtype, _extra_bytes(dtype)):
+    for ll, t_idx, b_idx in loglik_blocks(idata, max_bytes, dtype, _extra_bytes(dtype)):
         v = ll.astype("float64", copy=False)  # the block itself when float64: ours to overwrite
         del ll
         g = gpos[t_idx, b_idx]
