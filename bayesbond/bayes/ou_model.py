@@ -16,12 +16,13 @@ Parameter names follow :func:`bayesbond.ou_ml`: ``kappa``, ``theta``, ``sigma`` 
 
 from __future__ import annotations
 
-import json
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.bayes.base import BayesianModel
 from bayesbond.core import linalg
 from bayesbond.core.ou import as_observations, as_steps, exact_transition, phi1
 from bayesbond.errors import DataError, SpecError
@@ -248,7 +249,24 @@ def ou_loglik_op(A, a, V, stats: OUStats, dt: float, stationary_init: bool = Fal
 
 
 # ------------------------------------------------------------------------------ model
-class OUModel:
+class OUPrepared(NamedTuple):
+    """Prepared inputs of one OU fit: observations ``X`` (T, n), state ``names``, ``dates``
+    (the ``date`` coordinate) and the steps ``dt`` (years; scalar or (T - 1,))."""
+
+    X: np.ndarray
+    names: list
+    dates: pd.Index
+    dt: object
+
+
+def _dates(index) -> pd.Index:
+    idx = pd.Index(index)
+    if isinstance(idx, pd.DatetimeIndex):
+        return pd.DatetimeIndex(idx, name="date")
+    return pd.Index(np.asarray(idx), name="date")
+
+
+class OUModel(BayesianModel):
     """Bayesian OU process ``dxi = (A xi + a) dt + Sigma dW`` with the exact likelihood.
 
     Parameters
@@ -300,7 +318,16 @@ class OUModel:
     Derived quantities, computed from each draw with the numpy core: 1-D ``stationary_var``
     ``= sigma^2/(2 kappa)`` and ``half_life = ln 2 / kappa``; n-D ``mu`` (state),
     ``stationary_cov`` (state, state2) and ``half_life`` (slowest mode).
+
+    Fitting: ``fit(x, dt, *, draws=1000, ...)`` is :meth:`bayesbond.bayes.base.BayesianModel.fit`
+    (data as :meth:`prepare`); the tree has ``observed_data.x`` (date, state),
+    ``constant_data.dt`` and ``log_likelihood.x`` (chain, draw, date): the exact transition
+    densities, which :func:`bayesbond.compare` uses.
     """
+
+    family = "ou"
+    loglik_var = "x"
+    data_label = "series"
 
     def __init__(self, n: int = 1, restrictions=None, priors=None, stationary_init: bool = False):
         if int(n) != n or n < 1:
@@ -349,7 +376,17 @@ class OUModel:
             "stationary_init": self.stationary_init,
         }
 
-    def _prepare(self, x, dt):
+    def prepare(self, x, dt) -> OUPrepared:
+        """Checked observations and steps.
+
+        Parameters
+        ----------
+        x : array_like (T,) or (T, n), pandas Series or DataFrame
+            Observations, oldest first (index labels become the ``date`` coordinate, column
+            names the ``state`` coordinate).
+        dt : float or array_like (T - 1,)
+            Years between observations (arrays: irregular steps, 1-D only).
+        """
         X, names, index = as_observations(x)
         if X.shape[1] != self.n:
             raise DataError(f"OUModel(n={self.n}) got data with {X.shape[1]} column(s) {names}")
@@ -357,19 +394,16 @@ class OUModel:
         if self.n > 1 and np.ndim(dt) > 0:
             raise SpecError("the n-D Bayesian OU model needs a regular grid (scalar dt); "
                             "irregular steps are supported in 1-D and by ou_ml")
-        return X, names, index, dt
+        return OUPrepared(X, list(names), _dates(index), dt)
 
     # ------------------------------------------------------------------ graph
-    def build(self, x, dt):
-        """The PyMC model for observations ``x`` at steps ``dt`` (see :meth:`fit`)."""
-        X, names, index, dt = self._prepare(x, dt)
-        return self._build(X, names, index, dt)
-
-    def _build(self, X, names, index, dt):
-        coords = {"state": names, "state2": names}
+    def build(self, x, dt=None):
+        """The PyMC model of ``x`` (an :class:`OUPrepared`, or observations with steps ``dt``)."""
+        prepared = x if isinstance(x, OUPrepared) else self.prepare(x, dt)
+        coords = {"state": prepared.names, "state2": prepared.names}
         if self.n == 1:
-            return self._build_1d(X[:, 0], dt, coords)
-        return self._build_nd(X, dt, coords)
+            return self._build_1d(prepared.X[:, 0], prepared.dt, coords)
+        return self._build_nd(prepared.X, prepared.dt, coords)
 
     def _build_1d(self, x, dt, coords):
         import pymc as pm
@@ -452,72 +486,33 @@ class OUModel:
             pm.Deterministic("Sigma", s_v[:, None] * L_y, dims=("state", "state2"))
         return model
 
-    # ------------------------------------------------------------------ fit
-    def fit(
-        self,
-        x,
-        dt,
-        *,
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 4,
-        random_seed=None,
-        sampler: str = "nutpie",
-        target_accept: float | None = None,
-        log_likelihood: bool | str = "auto",
-        progressbar: bool | None = None,
-        **sample_kwargs,
-    ) -> xr.DataTree:
-        """Sample the posterior.
+    # ----------------------------------------------------- the model contract (BayesianModel)
+    def check_vars(self, prepared, model) -> list[str]:
+        return [v.name for v in model.free_RVs]
 
-        Parameters
-        ----------
-        x : array_like (T,) or (T, n), pandas Series or DataFrame
-            Observations, oldest first (index labels become the ``date`` coordinate, column names
-            the ``state`` coordinate).
-        dt : float or array_like (T - 1,)
-            Years between observations (arrays: irregular steps, 1-D only).
-        draws, tune, chains, random_seed, sampler, target_accept, progressbar :
-            Passed to :func:`bayesbond.bayes.sampling.sample`.
-        log_likelihood : bool or "auto"
-            Store the pointwise log-likelihood of every transition (``log_likelihood`` group,
-            variable ``x`` over ``date``); ``"auto"`` stores it when it takes at most 512 MB.
-
-        Returns
-        -------
-        xarray.DataTree
-            ``posterior``: ``kappa``, ``theta``, ``sigma``, ``stationary_var``, ``half_life`` (1-D)
-            or ``A`` (state, state2), ``a`` (state), ``Sigma`` (state, state2), ``mu``,
-            ``stationary_cov``, ``half_life`` and the raw sampled parameters (n-D);
-            ``sample_stats``; ``observed_data``: ``x`` (date, state); ``constant_data``: ``dt``;
-            ``log_likelihood``: ``x`` (chain, draw, date); attributes ``model`` (JSON spec),
-            ``bayesbond_version``, ``diagnostics``.
-        """
-        from bayesbond.bayes.sampling import sample
-
-        X, names, index, dt = self._prepare(x, dt)
-        model = self._build(X, names, index, dt)
-        free = [v.name for v in model.free_RVs]
-        spec = json.dumps(self.spec())
+    def sampling_context(self):
         from threadpoolctl import threadpool_limits
 
         # every matrix here is tiny: BLAS threads only add overhead and contention
-        with threadpool_limits(limits=1, user_api="blas"):
-            idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                           sampler=sampler, target_accept=target_accept, progressbar=progressbar,
-                           model_name=spec, var_names_check=free, **sample_kwargs)
-        self._add_derived(idata, names)
-        self._attach_data(idata, X, names, index, dt)
-        if log_likelihood:
-            n_samples = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"]
-            nbytes = n_samples * (len(X) - 1 + int(self.stationary_init)) * 8
-            if log_likelihood is True or nbytes <= 512 * 2**20:
-                self._add_log_likelihood(idata, X, index, dt)
-            else:
-                idata.attrs["log_likelihood"] = (
-                    f"not stored ({nbytes / 2**20:.0f} MB > 512 MB); pass log_likelihood=True")
-        idata.attrs["model"] = spec
-        return idata
+        return threadpool_limits(limits=1, user_api="blas")
+
+    def postprocess(self, idata, prepared, options, random_seed) -> None:
+        self._add_derived(idata, prepared.names)
+
+    def data_groups(self, prepared) -> dict[str, xr.Dataset]:
+        """``observed_data``: ``x`` (date, state); ``constant_data``: ``dt`` (years)."""
+        X, names, dates, dt = prepared
+        obs = xr.Dataset({"x": xr.DataArray(X, dims=("date", "state"),
+                                            coords={"date": dates, "state": names})})
+        if np.ndim(dt) == 0:
+            dt_da = xr.DataArray(float(dt), attrs={"units": "years"})
+        else:
+            dt_da = xr.DataArray(np.asarray(dt), dims=("step",),
+                                 coords={"step": dates[1:]}, attrs={"units": "years"})
+        return {"observed_data": obs, "constant_data": xr.Dataset({"dt": dt_da})}
+
+    def loglik_size(self, prepared) -> int:
+        return len(prepared.X) - 1 + int(self.stationary_init)
 
     # ------------------------------------------------------------------ post-processing
     def _params(self, post, names):
@@ -565,26 +560,15 @@ class OUModel:
             )
         idata["posterior"] = xr.DataTree(post)
 
-    def _dates(self, index, T):
-        idx = pd.Index(index)
-        if isinstance(idx, pd.DatetimeIndex):
-            return pd.DatetimeIndex(idx, name="date")
-        return pd.Index(np.asarray(idx), name="date")
-
-    def _attach_data(self, idata, X, names, index, dt):
-        dates = self._dates(index, len(X))
-        obs = xr.Dataset({"x": xr.DataArray(X, dims=("date", "state"),
-                                            coords={"date": dates, "state": names})})
-        if np.ndim(dt) == 0:
-            dt_da = xr.DataArray(float(dt), attrs={"units": "years"})
-        else:
-            dt_da = xr.DataArray(np.asarray(dt), dims=("step",),
-                                 coords={"step": dates[1:]}, attrs={"units": "years"})
-        idata["observed_data"] = xr.DataTree(obs)
-        idata["constant_data"] = xr.DataTree(xr.Dataset({"dt": dt_da}))
-
-    def _add_log_likelihood(self, idata, X, index, dt):
-        """Pointwise exact log-density of each transition (and of x_0 if stationary_init)."""
+    def pointwise_loglik(self, idata, *, dtype="float64", max_bytes: int = 256 * 2**20,
+                         model=None) -> xr.DataArray:
+        """Exact log-density of each transition (and of ``x_0`` with ``stationary_init``),
+        ``(chain, draw, date)``, from the fit's posterior, ``observed_data.x`` and
+        ``constant_data.dt``."""
+        x = idata["observed_data"]["x"].transpose("date", "state")
+        X, dates = x.values, x["date"].to_index()
+        dt_da = idata["constant_data"]["dt"]
+        dt = float(dt_da) if dt_da.ndim == 0 else dt_da.values
         post = idata["posterior"].to_dataset()
         C, Dn = post.sizes["chain"], post.sizes["draw"]
         A, a, V = self._params(post, None)
@@ -609,7 +593,6 @@ class OUModel:
                 z = np.linalg.solve(L, e.T).T
                 out[i] = (-0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(L)))
                           - 0.5 * n * np.log(2 * np.pi))
-        dates = self._dates(index, len(X))
         if self.stationary_init:
             first = np.empty(len(A))
             for i in range(len(A)):
@@ -622,8 +605,8 @@ class OUModel:
             d = dates
         else:
             d = dates[1:]
-        ll = xr.DataArray(out.reshape(C, Dn, -1), dims=("chain", "draw", "date"),
-                          coords={"chain": post["chain"].values, "draw": post["draw"].values,
-                                  "date": d})
-        idata["log_likelihood"] = xr.DataTree(xr.Dataset({"x": ll}))
+        return xr.DataArray(out.reshape(C, Dn, -1).astype(dtype, copy=False),
+                            dims=("chain", "draw", "date"),
+                            coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                                    "date": d})
 
