@@ -75,7 +75,7 @@ def main(argv=None):
             f"\nBayesian fit ({chains} x {draws} draws, {time.perf_counter() - t0:.0f} s): "
             f"{idata.attrs['diagnostics']}"
         )
-        print(am.side_by_side(port).round(5).head(20).to_string())
+        print(am.side_by_side(port, idata).round(5).head(20).to_string())
         bands = am.bands(idata, max_draws=200)
         tp10 = bands["term_premium"].sel(maturity=10.0).isel(date=-1)
         print(

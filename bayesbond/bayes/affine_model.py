@@ -22,16 +22,20 @@ makes NUTS diverge when a slow level factor puts posterior mass near a unit root
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayesbond.baselines.affine_ml import prepare_yields
 from bayesbond.baselines.affine_result import PARAM_NAMES, eh_yields, factor_names
+from bayesbond.bayes.base import BayesianModel
 from bayesbond.core.affine_canonical import canonical, eigen_from_raw, n_real, pca_weights
 from bayesbond.errors import DataError, SpecError
 
-__all__ = ["AffineModel", "expm_pt", "date_loglik", "DEFAULT_PRIORS"]
+__all__ = ["AffineModel", "AffinePrepared", "DEFAULT_PRIORS", "data_from_fit", "date_loglik",
+           "expm_pt"]
 
 DEFAULT_PRIORS = {
     # eig_raw: log(-lam_1), log steps / log g, log h of the P* eigen-structure (normal mean, sd)
@@ -109,7 +113,23 @@ def _hurwitz_margins(A, n: int, width: float = 0.02, xp=None):
     raise SpecError(f"the Bayesian affine model supports 1 to 3 factors, got {n}")
 
 
-class AffineModel:
+class AffinePrepared(NamedTuple):
+    """Prepared inputs of one affine fit: yields ``Y`` (T, p), maturities ``tau``, ``dates``,
+    step ``dt`` (years), portfolio weights ``W`` (n, p) and ``W_perp`` (p - n, p), the free
+    parameters ``free`` ((name, prior mean, prior sd, dims), in the order of theta) and their
+    flat prior sds ``prior_sd``."""
+
+    Y: np.ndarray
+    tau: np.ndarray
+    dates: object
+    dt: float
+    W: np.ndarray
+    W_perp: np.ndarray
+    free: tuple
+    prior_sd: np.ndarray
+
+
+class AffineModel(BayesianModel):
     """Bayesian canonical Gaussian affine model (JSZ identification, portfolios priced exactly).
 
     Parameters
@@ -146,6 +166,15 @@ class AffineModel:
     weakly identified (without it the chains did not mix: R-hat 2.2 on a simulated curve).
     """
 
+    family = "affine"
+    loglik_var = "yields"
+    data_label = "yields"
+    fit_options = {"init_ml": True, "precondition": True}
+    #: the P* eigen-parameters and ``k_inf`` can form a curved ridge (weakly identified slowest
+    #: P* eigenvalue) that the linear preconditioner does not straighten; at 0.9 a simulated
+    #: 400-month curve gave divergences there
+    default_target_accept = 0.95
+
     def __init__(self, n_factors: int = 3, identification: str = "jsz", priors=None):
         if identification != "jsz":
             raise SpecError(f"identification must be 'jsz', got {identification!r}")
@@ -160,10 +189,30 @@ class AffineModel:
                 f"unknown prior keys {sorted(unknown)}; valid keys: {sorted(DEFAULT_PRIORS)}"
             )
         self.priors = {**DEFAULT_PRIORS, **priors}
-        self.data_ = None
+
+    @property
+    def free_(self) -> list[tuple[str, tuple]]:
+        """Names and shapes of the free parameters, in the order of the flat vector theta."""
+        n = self.n
+        return [("eig_raw", (n,)), ("k_inf", ()), ("Sigma_raw", (n * (n + 1) // 2,)),
+                ("A", (n, n)), ("a", (n,)), ("log_sigma_e", ())]
+
+    def spec(self) -> dict:
+        """JSON-able description of the model (stored in the fit's ``model`` attribute)."""
+        return {"family": "AffineModel", "n_factors": self.n,
+                "identification": self.identification,
+                "priors": {k: np.asarray(v, dtype=object).tolist() if isinstance(v, tuple)
+                           else v for k, v in self.priors.items()}}
 
     # ----------------------------------------------------------------------------- building
-    def _data(self, yields, maturities, dt, weights):
+    def prepare(self, yields, maturities=None, dt=None, weights=None) -> AffinePrepared:
+        """Checked yields, portfolio weights and the data-scaled priors of the free parameters.
+
+        Parameters
+        ----------
+        yields, maturities, dt, weights : as :func:`bayesbond.affine_ml` (complete rows only:
+            the portfolio likelihood needs every yield of a date).
+        """
         Y, tau, dates, dt = prepare_yields(yields, maturities, dt)
         if not np.isfinite(Y).all():
             t, j = np.argwhere(~np.isfinite(Y))[0]
@@ -181,37 +230,15 @@ class AffineModel:
 
         W_perp = sla.null_space(W).T  # orthonormal basis of the complement
         didx = pd.DatetimeIndex(dates) if isinstance(dates, pd.DatetimeIndex) else dates
-        return {"Y": Y, "tau": tau, "dates": didx, "dt": dt, "W": W, "W_perp": W_perp}
+        free = self._free(Y @ W.T)
+        prior_sd = np.concatenate([np.broadcast_to(sd, np.shape(m)).ravel()
+                                   for _, m, sd, _ in free])
+        return AffinePrepared(Y, tau, didx, dt, W, W_perp, free, prior_sd)
 
-    def build(self, yields, maturities=None, dt=None, weights=None, precondition=None):
-        """The PyMC model (without sampling).
-
-        Parameters
-        ----------
-        precondition : (theta_hat, L), optional
-            Sample ``z`` with ``theta = theta_hat + L z`` instead of the free parameters
-            ``theta`` (``eig_raw, k_inf, Sigma_raw, A, a, log_sigma_e`` flattened in that order);
-            the priors are unchanged. See :meth:`fit`.
-        """
-        import pymc as pm
-        import pytensor.tensor as pt
-
-        D = self._data(yields, maturities, dt, weights)
-        self.data_ = D
-        Y, tau, W, W_perp, dt = D["Y"], D["tau"], D["W"], D["W_perp"], D["dt"]
-        n, p = self.n, len(tau)
-        Po = Y @ W.T
-        names = factor_names(n)
-        pr = self.priors
-        coords = {
-            "state": names,
-            "state2": names,
-            "maturity": tau,
-            "date": D["dates"][1:],
-            "residual": [f"resid{i + 1}" for i in range(p - n)],
-            "eig_param": [f"eig_raw{i + 1}" for i in range(n)],
-            "tril": [f"{names[i]},{names[j]}" for i, j in zip(*np.tril_indices(n), strict=True)],
-        }
+    def _free(self, Po):
+        """Free parameters in the order of the flat vector theta: (name, prior mean, prior sd,
+        dims), the scales set by the portfolios ``Po``."""
+        n, pr = self.n, self.priors
         sdP = Po.std(axis=0)
         A_sd = pr["A_scale"] * sdP[:, None] / sdP[None, :]
         a_sd = pr["a_scale"] * sdP * np.linalg.norm((np.abs(Po.mean(axis=0)) + sdP) / sdP)
@@ -224,8 +251,7 @@ class AffineModel:
         diag_pos = np.array([i == j for i, j in zip(*tril, strict=True)])
         ld_mu, ld_sd = pr["log_sigma_diag"]
         se_mu, se_sd = pr["log_sigma_e"]
-        # free parameters, in the order of the flat vector theta: (name, prior mean, prior sd, dims)
-        free = [
+        return (
             ("eig_raw", eig_mu, eig_sd, ("eig_param",)),
             ("k_inf", np.float64(0.0), np.float64(pr["k_inf"]), ()),
             ("Sigma_raw", np.where(diag_pos, ld_mu, 0.0),
@@ -233,10 +259,46 @@ class AffineModel:
             ("A", np.zeros((n, n)), A_sd, ("state", "state2")),
             ("a", np.zeros(n), a_sd, ("state",)),
             ("log_sigma_e", np.float64(se_mu), np.float64(se_sd), ()),
-        ]  # fmt: skip
-        self.free_ = [(k, np.shape(m)) for k, m, _, _ in free]
-        self.prior_sd_ = np.concatenate([np.broadcast_to(sd, np.shape(m)).ravel()
-                                         for _, m, sd, _ in free])
+        )  # fmt: skip
+
+    def build(self, yields, maturities=None, dt=None, weights=None, precondition=None):
+        """The PyMC model (without sampling).
+
+        Parameters
+        ----------
+        yields : AffinePrepared or the yields
+            Prepared data (:meth:`prepare`), or the arguments of :meth:`prepare`. A build from
+            raw arguments also records ``data_`` and ``prior_sd_`` on the object, for
+            interactive use; the contract path (``fit``) records nothing.
+        precondition : (theta_hat, L), optional
+            Sample ``z`` with ``theta = theta_hat + L z`` instead of the free parameters
+            ``theta`` (``eig_raw, k_inf, Sigma_raw, A, a, log_sigma_e`` flattened in that order);
+            the priors are unchanged. See the class Notes.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        if isinstance(yields, AffinePrepared):
+            D = yields
+        else:
+            D = self.prepare(yields, maturities, dt, weights)
+            self.data_ = D._asdict()
+            self.prior_sd_ = D.prior_sd
+        Y, tau, W, W_perp, dt, free = D.Y, D.tau, D.W, D.W_perp, D.dt, D.free
+        n, p = self.n, len(tau)
+        Po = Y @ W.T
+        names = factor_names(n)
+        tril = np.tril_indices(n)
+        diag_pos = np.array([i == j for i, j in zip(*tril, strict=True)])
+        coords = {
+            "state": names,
+            "state2": names,
+            "maturity": tau,
+            "date": D.dates[1:],
+            "residual": [f"resid{i + 1}" for i in range(p - n)],
+            "eig_param": [f"eig_raw{i + 1}" for i in range(n)],
+            "tril": [f"{names[i]},{names[j]}" for i, j in zip(*tril, strict=True)],
+        }
         with pm.Model(coords=coords) as model:
             if precondition is None:
                 x = {k: pm.Normal(k, m, s, dims=d or None) for k, m, s, d in free}
@@ -311,102 +373,64 @@ class AffineModel:
                 observed=Y[1:] @ W_perp.T,
                 dims=("date", "residual"),
             )
-        self.model_ = model
         return model
 
-    # ----------------------------------------------------------------------------- fitting
-    def fit(
-        self,
-        yields,
-        maturities=None,
-        *,
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 4,
-        random_seed=None,
-        sampler: str = "nutpie",
-        dt=None,
-        weights=None,
-        target_accept: float | None = None,
-        init_ml: bool = True,
-        precondition: bool = True,
-        log_likelihood: bool = True,
-        **kwargs,
-    ) -> xr.DataTree:
-        """Sample the posterior; returns an ArviZ DataTree (convergence checked).
+    # ----------------------------------------------------- the model contract (BayesianModel)
+    def display(self, prepared) -> str:
+        return f"AffineModel(n_factors={self.n}, identification={self.identification!r})"
 
-        Parameters
-        ----------
-        yields, maturities, dt, weights : as :func:`bayesbond.affine_ml`.
-        draws, tune, chains, random_seed, sampler : passed to
-            :func:`bayesbond.bayes.sampling.sample`.
-        target_accept : float, optional
-            Step-size adaptation target, default 0.95: the P* eigen-parameters and ``k_inf``
-            can form a curved ridge (weakly identified slowest P* eigenvalue) that the linear
-            preconditioner does not straighten; at 0.9 a simulated 400-month curve gave
-            divergences there.
-        init_ml : bool
-            Start the chains at the portfolio-likelihood ML estimate (a few seconds), which keeps
-            the start inside the stable region.
-        precondition : bool
-            Laplace preconditioning (default): find the posterior mode from the ML start, take the
-            Hessian ``H`` of the log posterior there by central differences of its gradient, and
-            sample ``z`` with ``theta = theta_hat + H^(-1/2) z`` (all free parameters at once).
-            The posterior is unchanged (an affine change of variables); what changes is that
-            NUTS sees a nearly isotropic target. Without it the sharply identified P*
-            parameters sit next to a weakly identified, strongly correlated ``A`` and the chains
-            do not mix (R-hat 2.2 on a 150-month simulated curve).
-        log_likelihood : bool
-            Store the pointwise log-likelihood of each date (``log_likelihood`` group, variable
-            ``yields`` over ``date``; see :func:`date_loglik`), which :func:`bayesbond.compare`
-            uses.
+    def describe(self, prepared) -> str:
+        return (f"{self.display(prepared)}: {len(prepared.Y)} dates x {len(prepared.tau)} "
+                "maturities")
+
+    def start(self, prepared, model, options):
+        """ML start and Laplace preconditioning (``fit(init_ml=True, precondition=True)``).
+
+        ``init_ml``: start the chains at the portfolio-likelihood ML estimate (a few seconds),
+        inside the stable region. ``precondition``: sample ``z`` with ``theta = theta_hat +
+        H^(-1/2) z``, ``H`` the Hessian of the negative log posterior at the ML point; the
+        posterior is unchanged (an affine change of variables), NUTS sees a nearly isotropic
+        target (without it: R-hat 2.2 on a 150-month simulated curve).
         """
         from bayesbond.baselines.affine_ml import affine_ml
-        from bayesbond.bayes.sampling import sample
 
-        model = self.build(yields, maturities, dt, weights)
-        D = self.data_
-        initvals = None
-        if init_ml or precondition:
-            ml = affine_ml(
-                D["Y"],
-                D["tau"],
-                self.n,
-                method="portfolio",
-                dt=D["dt"],
-                weights=D["W"],
-                n_starts=1,
-                se=False,
-            )
-            self.ml_start_ = ml
-            initvals = _initvals(ml, self.n)
-        if precondition:
-            theta_hat, H = _laplace(ml, D["Y"], self.prior_sd_)
-            self.laplace_ = (theta_hat, H)
-            model = self.build(yields, maturities, dt, weights, (theta_hat, _inv_sqrt(H)))
-            initvals = None  # z = 0 is the ML point; the sampler jitters each chain's start
-        if target_accept is None:
-            target_accept = 0.95  # curved P* eigen-structure: smaller steps, no divergences
-        idata = sample(
-            model,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=random_seed,
-            sampler=sampler,
-            target_accept=target_accept,
-            model_name=f"AffineModel(n_factors={self.n}, identification={self.identification!r})",
-            var_names_check=[k for k, _ in self.free_],
-            initvals=initvals,
-            **kwargs,
-        )
-        if log_likelihood:
-            idata["log_likelihood"] = xr.DataTree(xr.Dataset({"yields": date_loglik(model, idata)}))
-        idata.attrs["portfolio_weights"] = D["W"].ravel().tolist()
-        idata.attrs["dt"] = D["dt"]
-        idata["constant_data"] = xr.DataTree(_fit_data(D, self.n))
-        self.idata_ = idata
-        return idata
+        if not (options["init_ml"] or options["precondition"]):
+            return model, None
+        D = prepared
+        ml = affine_ml(D.Y, D.tau, self.n, method="portfolio", dt=D.dt, weights=D.W,
+                       n_starts=1, se=False)
+        if not options["precondition"]:
+            return model, _initvals(ml, self.n)
+        theta_hat, H = _laplace(ml, D.Y, D.prior_sd)
+        # z = 0 is the ML point; the sampler jitters each chain's start
+        return self.build(prepared, precondition=(theta_hat, _inv_sqrt(H))), None
+
+    def check_vars(self, prepared, model) -> list[str]:
+        return [k for k, *_ in prepared.free]
+
+    def postprocess(self, idata, prepared, options, random_seed) -> None:
+        idata.attrs["portfolio_weights"] = prepared.W.ravel().tolist()
+        idata.attrs["dt"] = prepared.dt
+
+    def data_groups(self, prepared) -> dict[str, xr.Dataset]:
+        """``observed_data.yields`` (date, maturity) and :func:`fit_data` as ``constant_data``."""
+        const = _fit_data(prepared, self.n)
+        return {"observed_data": xr.Dataset({"yields": const["yields"]}),
+                "constant_data": const}
+
+    def loglik_size(self, prepared) -> int:
+        return len(prepared.Y) - 1
+
+    def pointwise_loglik(self, idata, *, dtype="float64", max_bytes: int = 256 * 2**20,
+                         model=None) -> xr.DataArray:
+        """:func:`date_loglik` with ``model`` (the sampled model), or with the model rebuilt
+        from the fit's ``constant_data`` (a saved and loaded fit)."""
+        if model is None:
+            D = data_from_fit(idata)
+            n = int(idata["posterior"]["A"].sizes["state"])
+            model = AffineModel(n, self.identification, self.priors).build(
+                pd.DataFrame(D["Y"], index=D["dates"]), D["tau"], D["dt"], D["W"])
+        return date_loglik(model, idata).astype(dtype, copy=False)
 
     # ----------------------------------------------------------------------------- outputs
     def _draws(self, idata, max_draws: int, rng=None):
@@ -443,12 +467,11 @@ class AffineModel:
             premia and expected returns at it are defined all the same); computed at the
             observed portfolios for ``max_draws`` evenly spaced posterior draws.
         """
-        idata = getattr(self, "idata_", None) if idata is None else idata
         if idata is None:
-            raise SpecError("bands() needs a fit: pass idata (e.g. bb.load(path)) or call fit()")
+            raise SpecError("bands() needs a fit: pass idata (e.g. bb.load(path))")
         if not 0 < prob < 1:
             raise SpecError(f"prob must be in (0, 1); got {prob}")
-        D = _data_of(idata, self.data_)
+        D = data_from_fit(idata)
         n = int(idata["posterior"]["A"].sizes["state"])
         flat = self._draws(idata, max_draws)
         tau, W = D["tau"], D["W"]
@@ -482,9 +505,8 @@ class AffineModel:
 
         Columns: ``ml``, ``ml_se``, ``post_mean``, ``post_sd`` and ``z = (post_mean - ml) / ml_se``.
         """
-        idata = getattr(self, "idata_", None) if idata is None else idata
         if idata is None:
-            raise SpecError("side_by_side() needs a fit: pass idata or call fit()")
+            raise SpecError("side_by_side() needs a fit: pass idata (e.g. bb.load(path))")
         post = idata["posterior"].to_dataset()
         names = factor_names(int(post["A"].sizes["state"]))
         summ = ml.summary()
@@ -519,27 +541,27 @@ class AffineModel:
         return df
 
 
-def _fit_data(D, n) -> xr.Dataset:
+def _fit_data(D: AffinePrepared, n) -> xr.Dataset:
     """``constant_data`` of a fit: what :meth:`AffineModel.bands` needs after saving/loading.
 
     ``yields`` (date, maturity) on every date, ``portfolio_weights`` (state, maturity) and
     ``dt`` (years between observations).
     """
-    dates = D["dates"]
+    dates = D.dates
     date_index = pd.DatetimeIndex(dates) if isinstance(dates, pd.DatetimeIndex) else \
         np.asarray(dates)
-    tau = np.asarray(D["tau"], float)
+    tau = np.asarray(D.tau, float)
     return xr.Dataset(
-        {"yields": xr.DataArray(D["Y"], dims=("date", "maturity"),
+        {"yields": xr.DataArray(D.Y, dims=("date", "maturity"),
                                 attrs={"units": "decimals per year, continuously compounded"}),
-         "portfolio_weights": xr.DataArray(np.asarray(D["W"], float), dims=("state", "maturity")),
-         "dt": xr.DataArray(float(D["dt"]), attrs={"units": "years"})},
+         "portfolio_weights": xr.DataArray(np.asarray(D.W, float), dims=("state", "maturity")),
+         "dt": xr.DataArray(float(D.dt), attrs={"units": "years"})},
         coords={"date": date_index, "maturity": tau, "state": factor_names(n)})
 
 
-def _data_of(idata, fallback):
-    """The data behind ``idata``: from its ``constant_data`` (see :func:`_fit_data`), else
-    ``fallback`` (the data of this object's last build)."""
+def data_from_fit(idata) -> dict:
+    """The data behind an affine fit, from its ``constant_data`` (see :func:`_fit_data`):
+    ``{"Y", "tau", "dates", "dt", "W"}``."""
     const = idata["constant_data"] if "constant_data" in idata.children else None
     need = ("yields", "portfolio_weights", "dt")
     if const is not None and all(k in const.data_vars for k in need):
@@ -548,12 +570,10 @@ def _data_of(idata, fallback):
         return {"Y": Y.values.astype(float), "tau": Y["maturity"].values.astype(float),
                 "dates": dates, "dt": float(const["dt"]),
                 "W": const["portfolio_weights"].transpose("state", "maturity").values}
-    if fallback is not None:
-        return fallback
     missing = [k for k in need if const is None or k not in const.data_vars]
     raise SpecError(
         f"the fit holds no constant_data.{missing[0]} (a fit made before this version of "
-        "bayesbond): call fit() again, or build() on the same yields before bands()")
+        "bayesbond): call fit() again")
 
 
 def date_loglik(model, idata) -> xr.DataArray:

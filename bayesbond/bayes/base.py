@@ -230,8 +230,10 @@ class BayesianModel:
                                         target_accept=target_accept, progressbar=progressbar,
                                         model_name=name, check=False, **kwargs)
             self.postprocess(idata, prepared, options, random_seed)
-            sampling.check_convergence(idata, self.check_vars(prepared, model), name,
-                                       stacklevel=2)
+            names = self.check_vars(prepared, model)
+            if names is not None:  # (a stand-in sampler may leave some out)
+                names = [v for v in names if v in idata["posterior"].data_vars]
+            sampling.check_convergence(idata, names, name, stacklevel=2)
             groups = self.data_groups(prepared)
             for grp, ds in groups.items():
                 idata[grp] = xr.DataTree(ds)

@@ -438,10 +438,10 @@ def _ou_dt(idata) -> float:
 
 def _affine_baseline(idata, ctx):
     from bayesbond.baselines.affine_ml import affine_ml
-    from bayesbond.bayes.affine_model import AffineModel, _data_of
+    from bayesbond.bayes.affine_model import AffineModel, data_from_fit
 
     try:
-        D = _data_of(idata, None)
+        D = data_from_fit(idata)
     except BayesBondError:  # a fit made before the data were stored: no baseline
         return None, None
     n = int(idata["posterior"]["A"].sizes["state"])
@@ -527,9 +527,9 @@ def _family_figures(idata, fam, ctx, say):
         fitted = _fitted_yields(idata) if bands is None else None
         if bands is not None:
             say("plotting the yield-curve fit")
-            from bayesbond.bayes.affine_model import _data_of
+            from bayesbond.bayes.affine_model import data_from_fit
 
-            D = _data_of(idata, None)
+            D = data_from_fit(idata)
             observed = pd.DataFrame(D["Y"], index=D["dates"], columns=D["tau"])
             yield "yield_curve_fit", plots.plot_yield_curve_fit(D["tau"], observed,
                                                                 bands=bands["fitted"], prob=prob)

@@ -334,7 +334,7 @@ def test_bands_from_a_loaded_fit_cover_every_observed_date(tiny_fit):
         np.testing.assert_allclose(b[k].values, ref[k].values, rtol=1e-12, atol=1e-15)
     # the posterior mean of the fitted yields by an independent loop over the draws
     post = loaded["posterior"]
-    W = m.data_["W"]
+    W = loaded["constant_data"]["portfolio_weights"].values  # (the model object keeps no fit)
     tau = Y.columns.to_numpy(float)
     draws = []
     for c, d in np.ndindex(2, 10):
