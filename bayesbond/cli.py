@@ -182,100 +182,57 @@ def _check_output(path: Path, overwrite: bool) -> None:
 
 
 def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
-    """Fit a spec to files; returns ``(DataTree, data_hash)``."""
+    """Fit a spec to files; returns ``(DataTree, data_hash)``.
+
+    The family's registry entry (:mod:`bayesbond.bayes.registry`) says which files it reads and
+    which class fits it; the class's ``from_spec`` turns the spec into the model and its fit
+    keywords.
+    """
+    from bayesbond.bayes import registry
     from bayesbond.workflow.io import hash_data
 
+    family = registry.get(spec.family)
     kw = spec.sample_kwargs()
     kw["target_accept"] = spec.sampler["target_accept"]
     files = [data_path] + ([factors_path] if factors_path is not None else [])
+    if family.inputs != "panel" and factors_path is not None:
+        raise UsageError("--factors applies to factor regressions only")
     progress(f"reading {', '.join(map(str, files))}")
-    if spec.family == "factor_regression":
+    if family.inputs == "panel":
         panel, F = load_factor_inputs(spec, data_path, factors_path)
-        from bayesbond.bayes.factor_model import FactorModel
-
-        m = spec.model
-        model = FactorModel(factors=m["factors"], pooling=m["pooling"], group=m["group"],
-                            errors=m["errors"], priors=spec.priors or None,
-                            correlated=m["correlated"])
+        inputs = (panel, F)
+        # the checks of the data (dates, factors, groups, priors) name the files
+        names = {"returns_name": str(data_path), "factors_name": str(files[-1])}
         progress(f"validating: panel {panel.shape[0]} dates x {panel.shape[1]} bonds against "
-                 f"the factors {', '.join(m['factors'])}")
-        # every check of the data (dates, factors, groups, priors) before any compiling
-        model.prepare(panel, F, returns_name=str(data_path),
-                      factors_name=str(factors_path if factors_path is not None else data_path))
-        progress(f"fitting {spec.name} ({kw['chains']} chains x {kw['draws']} draws after "
-                 f"{kw['tune']} tuning)")
-        # the pointwise log-likelihood is not stored (it can take GBs): bb.compare recomputes it
-        # from the posterior in bounded memory
-        idata = model.fit(panel, F, log_likelihood=False, **kw)
-    elif spec.family == "ou":
-        if factors_path is not None:
-            raise UsageError("--factors applies to factor regressions only")
+                 f"the factors {', '.join(spec.model['factors'])}")
+    else:
         x = load_series_inputs(spec, data_path)
-        try:
-            from bayesbond.bayes.ou_model import OUModel
-        except ImportError as exc:
-            raise ModelError(f"{spec.source}: the OU model is not available in this "
-                             f"installation ({exc})") from None
-        progress(f"series: {len(x)} observations of {', '.join(x.columns)}; sampling")
-        n = spec.model["n"]
-        restrictions = {"A": "diagonal"} if spec.model["restrictions"] == "diagonal" else None
-        if restrictions and n == 1:
-            restrictions = None  # a 1-D A is diagonal anyway
-        model = OUModel(n=n, restrictions=restrictions, priors=spec.priors or None)
-        series = x.iloc[:, 0] if n == 1 else x
-        idata = model.fit(series, spec.model["dt"], **kw)
-    elif spec.family == "affine":
-        if factors_path is not None:
-            raise UsageError("--factors applies to factor regressions only")
-        y = load_series_inputs(spec, data_path)
-        tau = spec.data["maturities"]
-        if tau is None:
-            raise UsageError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
-        if spec.model["kind"] == "efm2":
-            from bayesbond.baselines.efm2_ml import efm2_ml
-
-            unused = [t for t, v in (("[priors]", spec.priors), ("[sampler]", True)) if v]
-            progress(f"yields: {len(y)} dates x {len(tau)} maturities; EFM(2) by Kalman-filter "
-                     f"maximum likelihood: the spec's {' and '.join(unused)} settings are not used "
-                     "(no Bayesian EFM(2) in this version)")
-            res = efm2_ml(y, tau, dt=spec.model["dt"])
-            return _ml_tree(res, y, tau), hash_data(*files)
-        if spec.model["kind"] != "gaussian":
-            raise ModelError(f"{spec.source}: [model] kind {spec.model['kind']!r} has no "
-                             "estimator in this version; the canonical Gaussian model "
-                             "(kind = \"gaussian\", e.g. models/affine3.toml) and EFM(2) "
-                             "(kind = \"efm2\", models/efm2.toml) can be fitted")
-        try:
-            from bayesbond.bayes.affine_model import AffineModel
-        except ImportError as exc:
-            raise ModelError(f"{spec.source}: the affine model is not available in this "
-                             f"installation ({exc})") from None
-        progress(f"yields: {len(y)} dates x {len(tau)} maturities; sampling")
-        model = AffineModel(n_factors=spec.model["n_factors"], priors=spec.priors or None)
-        idata = model.fit(y, tau, dt=spec.model["dt"], **kw)
-        idata = _with_yield_bands(idata, model, y, tau)
-    else:  # pragma: no cover - parse_spec rejects other families
-        raise SpecError(f"{spec.source}: unknown family {spec.family!r}")
-    return idata, hash_data(*files)
+        inputs, names = (x,), {}
+        progress(f"data: {len(x)} dates of {', '.join(map(str, x.columns))}")
+        if spec.model.get("kind") == "efm2":  # EFM(2) has a maximum-likelihood estimator only
+            return _efm2_ml(spec, x, progress), hash_data(*files)
+    try:
+        cls = family.load()
+    except ImportError as exc:
+        raise ModelError(f"{spec.source}: the {family.label} model is not available in this "
+                         f"installation ({exc})") from None
+    model, fit_kw = cls.from_spec(spec)
+    progress(f"fitting {spec.name} ({kw['chains']} chains x {kw['draws']} draws after "
+             f"{kw['tune']} tuning)")
+    return model.fit(*inputs, **names, **fit_kw, **kw), hash_data(*files)
 
 
-def _with_yield_bands(idata, model, y, tau):
-    """Attach the observed yields and the posterior bands of the fitted yields (for reports).
+def _efm2_ml(spec, y, progress):
+    from bayesbond.baselines.efm2_ml import efm2_ml
 
-    With ``model=None`` (an ML fit) only the observed yields are attached.
-    """
-    import numpy as np
-    import xarray as xr
-
-    obs = xr.Dataset({"yields": xr.DataArray(
-        y.to_numpy(float), dims=("date", "maturity"),
-        coords={"date": y.index.to_numpy(), "maturity": np.asarray(tau, float)})})
-    idata["observed_data"] = xr.DataTree(obs)
-    if model is None:  # an ML fit: its bands are added by the caller
-        return idata
-    bands = model.bands(idata)
-    idata["fitted_bands"] = xr.DataTree(bands)
-    return idata
+    tau = spec.data["maturities"]
+    if tau is None:
+        raise UsageError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
+    unused = [t for t, v in (("[priors]", spec.priors), ("[sampler]", True)) if v]
+    progress(f"yields: {len(y)} dates x {len(tau)} maturities; EFM(2) by Kalman-filter "
+             f"maximum likelihood: the spec's {' and '.join(unused)} settings are not used "
+             "(no Bayesian EFM(2) in this version)")
+    return _ml_tree(efm2_ml(y, tau, dt=spec.model["dt"]), y, tau)
 
 
 def _ml_tree(res, y, tau):
@@ -306,7 +263,10 @@ def _ml_tree(res, y, tau):
     states = xr.Dataset({"states": xr.DataArray(
         res.states.to_numpy(float), dims=("date", "state"),
         coords={"date": dates, "state": list(STATE_NAMES)})})
-    tree = _with_yield_bands(xr.DataTree.from_dict({"ml": ml, "ml_states": states}), None, y, tau)
+    obs = xr.Dataset({"yields": xr.DataArray(
+        y.to_numpy(float), dims=("date", "maturity"),
+        coords={"date": y.index.to_numpy(), "maturity": np.asarray(tau, float)})})
+    tree = xr.DataTree.from_dict({"ml": ml, "ml_states": states, "observed_data": obs})
     fitted = res.fitted.to_numpy(float)
     half = 1.96 * float(res.sigma_e)
     bands = xr.DataArray(np.stack([fitted, fitted - half, fitted + half]),

@@ -31,22 +31,15 @@ import xarray as xr
 from bayesbond.baselines.affine_ml import prepare_yields
 from bayesbond.baselines.affine_result import PARAM_NAMES, eh_yields, factor_names
 from bayesbond.bayes.base import BayesianModel
+from bayesbond.bayes.registry import AFFINE_DEFAULT_PRIORS
 from bayesbond.core.affine_canonical import canonical, eigen_from_raw, n_real, pca_weights
-from bayesbond.errors import DataError, SpecError
+from bayesbond.errors import DataError, ModelError, SpecError
 
 __all__ = ["AffineModel", "AffinePrepared", "DEFAULT_PRIORS", "data_from_fit", "date_loglik",
            "expm_pt"]
 
-DEFAULT_PRIORS = {
-    # eig_raw: log(-lam_1), log steps / log g, log h of the P* eigen-structure (normal mean, sd)
-    "eig_raw": ([np.log(0.05), np.log(0.5), np.log(0.25)], [1.5, 1.0, 1.5]),
-    "k_inf": 0.02,  # normal sd of k_inf
-    "log_sigma_diag": (np.log(0.01), 1.5),  # log diagonal of Sigma
-    "sigma_offdiag": 0.02,  # normal sd of the off-diagonal entries of Sigma
-    "A_scale": 2.0,  # sd of A[i, j] is A_scale * sd(P_i) / sd(P_j)
-    "a_scale": 2.0,  # sd of a[i] is a_scale * sd(P_i) * ||(|mean P| + sd P) / sd P||
-    "log_sigma_e": (np.log(5e-4), 1.0),
-}
+#: default priors (keys and values: :data:`bayesbond.bayes.registry.AFFINE_DEFAULT_PRIORS`)
+DEFAULT_PRIORS = AFFINE_DEFAULT_PRIORS
 
 
 def expm_pt(M, squarings: int = 4, order: int = 10):
@@ -189,6 +182,19 @@ class AffineModel(BayesianModel):
                 f"unknown prior keys {sorted(unknown)}; valid keys: {sorted(DEFAULT_PRIORS)}"
             )
         self.priors = {**DEFAULT_PRIORS, **priors}
+
+    @classmethod
+    def from_spec(cls, spec):
+        """``(model, fit_kwargs)`` of a validated spec (``bayesbond.workflow.specs.Spec``)."""
+        if spec.model["kind"] != "gaussian":
+            raise ModelError(f"{spec.source}: [model] kind {spec.model['kind']!r} has no "
+                             "Bayesian estimator in this version; the canonical Gaussian model "
+                             "(kind = \"gaussian\", e.g. models/affine3.toml) can be sampled and "
+                             "EFM(2) (kind = \"efm2\", models/efm2.toml) fitted by ML")
+        if spec.data["maturities"] is None:
+            raise SpecError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
+        return cls(n_factors=spec.model["n_factors"], priors=spec.priors or None), \
+            {"maturities": spec.data["maturities"], "dt": spec.model["dt"]}
 
     @property
     def free_(self) -> list[tuple[str, tuple]]:

@@ -214,6 +214,18 @@ class FactorModel(BayesianModel):
         self.group_rule = group_rule
         self.check_units = bool(check_units)
 
+    @classmethod
+    def from_spec(cls, spec):
+        """``(model, fit_kwargs)`` of a validated spec (``bayesbond.workflow.specs.Spec``).
+
+        The pointwise log-likelihood is not stored (it can take GBs): :func:`bayesbond.compare`
+        recomputes it from the posterior in bounded memory.
+        """
+        m = spec.model
+        return cls(factors=m["factors"], pooling=m["pooling"], group=m["group"],
+                   errors=m["errors"], priors=spec.priors or None,
+                   correlated=m["correlated"]), {"log_likelihood": False}
+
     def __repr__(self) -> str:
         return (f"FactorModel(factors={self.factors}, pooling={self.pooling!r}, "
                 f"group={self.group!r}, errors={self.errors!r}, correlated={self.correlated}, "

@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesbond.bayes.base import BayesianModel
+from bayesbond.bayes.registry import OU_PRIOR_KEYS_1D, OU_PRIOR_KEYS_ND
 from bayesbond.core import linalg
 from bayesbond.core.ou import as_observations, as_steps, exact_transition, phi1
 from bayesbond.errors import DataError, SpecError
@@ -30,8 +31,8 @@ from bayesbond.errors import DataError, SpecError
 __all__ = ["OUModel", "OUStats", "ar1_loglik_pt", "ou_loglik_grad", "ou_loglik_op"]
 
 A_STRUCTURES = ("full", "diagonal", "lower", "upper")
-PRIOR_KEYS_1D = ("kappa", "theta", "sigma")
-PRIOR_KEYS_ND = ("kappa", "A_chol_diag", "A_offdiag", "mu", "Sigma", "lkj_eta")
+PRIOR_KEYS_1D = OU_PRIOR_KEYS_1D
+PRIOR_KEYS_ND = OU_PRIOR_KEYS_ND
 
 
 # ----------------------------------------------------------------------------- pytensor likelihoods
@@ -359,6 +360,15 @@ class OUModel(BayesianModel):
             if k not in keys:
                 raise SpecError(f"unknown prior key {k!r}; allowed for n={self.n}: {keys}")
         self.stationary_init = bool(stationary_init)
+
+    @classmethod
+    def from_spec(cls, spec):
+        """``(model, fit_kwargs)`` of a validated spec (``bayesbond.workflow.specs.Spec``)."""
+        m = spec.model
+        restrictions = {"A": "diagonal"} if m["restrictions"] == "diagonal" and m["n"] > 1 \
+            else None  # a 1-D A is diagonal anyway
+        return cls(n=m["n"], restrictions=restrictions, priors=spec.priors or None), \
+            {"dt": m["dt"]}
 
     # ------------------------------------------------------------------ spec
     def spec(self) -> dict:

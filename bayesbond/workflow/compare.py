@@ -11,7 +11,6 @@ the fits and what differs.
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
@@ -27,29 +26,13 @@ _DECIMALS = {"elpd": 1, "se": 1, "elpd_diff": 1, "dse": 1, "p": 1, "subsampling_
 
 
 def fit_family(fit) -> str:
-    """Model family of a Bayesian fit (``"FactorModel"``, ``"OUModel"``, ``"AffineModel"``).
+    """Model family of a Bayesian fit, as its class name (``"FactorModel"``, ``"OUModel"``,
+    ``"AffineModel"``; see :func:`bayesbond.bayes.registry.family_of_fit`), ``"unknown"``
+    when nothing names one."""
+    from bayesbond.bayes.registry import FAMILIES, family_of_fit
 
-    Read from the ``model`` attribute (the JSON spec's ``family``, or the name the sampler
-    stored), else from the name of the observed variable; ``"unknown"`` when nothing names one.
-    """
-    spec = fit.attrs.get("model", "")
-    try:
-        fam = json.loads(spec).get("family")
-        if fam:
-            return str(fam)
-    except (TypeError, ValueError, AttributeError):
-        pass
-    if isinstance(spec, str) and "(" in spec:
-        return spec.split("(", 1)[0].strip() or "unknown"
-    obs = fit["observed_data"].data_vars if "observed_data" in fit.children else ()
-    for var, fam in _OBSERVED.items():  # a tree without the attribute: by its observed data
-        if var in obs:
-            return fam
-    return "unknown"
-
-
-#: observed variable of each family (the fallback of :func:`fit_family`)
-_OBSERVED = {"returns": "FactorModel", "x": "OUModel", "portfolios": "AffineModel"}
+    key = family_of_fit(fit)
+    return FAMILIES[key].label if key is not None else "unknown"
 
 
 def _label(v) -> str:

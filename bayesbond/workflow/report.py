@@ -8,7 +8,6 @@ them were written, so a failure leaves no half-written report behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -109,34 +108,11 @@ def _leaves(folder: Path) -> list[Path]:
 
 
 def family_of(idata: xr.DataTree) -> str:
-    """Model family of a fit (``factor_regression``, ``ou``, ``affine`` or ``other``)."""
-    spec = idata.attrs.get("bayesbond_spec")
-    if isinstance(spec, Mapping) and spec.get("family"):
-        return str(spec["family"])
-    model = idata.attrs.get("model")
-    if isinstance(model, str) and model.startswith("{"):
-        with contextlib.suppress(ValueError):
-            fam = json.loads(model).get("family", "")
-            if fam == "FactorModel":
-                return "factor_regression"
-            if fam in ("OUModel", "ou"):
-                return "ou"
-            if fam in ("AffineModel", "affine"):
-                return "affine"
-    if isinstance(model, str):
-        for prefix, fam in (("FactorModel(", "factor_regression"), ("OUModel(", "ou"),
-                            ("AffineModel(", "affine")):
-            if model.startswith(prefix):
-                return fam
-    post = idata["posterior"] if "posterior" in idata.children else xr.Dataset()
-    names = set(post.data_vars)
-    if "beta" in names and "alpha" in names:
-        return "factor_regression"
-    if {"A_star", "lambda1"} & names or "Lambda" in names:
-        return "affine"
-    if {"kappa", "theta"} <= names or {"A", "a", "Sigma"} <= names:
-        return "ou"
-    return "other"
+    """Registry key of a fit's family (``factor_regression``, ``ou``, ``affine``), or ``other``
+    (see :func:`bayesbond.bayes.registry.family_of_fit`)."""
+    from bayesbond.bayes.registry import family_of_fit
+
+    return family_of_fit(idata) or "other"
 
 
 def summary_table(idata: xr.DataTree, var_names=None, prob: float = 0.94,
@@ -256,14 +232,9 @@ def _er_display(er: pd.DataFrame) -> pd.DataFrame:
 
 
 def _baseline(idata, fam, ctx):
-    """(table, text) of the posterior beside its baseline, or (None, None)."""
-    if fam == "factor_regression":
-        return _factor_baseline(idata, ctx)
-    if fam == "ou":
-        return _ou_baseline(idata, ctx)
-    if fam == "affine":
-        return _affine_baseline(idata, ctx)
-    return None, None
+    """(table, text) of the posterior beside its baseline, or (None, None) for a family
+    without one."""
+    return _BASELINES.get(fam, lambda idata, ctx: (None, None))(idata, ctx)
 
 
 def _post_stats(draws: np.ndarray, prob: float):
@@ -451,6 +422,11 @@ def _affine_baseline(idata, ctx):
     return table, ("Posterior mean and sd beside the maximum-likelihood estimate of the same "
                    "(portfolio) likelihood, `bb.affine_ml(..., method='portfolio')`, with its "
                    "standard errors; z = (posterior mean - ML) / ML se.")
+
+
+#: family -> baseline table beside the posterior (families without one get the generic report)
+_BASELINES = {"factor_regression": _factor_baseline, "ou": _ou_baseline,
+              "affine": _affine_baseline}
 
 
 def is_ml_fit(idata: xr.DataTree) -> bool:

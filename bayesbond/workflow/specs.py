@@ -10,7 +10,7 @@ Schema (every table but ``family`` is optional; omitted keys take the defaults s
     description = "..."
     family = "factor_regression"      # | "ou" | "affine"
 
-    [model]                           # family-specific, see MODEL_KEYS
+    [model]                           # family-specific: its registry entry's model_keys
     factors = ["CMKT", "TERM"]        # factor_regression: factor columns (checked against the data)
     pooling = "hierarchical"          #   "pooled" | "unpooled" | "hierarchical"
     group = "rating_bucket"
@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bayesbond.bayes import registry
 from bayesbond.errors import DataError, SpecError
 
 __all__ = [
@@ -69,127 +70,30 @@ __all__ = [
     "shipped_specs",
 ]
 
-FAMILIES = ("factor_regression", "ou", "affine")
+FAMILIES = tuple(registry.FAMILIES)
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 
 TOP_KEYS = ("name", "description", "family", "model", "priors", "sampler", "data")
 
-# (type, default, check) per key; check returns an error text or None
-_STR_LIST = "list[str]"
-_NUM_LIST = "list[float]"
-
-
-def _positive(v):
-    return None if v > 0 else "must be positive"
-
-
-def _unit_interval(v):
-    return None if 0 < v < 1 else "must be strictly between 0 and 1"
-
-
-def _at_least(n):
-    return lambda v: None if v >= n else f"must be at least {n}"
-
-
-def _one_of(*choices):
-    return lambda v: None if v in choices else (
-        "must be one of " + ", ".join(repr(c) for c in choices))
-
-
-def _unique_nonempty(v):
-    if not v:
-        return "must not be empty"
-    dup = sorted({x for x in v if v.count(x) > 1})
-    return f"repeats {', '.join(map(repr, dup))}" if dup else None
-
-
-def _increasing_positive(v):
-    if not v:
-        return "must not be empty"
-    if any(x <= 0 for x in v):
-        return "must all be positive (years)"
-    if any(b <= a for a, b in zip(v, v[1:], strict=False)):
-        return "must be strictly increasing"
-    return None
-
-
-MODEL_KEYS: dict[str, dict[str, tuple]] = {
-    "factor_regression": {
-        "factors": (_STR_LIST, None, _unique_nonempty),
-        "pooling": (str, "hierarchical", _one_of("pooled", "unpooled", "hierarchical")),
-        "group": (str, "rating_bucket", None),
-        "errors": (str, "normal", _one_of("normal", "student_t")),
-        "correlated": (bool, False, None),
-    },
-    "ou": {
-        "n": (int, 1, _at_least(1)),
-        "dt": (float, 1.0 / 12.0, _positive),
-        "restrictions": (str, "none", _one_of("none", "diagonal")),
-    },
-    "affine": {
-        "kind": (str, "gaussian", _one_of("gaussian", "efm2", "efm1", "vasicek")),
-        "n_factors": (int, 3, _at_least(1)),
-        "dt": (float, 1.0 / 12.0, _positive),
-    },
-}
+# (type, default, check) per key; check returns an error text or None. The [model], [data] and
+# [priors] keys of each family are its registry entry's (bayesbond.bayes.registry).
+_STR_LIST = registry.STR_LIST
+_NUM_LIST = registry.NUM_LIST
+MODEL_KEYS = {k: f.model_keys for k, f in registry.FAMILIES.items()}
+DATA_KEYS = {k: f.data_keys for k, f in registry.FAMILIES.items()}
 
 SAMPLER_KEYS: dict[str, tuple] = {
-    "draws": (int, 1000, _at_least(1)),
-    "tune": (int, 1000, _at_least(0)),
-    "chains": (int, 4, _at_least(1)),
-    "target_accept": (float, 0.9, _unit_interval),
-    "seed": (int, None, _at_least(0)),
-    "sampler": (str, "nutpie", _one_of(*SAMPLERS)),
+    "draws": (int, 1000, registry.at_least(1)),
+    "tune": (int, 1000, registry.at_least(0)),
+    "chains": (int, 4, registry.at_least(1)),
+    "target_accept": (float, 0.9, registry.unit_interval),
+    "seed": (int, None, registry.at_least(0)),
+    "sampler": (str, "nutpie", registry.one_of(*SAMPLERS)),
 }
-
-DATA_KEYS: dict[str, dict[str, tuple]] = {
-    "factor_regression": {
-        "date": (str, "date", None),
-        "bond": (str, "bond", None),
-        "ret": (str, "ret", None),
-        "rating": (str, "rating", None),
-        "weight": (str, "weight", None),
-        "factor_date": (str, "date", None),
-        "units": (str, "decimal", _one_of("decimal", "percent")),
-        "factor_units": (str, "decimal", _one_of("decimal", "percent")),
-        "unrated": (str, "error", _one_of("error", "missing")),
-        "date_format": (str, None, None),
-    },
-    "ou": {
-        "date": (str, "date", None),
-        "columns": (_STR_LIST, None, _unique_nonempty),
-        "units": (str, "percent", _one_of("percent", "decimal")),
-        "date_format": (str, None, None),
-    },
-    "affine": {
-        "date": (str, "date", None),
-        "columns": (_STR_LIST, None, _unique_nonempty),
-        "maturities": (_NUM_LIST, None, _increasing_positive),
-        "units": (str, "percent", _one_of("percent", "decimal")),
-        "date_format": (str, None, None),
-    },
-}
-
-# Prior keys a spec may override, per family: the keys the models accept (FactorModel:
-# bayesbond.bayes.factor_priors.PRIOR_KEYS; OUModel: PRIOR_KEYS_1D / PRIOR_KEYS_ND; AffineModel:
-# DEFAULT_PRIORS), mirrored here so that validating a spec imports no sampler (a test keeps them
-# in step).
-PRIOR_NAMES: dict[str, tuple[str, ...]] = {
-    "factor_regression": ("alpha_scale", "beta_mean", "beta_scale", "tau_alpha", "tau_beta",
-                          "log_sigma_mean", "log_sigma_sd", "tau_log_sigma", "lkj_eta",
-                          "nu_alpha", "nu_beta"),
-    "ou": ("kappa", "theta", "sigma"),
-    "ou_nd": ("kappa", "A_chol_diag", "A_offdiag", "mu", "Sigma", "lkj_eta"),
-    "affine": ("eig_raw", "k_inf", "log_sigma_diag", "sigma_offdiag", "A_scale", "a_scale",
-               "log_sigma_e"),
-}
-
 
 def _prior_keys(family: str, model: Mapping | None = None) -> tuple[str, ...]:
-    if family == "ou" and model is not None and model.get("n", 1) > 1:
-        return PRIOR_NAMES["ou_nd"]
-    return PRIOR_NAMES[family]
+    return registry.get(family).prior_keys(model)
 
 
 def _suggest(key: str, valid: Sequence[str]) -> str:
@@ -351,7 +255,7 @@ def _priors(raw, family: str, model: Mapping, source: str,
                 if name in keys:
                     hint = f"; {name!r} belongs in [{other}]"
             raise _fail(source, "[priors]", f"unknown prior {name!r} for family {family!r}{hint}")
-        if family == "factor_regression":
+        if registry.get(family).prior_style == "per_factor":
             positive = not name.endswith("_mean")
             if isinstance(value, Mapping):  # per factor: {CMKT = 1.0, TERM = 2.0}
                 out[name] = {str(k): _number(v, source, f"{where}[{k!r}]", positive)
@@ -414,19 +318,10 @@ def parse_spec(raw: Mapping, source: str = "<dict>", name: str | None = None) ->
                   {t: k for t, k in others.items() if t != "data"})
     priors = _priors(raw.get("priors"), family, model, source, others)
 
-    if family == "factor_regression" and model["factors"] is None:
-        raise _fail(source, "[model] factors", "missing: list the factor columns, "
-                    'e.g. factors = ["CMKT", "TERM"]')
-    if family == "affine" and (data["columns"] is None) != (data["maturities"] is None):
-        raise _fail(source, "[data]", "give both 'columns' and 'maturities' (one maturity in "
-                    "years per yield column), or neither")
-    if family == "affine" and data["columns"] is not None and \
-            len(data["columns"]) != len(data["maturities"]):
-        raise _fail(source, "[data] maturities", f"{len(data['maturities'])} maturities for "
-                    f"{len(data['columns'])} columns")
-    if family == "ou" and data["columns"] is not None and len(data["columns"]) != model["n"]:
-        raise _fail(source, "[data] columns", f"{len(data['columns'])} columns for an "
-                    f"{model['n']}-dimensional OU process ([model] n = {model['n']})")
+    check = registry.get(family).spec_check
+    problem = check(model, data) if check is not None else None
+    if problem:
+        raise _fail(source, *problem)
     return Spec(name=spec_name, family=family, description=description, model=model,
                 priors=priors, sampler=sampler, data=data, source=source)
 

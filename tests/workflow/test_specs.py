@@ -192,13 +192,3 @@ def test_location_priors_may_be_negative():
 def test_term_structure_priors(family, prior, pattern):
     with pytest.raises(SpecError, match=pattern):
         specs.parse_spec({"family": family, "priors": prior})
-
-
-def test_prior_keys_mirror_the_models():
-    fp = pytest.importorskip("bayesbond.bayes.factor_priors")
-    assert set(specs._prior_keys("factor_regression")) == set(fp.PRIOR_KEYS)
-    ou = pytest.importorskip("bayesbond.bayes.ou_model")
-    assert set(specs._prior_keys("ou", {"n": 1})) == set(ou.PRIOR_KEYS_1D)
-    assert set(specs._prior_keys("ou", {"n": 2})) == set(ou.PRIOR_KEYS_ND)
-    aff = pytest.importorskip("bayesbond.bayes.affine_model")
-    assert set(specs._prior_keys("affine")) == set(aff.DEFAULT_PRIORS)
