@@ -10,6 +10,7 @@ environment variable ``BAYESBOND_DEBUG=1`` to see the traceback of an unexpected
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import signal
 import sys
@@ -201,7 +202,6 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
     if family.inputs == "panel":
         panel, F = load_factor_inputs(spec, data_path, factors_path)
         inputs = (panel, F)
-        # the checks of the data (dates, factors, groups, priors) name the files
         names = {"returns_name": str(data_path), "factors_name": str(files[-1])}
         progress(f"validating: panel {panel.shape[0]} dates x {panel.shape[1]} bonds against "
                  f"the factors {', '.join(spec.model['factors'])}")
@@ -217,9 +217,13 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
         raise ModelError(f"{spec.source}: the {family.label} model is not available in this "
                          f"installation ({exc})") from None
     model, fit_kw = cls.from_spec(spec)
+    # every check of the data (dates, factors, groups, priors) before any compiling
+    params = inspect.signature(model.prepare).parameters
+    prepared = model.prepare(*inputs, **names,
+                             **{k: fit_kw.pop(k) for k in list(fit_kw) if k in params})
     progress(f"fitting {spec.name} ({kw['chains']} chains x {kw['draws']} draws after "
              f"{kw['tune']} tuning)")
-    return model.fit(*inputs, **names, **fit_kw, **kw), hash_data(*files)
+    return model.fit(prepared, **fit_kw, **kw), hash_data(*files)
 
 
 def _efm2_ml(spec, y, progress):

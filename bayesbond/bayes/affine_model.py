@@ -160,6 +160,7 @@ class AffineModel(BayesianModel):
     """
 
     family = "affine"
+    prepared_type = AffinePrepared
     loglik_var = "yields"
     data_label = "yields"
     fit_options = {"init_ml": True, "precondition": True}
@@ -188,7 +189,7 @@ class AffineModel(BayesianModel):
         """``(model, fit_kwargs)`` of a validated spec (``bayesbond.workflow.specs.Spec``)."""
         if spec.model["kind"] != "gaussian":
             raise ModelError(f"{spec.source}: [model] kind {spec.model['kind']!r} has no "
-                             "Bayesian estimator in this version; the canonical Gaussian model "
+                             "estimator in this version; the canonical Gaussian model "
                              "(kind = \"gaussian\", e.g. models/affine3.toml) can be sampled and "
                              "EFM(2) (kind = \"efm2\", models/efm2.toml) fitted by ML")
         if spec.data["maturities"] is None:

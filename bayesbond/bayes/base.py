@@ -93,12 +93,15 @@ class BayesianModel:
         Family keywords of :meth:`fit` with their defaults; passed to the hooks as ``options``.
     default_target_accept : float or None
         Used when ``fit(target_accept=None)``.
+    prepared_type : type
+        The type :meth:`prepare` returns (``fit(prepared)`` skips the preparation).
     """
 
     family: ClassVar[str] = ""
     loglik_var: ClassVar[str] = "y"
     fit_options: ClassVar[Mapping[str, Any]] = {}
     default_target_accept: ClassVar[float | None] = None
+    prepared_type: ClassVar[type] = type(None)
 
     # ------------------------------------------------------------------------ the contract
     def spec(self) -> dict:  # pragma: no cover - every family overrides
@@ -126,6 +129,14 @@ class BayesianModel:
     def loglik_size(self, prepared) -> int:  # pragma: no cover
         """Number of observations of :meth:`pointwise_loglik`."""
         raise NotImplementedError
+
+    @classmethod
+    def from_fit(cls, idata: xr.DataTree) -> BayesianModel:
+        """The model object of a fit, rebuilt from its JSON ``model`` attribute (the
+        :meth:`spec` keys are the constructor's; a family whose are not overrides this)."""
+        spec = dict(json.loads(idata.attrs["model"]))
+        spec.pop("family", None)
+        return cls(**spec)
 
     # ----------------------------------------------------------------------------- hooks
     def display(self, prepared) -> str:
@@ -178,7 +189,7 @@ class BayesianModel:
         Parameters
         ----------
         *data
-            The family's data arguments (see its :meth:`prepare`).
+            The family's data arguments (see its :meth:`prepare`), or one value it returned.
         draws, tune, chains, random_seed, sampler, target_accept, progressbar
             Passed to :func:`bayesbond.bayes.sampling.sample` (checked first: ``draws >= 1``,
             ``tune >= 0``, ``chains >= 1``, ``0 < target_accept < 1``). ``progressbar=None``
@@ -211,8 +222,11 @@ class BayesianModel:
         quiet = sampling.progress_to(None) if progressbar is False else \
             contextlib.nullcontext()
         with quiet:
-            sampling.report(f"validating the {getattr(self, 'data_label', 'data')}")
-            prepared = self.prepare(*data, **prep_kw)
+            if len(data) == 1 and not prep_kw and isinstance(data[0], self.prepared_type):
+                prepared = data[0]  # prepared once (e.g. checked before a long compile)
+            else:
+                sampling.report(f"validating the {getattr(self, 'data_label', 'data')}")
+                prepared = self.prepare(*data, **prep_kw)
             name = self.display(prepared)
             self.check(prepared, stacklevel=3)
             sampling.report(f"building {self.describe(prepared)}")

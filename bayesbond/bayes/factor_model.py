@@ -175,6 +175,7 @@ class FactorModel(BayesianModel):
     """
 
     family = "factor_regression"
+    prepared_type = FactorPrepared
     loglik_var = "returns"
     data_label = "returns and factors"
 

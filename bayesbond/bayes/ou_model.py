@@ -16,6 +16,7 @@ Parameter names follow :func:`bayesbond.ou_ml`: ``kappa``, ``theta``, ``sigma`` 
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 import numpy as np
@@ -327,6 +328,7 @@ class OUModel(BayesianModel):
     """
 
     family = "ou"
+    prepared_type = OUPrepared
     loglik_var = "x"
     data_label = "series"
 
@@ -369,6 +371,14 @@ class OUModel(BayesianModel):
             else None  # a 1-D A is diagonal anyway
         return cls(n=m["n"], restrictions=restrictions, priors=spec.priors or None), \
             {"dt": m["dt"]}
+
+    @classmethod
+    def from_fit(cls, idata):
+        spec = json.loads(idata.attrs["model"])
+        keep = ("mean",) if spec["n"] == 1 else ("mean", "A", "Sigma")
+        restrictions = {k: v for k, v in spec["restrictions"].items()
+                        if k in keep and v is not None}
+        return cls(spec["n"], restrictions, spec["priors"], spec["stationary_init"])
 
     # ------------------------------------------------------------------ spec
     def spec(self) -> dict:

@@ -85,6 +85,9 @@ class Family:
         dated file.
     observed : str
         The variable of the fits' ``observed_data`` (and ``log_likelihood``) group.
+    posterior : tuple of str
+        Posterior variables that mark a fit of the family when nothing else names it (a tree
+        made by hand).
     model_keys, data_keys : mapping
         Schemas of the ``[model]`` and ``[data]`` tables.
     prior_keys : callable
@@ -101,6 +104,7 @@ class Family:
     model: str
     inputs: str
     observed: str
+    posterior: tuple
     model_keys: Mapping
     data_keys: Mapping
     prior_keys: Callable[[Mapping], tuple]
@@ -164,6 +168,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
     Family(
         key="factor_regression", label="FactorModel",
         model="bayesbond.bayes.factor_model:FactorModel", inputs="panel", observed="returns",
+        posterior=("alpha", "beta"),
         model_keys={
             "factors": (STR_LIST, None, unique_nonempty),
             "pooling": (str, "hierarchical", one_of("pooled", "unpooled", "hierarchical")),
@@ -187,7 +192,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
         spec_check=_factor_check),
     Family(
         key="ou", label="OUModel", model="bayesbond.bayes.ou_model:OUModel", inputs="series",
-        observed="x",
+        observed="x", posterior=("kappa", "theta"),
         model_keys={
             "n": (int, 1, at_least(1)),
             "dt": (float, 1.0 / 12.0, positive),
@@ -199,7 +204,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
         spec_check=_ou_check),
     Family(
         key="affine", label="AffineModel", model="bayesbond.bayes.affine_model:AffineModel",
-        inputs="series", observed="yields",
+        inputs="series", observed="yields", posterior=("A_star", "lambda1"),
         model_keys={
             "kind": (str, "gaussian", one_of("gaussian", "efm2", "efm1", "vasicek")),
             "n_factors": (int, 3, at_least(1)),
@@ -223,7 +228,7 @@ def get(key: str) -> Family:
 def family_of_fit(idata) -> str | None:
     """Registry key of a fit: its ``family`` attribute, the ``family`` of its spec, the class
     named by its ``model`` attribute, or (a tree made by hand or by an older version) the family
-    whose observed variable it holds; ``None`` when nothing names a family."""
+    whose observed or posterior variables it holds; ``None`` when nothing names a family."""
     import json
 
     attrs = idata.attrs
@@ -245,7 +250,8 @@ def family_of_fit(idata) -> str | None:
         if label in (fam.label, fam.key):
             return fam.key
     observed = idata["observed_data"].data_vars if "observed_data" in idata.children else ()
+    post = idata["posterior"].data_vars if "posterior" in idata.children else ()
     for fam in FAMILIES.values():
-        if fam.observed in observed:
+        if fam.observed in observed or all(v in post for v in fam.posterior):
             return fam.key
     return None

@@ -169,9 +169,8 @@ def loo(
 
     if method not in ("chunked", "exact", "subsample"):
         raise SpecError(f"unknown LOO method {method!r}; use 'chunked', 'exact' or 'subsample'")
-    if "observed_data" in idata.children and VAR_NAME not in idata["observed_data"].data_vars \
-            and "log_likelihood" in idata.children:
-        return stored_loo(idata)  # an OU or affine fit: its stored per-date log-likelihood
+    if "observed_data" in idata.children and VAR_NAME not in idata["observed_data"].data_vars:
+        return stored_loo(idata)  # an OU or affine fit: its per-date log-likelihood
     if method == "exact":
         data = idata
         if "log_likelihood" not in idata.children:
@@ -222,7 +221,9 @@ def stored_loo(idata: xr.DataTree, what: str = "the fit"):
     """PSIS-LOO (:func:`arviz_stats.loo`) of the fit's stored ``log_likelihood`` group.
 
     The route of OU and affine fits, whose group holds one variable over ``date`` (the exact
-    transition density of each date). ``what`` names the fit in the errors.
+    transition density of each date). A fit stored without the group has it computed by its
+    family's :meth:`~bayesbond.bayes.base.BayesianModel.pointwise_loglik`. ``what`` names the
+    fit in the errors.
 
     Raises
     ------
@@ -232,9 +233,18 @@ def stored_loo(idata: xr.DataTree, what: str = "the fit"):
     import arviz_stats as azs
 
     if "log_likelihood" not in idata.children:
-        note = idata.attrs.get("log_likelihood", "")
-        raise SpecError(f"{what} has no 'log_likelihood' group{f' ({note})' if note else ''}: "
-                        "refit it with log_likelihood=True")
+        from bayesbond.bayes.registry import family_of_fit, get
+
+        key = family_of_fit(idata)
+        if key is None or "model" not in idata.attrs:
+            note = idata.attrs.get("log_likelihood", "")
+            raise SpecError(f"{what} has no 'log_likelihood' group"
+                            f"{f' ({note})' if note else ''} and names no model family to "
+                            "compute it: refit it with log_likelihood=True")
+        model = get(key).load().from_fit(idata)  # the model contract computes it from the fit
+        idata = idata.copy()
+        idata["log_likelihood"] = xr.DataTree(xr.Dataset(
+            {model.loglik_var: model.pointwise_loglik(idata)}))
     names = list(idata["log_likelihood"].data_vars)
     if len(names) != 1:
         raise SpecError(f"{what}: its 'log_likelihood' group has {names}, expected one variable")

@@ -1,6 +1,7 @@
 """Per-date log-likelihood of the Bayesian affine model (the log_likelihood group that
 ``bb.compare`` uses) against the ML baseline's numpy portfolio likelihood, date by date."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -61,3 +62,20 @@ def test_preconditioned_model_gives_the_same_per_date_values(case):
     ref = [portfolio_loglik(ml.theta, ml.spec, Yv[t - 1:t + 1], Po[t - 1:t + 1])
            for t in range(1, len(Yv))]
     np.testing.assert_allclose(ll.values[0, 0], ref, rtol=1e-9, atol=1e-9)
+
+
+def test_a_fit_stored_without_its_log_likelihood_gets_it_from_the_model_contract(case):
+    """``from_fit(tree).pointwise_loglik(tree)`` rebuilds the model from the fit's spec and
+    constant_data alone and gives the per-date values of the model that was sampled."""
+    Y, W, ml = case
+    m = AffineModel(3)
+    prepared = m.prepare(Y, weights=W)
+    tree = _posterior(_initvals(ml, 3), chains=2, draws=2)
+    post = tree["posterior"].to_dataset().rename_dims({"A_0": "state", "A_1": "state2"})
+    tree["posterior"] = xr.DataTree(post)
+    tree["constant_data"] = xr.DataTree(m.data_groups(prepared)["constant_data"])
+    tree.attrs["model"] = json.dumps(m.spec())
+    ll = AffineModel.from_fit(tree).pointwise_loglik(tree)
+    ref = date_loglik(m.build(prepared), tree)
+    np.testing.assert_array_equal(ll.values, ref.values)
+    assert float(ll.values[0, 0].sum()) == pytest.approx(ml.loglik, rel=1e-10)

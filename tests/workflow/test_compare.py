@@ -148,10 +148,17 @@ def test_ou_fits_of_different_data_are_refused_naming_the_difference(ou_fits):
     with pytest.raises(ModelError, match=r"'x' differs in 1 of 241 values \(first at date "
                                          r"2001-11-30, state r"):
         compare({"a": free, "b": moved})
+    # a fit stored without its log-likelihood: the model contract computes it from the fit
     no_ll = free.copy()
     del no_ll["log_likelihood"]
-    with pytest.raises(SpecError, match="'b' \\(OUModel fit\\) has no 'log_likelihood' group"):
-        compare({"a": free, "b": no_ll})
+    table = compare({"a": free, "b": no_ll})
+    assert table.loc["b", "elpd"] == pytest.approx(table.loc["a", "elpd"], rel=1e-12)
+    unnamed = xr.DataTree.from_dict({
+        "posterior": free["posterior"].to_dataset(),
+        "observed_data": xr.Dataset({"y": free["observed_data"]["x"]})})
+    with pytest.raises(SpecError, match="'a' \\(unknown fit\\) has no 'log_likelihood' group "
+                                        "and names no model family"):
+        compare({"a": unnamed.copy(), "b": unnamed})
 
 
 # ------------------------------------------------------------------------------ rounding
