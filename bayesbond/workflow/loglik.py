@@ -42,6 +42,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
+from bayesbond.data.coerce import listing
 from bayesbond.errors import DataError, SpecError
 from bayesbond.workflow.psis import psis_loo_pointwise
 
@@ -69,8 +70,7 @@ def _by_label(da: xr.DataArray, dim: str, labels, what: str,
         return da
     missing = [str(v) for v in np.asarray(labels)[~np.isin(labels, have)]]
     if missing:
-        shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)"
-                                           if len(missing) > 10 else "")
+        shown = listing(missing)
         raise SpecError(f"{what} has no {dim} {shown}, which {source} has: is it the fit of "
                         "these data?")
     return da.sel({dim: np.asarray(labels)})
@@ -318,8 +318,7 @@ def _psis(ll2d: np.ndarray, r_eff: float, max_bytes: int, bonds, dates):
         if not cols:
             raise
         names = [_cell_name(bonds[c], dates[c]) for c in cols]
-        shown = "; ".join(names[:10]) + (f" (and {len(names) - 10} more)"
-                                         if len(names) > 10 else "")
+        shown = listing(names, sep="; ")
         raise DataError(
             f"PSIS-LOO: the log-likelihood of {shown} has its largest importance ratios all equal "
             "(is it constant over the draws?): no Pareto tail can be fitted "
