@@ -70,36 +70,28 @@ def _in_file(path: Path, exc: Exception) -> DataError:
 
 def _dated_frame(df, date_col: str, columns, path: Path, date_format: str | None = None,
                  needed=None):
-    """A DataFrame on increasing month-end dates with the given numeric columns; no duplicates.
-
-    A value that is not a number is refused; a missing or non-finite one too, on the dates in
-    ``needed`` (every date when ``None``), named by column and file line (line 1 is the header;
-    ``df`` keeps the file's row numbers as its index)."""
+    """A DataFrame on increasing month-end dates (:func:`bayesbond.data.coerce.dated_frame`);
+    a missing or non-finite value on the dates in ``needed`` (every date when ``None``) is
+    refused, named by column and file line (line 1 is the header)."""
     import numpy as np
     import pandas as pd
 
-    from bayesbond.data.coerce import as_float, to_month_end
+    from bayesbond.data.coerce import dated_frame
 
     try:
-        dates = to_month_end(df[date_col], where=f"column {date_col!r}", date_format=date_format)
-        values = {c: as_float(df[c], c, dates) for c in columns}
+        frame = dated_frame(df, date_col, columns, date_format=date_format)
     except DataError as exc:
         raise _in_file(path, exc) from None
-    dup = dates.duplicated(keep=False)
-    if dup.any():
-        rows = [str(i + 2) for i in df.index[dup][:10]]
-        raise DataError(f"{path}: duplicated date {dates[dup][0].date()} in column "
-                        f"{date_col!r} (file lines {', '.join(rows)})")
-    use = np.ones(len(dates), bool) if needed is None else dates.isin(needed)
+    use = np.ones(len(frame), bool) if needed is None else frame.index.isin(needed)
     for c in columns:
-        bad = np.flatnonzero(~np.isfinite(values[c]) & use)
+        bad = np.flatnonzero(~np.isfinite(frame[c].to_numpy()) & use)
         if bad.size:
             i, raw = bad[0], df[c].iloc[bad[0]]
             what = "a missing value (empty or NA)" if pd.isna(raw) else (
                 f"a non-finite value {str(raw)!r}")
             raise DataError(f"{path}: column {c!r} has {what} at line {df.index[i] + 2} (date "
                             f"{df[date_col].iloc[i]}); {bad.size} such line(s)")
-    return pd.DataFrame(values, index=pd.DatetimeIndex(dates, name="date")).sort_index()
+    return frame.sort_index()
 
 
 def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):

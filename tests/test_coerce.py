@@ -1,4 +1,4 @@
-"""One input coercion (bayesbond.data.coerce) behind bb.ols, FactorModel, the readers and the CLI."""
+"""One input coercion (bayesbond.data.coerce) for bb.ols, FactorModel, the readers and the CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 import bayesbond as bb
 from bayesbond.cli import load_factor_inputs
-from bayesbond.data.coerce import MISSING_MARKERS, listing, month_end_index
+from bayesbond.data.coerce import MISSING_MARKERS, listing, to_month_end
 from bayesbond.errors import DataError
 from bayesbond.workflow.specs import load_spec
 
@@ -76,11 +76,11 @@ def test_listing():
         "2000-01-31, 2000-02-29T12:00:00")
 
 
-def test_month_end_index():
+def test_to_month_end():
     want = pd.DatetimeIndex(["2000-01-31", "2000-02-29"], name="date").as_unit("ns")
     for idx in (pd.DatetimeIndex(["2000-01-01", "2000-02-15"]), pd.Index(["2000-01", "2000-02"]),
                 pd.period_range("2000-01", periods=2, freq="M"), pd.Index([200001, 200002]),
                 want):
-        pd.testing.assert_index_equal(month_end_index(idx), want)
+        pd.testing.assert_index_equal(to_month_end(idx), want)
     with pytest.raises(DataError, match="row 1: 'x'"):
-        month_end_index(pd.Index(["2000-01", "x"]))
+        to_month_end(pd.Index(["2000-01", "x"]))

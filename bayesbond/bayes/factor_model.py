@@ -21,8 +21,7 @@ from bayesbond.bayes.factor_likelihood import (
     gaussian_loglik_pt,
 )
 from bayesbond.bayes.factor_priors import default_priors, log_sigma_reparam, resolve_priors
-from bayesbond.data.coerce import listing
-from bayesbond.errors import DataError, IdentificationWarning, SpecError
+from bayesbond.errors import DataError, IdentificationWarning, SpecError, listing
 
 __all__ = ["FactorModel", "check_identification"]
 

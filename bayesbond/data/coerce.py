@@ -7,16 +7,14 @@ table means the same thing whichever of them reads it.
 Rules
 -----
 Dates
-    Returns and factor returns are monthly: their dates go through :func:`month_end_index` (or
-    :func:`to_month_end` for a column), which parses them (:func:`parse_dates`: ``yyyymm``,
-    ISO strings, timestamps, unambiguous day/month strings) and moves each to its month-end
-    midnight, so ``2000-01-01``, ``2000-01-15`` and ``2000-01-31`` are one month,
-    ``2000-01-31``. Rates and yields for the OU and affine models may be daily, weekly or
-    irregular: :func:`bayesbond.core.ou.as_observations` and
-    :func:`bayesbond.baselines.affine_ml.prepare_yields` keep their dates as given (the step is
-    measured from them, :func:`bayesbond.core.ou.infer_dt`). The file readers and the command
-    line read monthly files, so they move those dates to month-end too (``read_fred`` keeps the
-    days of a daily file).
+    Returns and factor returns are monthly: their dates (an index or a column) go through
+    :func:`to_month_end`, which parses them (:func:`parse_dates`) and moves each to its month-end
+    midnight: ``2000-01-01``, ``2000-01-15`` and ``2000-01-31`` are all ``2000-01-31``. Rates and
+    yields (OU, affine models) may be daily, weekly or irregular:
+    :func:`bayesbond.core.ou.as_observations` and
+    :func:`bayesbond.baselines.affine_ml.prepare_yields` keep their dates (the step is measured
+    from them, :func:`bayesbond.core.ou.infer_dt`). The readers and the command line read monthly
+    files and move those dates to month-end too (``read_fred`` keeps a daily file's days).
 Series or DataFrame
     A :class:`pandas.Series` of returns is one bond, of factor returns one factor: a one-column
     table whose column is the Series name (:func:`as_wide_returns`, :func:`as_factor_frame`).
@@ -30,21 +28,21 @@ Units
     Returns are decimals per month inside the library; :func:`to_decimal` converts declared
     percent and :func:`check_return_units` refuses values whose size says otherwise.
 
-Messages list at most ten items (:func:`listing`).
+Messages list at most ten items (:func:`bayesbond.errors.listing`, re-exported here).
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesbond.errors import DataError
+from bayesbond.errors import DataError, listing
 
 __all__ = [
     "MISSING_MARKERS",
@@ -53,8 +51,8 @@ __all__ = [
     "as_float",
     "as_wide_returns",
     "check_return_units",
+    "dated_frame",
     "listing",
-    "month_end_index",
     "non_numeric_columns",
     "parse_dates",
     "read_table",
@@ -64,39 +62,6 @@ __all__ = [
 
 #: strings read as a missing value in a file, besides pandas' defaults (FRED writes ``.``)
 MISSING_MARKERS: tuple[str, ...] = (".",)
-
-_MAX_LISTED = 10
-
-
-def _label(item) -> str:
-    """An item for messages: dates as YYYY-MM-DD (with the time only when it is not midnight)."""
-    if isinstance(item, (pd.Timestamp, np.datetime64)):
-        ts = pd.Timestamp(item)
-        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
-    return str(item)
-
-
-def listing(items: Iterable, n: int = _MAX_LISTED, sep: str = ", ") -> str:
-    """The first ``n`` items joined by ``sep``, then how many there are in all.
-
-    Parameters
-    ----------
-    items : iterable
-        Anything; timestamps are written ``YYYY-MM-DD``, other items with ``str``.
-    n : int
-        Items shown.
-    sep : str
-        Separator.
-
-    Returns
-    -------
-    str
-        E.g. ``"a, b, c"``, or ``"a, b, ... (25 in all)"`` when there are more than ``n``.
-    """
-    items = [_label(i) for i in items]
-    text = sep.join(items[:n])
-    return text + (f"{sep}... ({len(items)} in all)" if len(items) > n else "")
-
 
 _TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?)?"
 _YEAR_FIRST = re.compile(rf"^(\d{{4}})[-/.](\d{{1,2}})(?:[-/.](\d{{1,2}}))?{_TIME}$")  # 2020-01-31
@@ -268,6 +233,8 @@ def to_month_end(
         Naming the rows (positions) and values that are missing, cannot be parsed, or whose
         day/month order is ambiguous or mixed.
     """
+    if isinstance(values, pd.PeriodIndex):
+        values = values.to_timestamp(how="start")
     if isinstance(values, pd.DatetimeIndex) and values.tz is None:
         parsed = values
     else:
@@ -414,36 +381,6 @@ def check_return_units(
 
 
 
-def month_end_index(index, where: str = "the index") -> pd.DatetimeIndex:
-    """Month-end dates (midnight, ``ns``) named ``date`` for the index of returns or factors.
-
-    Parameters
-    ----------
-    index : pandas.Index
-        A DatetimeIndex (returned as it is when it holds month-end midnights already), a
-        PeriodIndex, or labels :func:`to_month_end` parses (``"2020-01"``, ``200001``, ...).
-    where : str
-        Text naming the origin, used in error messages.
-
-    Returns
-    -------
-    pandas.DatetimeIndex
-
-    Raises
-    ------
-    DataError
-        Labels that are not dates, naming the rows.
-    """
-    if isinstance(index, pd.PeriodIndex):
-        index = index.to_timestamp(how="start")
-    if isinstance(index, pd.DatetimeIndex) and index.tz is None:
-        day = index.values.astype("datetime64[D]")
-        next_month = (day + np.timedelta64(1, "D")).astype("datetime64[M]")
-        if bool((day == index.values).all() and (next_month != day.astype("datetime64[M]")).all()):
-            return pd.DatetimeIndex(index.as_unit("ns"), name="date")
-    return to_month_end(index, where=where)
-
-
 def as_float(values, name, dates=None) -> np.ndarray:
     """A column as floats; a value that is not a number is refused with its row (and date).
 
@@ -471,21 +408,63 @@ def as_float(values, name, dates=None) -> np.ndarray:
     except (ValueError, TypeError) as exc:
         obj = raw.astype(object)
         rows = np.flatnonzero((pd.to_numeric(obj, errors="coerce").isna() & obj.notna()).to_numpy())
-        on = (lambda i: f" on {_label(dates[i])}") if dates is not None else (lambda i: "")
-        raise DataError(f"column {name!r} is not numeric: "
-                        f"{listing((f'row {i}: {obj.iloc[i]!r}{on(i)}' for i in rows), sep='; ')}"
-                        ) from exc
+        cells = [f"row {i}: {obj.iloc[i]!r}"
+                 + (f" on {pd.Timestamp(dates[i]).date()}" if dates is not None else "")
+                 for i in rows]
+        raise DataError(f"column {name!r} is not numeric: {listing(cells, sep='; ')}") from exc
+
+
+def dated_frame(df: pd.DataFrame, date, columns=None, where: str | None = None,
+                date_format: str | None = None, monthly: bool = True) -> pd.DataFrame:
+    """The numeric columns of a table with a date column, indexed by its dates (file order).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        As read (:func:`read_table`).
+    date : str
+        The date column.
+    columns : sequence of str, optional
+        The value columns (default: all but ``date``), each read by :func:`as_float`.
+    where : str, optional
+        What the messages call the table (e.g. its file name); they start with it.
+    date_format : str, optional
+        ``strftime`` format of the dates (:func:`parse_dates`).
+    monthly : bool
+        Move the dates to month-end (:func:`to_month_end`); ``False`` keeps the days.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Float columns on a DatetimeIndex named ``date``, in the rows' order.
+
+    Raises
+    ------
+    DataError
+        Dates that do not parse, two rows on one date (or month), values that are not numbers.
+    """
+    pre = f"{where}: " if where else ""
+    col = f"{where}, column {date!r}" if where else f"column {date!r}"
+    if monthly:
+        dates = to_month_end(df[date], where=col, date_format=date_format)
+    else:
+        parsed = parse_dates(df[date], where=col, date_format=date_format)
+        dates = pd.DatetimeIndex(parsed, name="date").normalize().as_unit("ns")
+    dup = dates.duplicated(keep=False)
+    if dup.any():
+        raise DataError(f"{pre}duplicated date {dates[dup][0].date()} in column {date!r} "
+                        f"(rows {listing(np.flatnonzero(dup))})")
+    columns = [c for c in df.columns if c != date] if columns is None else list(columns)
+    try:
+        return pd.DataFrame({c: as_float(df[c], c, dates) for c in columns}, index=dates)
+    except DataError as exc:
+        raise DataError(f"{pre}{exc}") from None
 
 
 def non_numeric_columns(df: pd.DataFrame) -> list:
-    """Columns of ``df`` that do not convert to float."""
-    bad = []
-    for col in df.columns:
-        try:
-            df[col].to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError):
-            bad.append(col)
-    return bad
+    """Columns of ``df`` holding a value that is not a number (missing values are numbers)."""
+    return [c for c in df.columns
+            if (pd.to_numeric(df[c].astype(object), errors="coerce").isna() & df[c].notna()).any()]
 
 
 def as_wide_returns(returns, where: str | None = None):
@@ -503,7 +482,7 @@ def as_wide_returns(returns, where: str | None = None):
     values : ndarray (T, N) of float
         ``NaN`` where a bond is not observed.
     dates : pandas.DatetimeIndex
-        Month-end dates (:func:`month_end_index`), increasing.
+        Month-end dates (:func:`to_month_end`), increasing.
     bonds : pandas.Index
         The bond labels as given, named ``bond``.
 
@@ -538,7 +517,7 @@ def as_wide_returns(returns, where: str | None = None):
         index, columns = returns.index, returns.columns
     if values.size == 0:
         raise DataError(f"{pre}returns are empty")
-    dates = month_end_index(index, where=f"the dates of {where}" if where else "the returns index")
+    dates = to_month_end(index, where=f"the dates of {where}" if where else "the returns index")
     bonds = pd.Index(columns, name="bond")
     for what, idx in (("months", dates), ("bonds", bonds)):
         if idx.has_duplicates:
@@ -546,7 +525,7 @@ def as_wide_returns(returns, where: str | None = None):
                             f"{listing(idx[idx.duplicated()].unique())}")
     inf = np.isinf(values)
     if inf.any():
-        cells = [f"({bonds[j]}, {_label(dates[i])})" for i, j in zip(*np.nonzero(inf), strict=True)]
+        cells = [f"({bonds[j]}, {dates[i].date()})" for i, j in zip(*np.nonzero(inf), strict=True)]
         raise DataError(f"{pre}infinite returns at (bond, date): {listing(cells)}")
     if not dates.is_monotonic_increasing:
         order = np.argsort(dates.to_numpy(), kind="stable")
@@ -567,7 +546,7 @@ def as_factor_frame(factors, where: str | None = None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Index: month-end dates named ``date`` (:func:`month_end_index`); columns as given.
+        Index: month-end dates named ``date`` (:func:`to_month_end`); columns as given.
 
     Raises
     ------
@@ -580,7 +559,7 @@ def as_factor_frame(factors, where: str | None = None) -> pd.DataFrame:
     if not isinstance(factors, pd.DataFrame):
         raise DataError(f"{where or 'factors'} must be a DataFrame (dates x factors) or a Series "
                         f"(one factor); got {type(factors).__name__}")
-    dates = month_end_index(factors.index,
+    dates = to_month_end(factors.index,
                             where=f"the dates of {where}" if where else "the factors index")
     if dates.has_duplicates:
         raise DataError(f"{pre}duplicated months in the factors: "

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesbond.data.coerce import MISSING_MARKERS, as_float, parse_dates, read_table, to_month_end
+from bayesbond.data.coerce import MISSING_MARKERS, dated_frame, parse_dates, read_table
 from bayesbond.data.panel import BondPanel
 from bayesbond.errors import DataError
 
@@ -70,33 +70,11 @@ def _date_column(df: pd.DataFrame, path: Path, date: str | None) -> str:
     )
 
 
-def _numeric(df: pd.DataFrame, path: Path, dates: pd.DatetimeIndex) -> pd.DataFrame:
-    """All columns as floats; an error names the file, column, row, value and date."""
-    try:
-        return pd.DataFrame({c: as_float(df[c], c, dates) for c in df.columns}, index=dates)
-    except DataError as exc:
-        raise DataError(f"{path}: {exc}") from None
-
-
-def _indexed(
-    df: pd.DataFrame,
-    path: Path,
-    date: str | None,
-    monthly: bool = True,
-    date_format: str | None = None,
-):
+def _indexed(df: pd.DataFrame, path: Path, date: str | None, monthly: bool = True,
+             date_format: str | None = None) -> pd.DataFrame:
     col = _date_column(df, path, date)
-    raw = df[col]
-    where = f"{path}, column {col!r}"
-    if monthly:
-        dates = to_month_end(raw, where=where, date_format=date_format)
-        if dates.has_duplicates:
-            dup = ", ".join(str(d.date()) for d in dates[dates.duplicated()][:5])
-            raise DataError(f"{path}: more than one row for month(s) {dup}")
-    else:
-        parsed = parse_dates(raw, where=where, date_format=date_format)
-        dates = pd.DatetimeIndex(parsed, name="date").normalize().as_unit("ns")
-    return _numeric(df.drop(columns=[col]), path, dates).sort_index()
+    return dated_frame(df, col, where=str(path), date_format=date_format,
+                       monthly=monthly).sort_index()
 
 
 # --------------------------------------------------------------------------- panels and factors

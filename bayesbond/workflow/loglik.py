@@ -42,8 +42,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
-from bayesbond.data.coerce import listing
-from bayesbond.errors import DataError, SpecError
+from bayesbond.errors import DataError, SpecError, listing
 from bayesbond.workflow.psis import psis_loo_pointwise
 
 __all__ = ["iter_loglik", "pointwise_loglik", "add_log_likelihood", "loo", "relative_eff",

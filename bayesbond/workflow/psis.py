@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesbond.data.coerce import listing
-from bayesbond.errors import DataError
+from bayesbond.errors import DataError, listing
 
 __all__ = ["psis_loo_pointwise", "psis_tail_length"]
 
