@@ -47,19 +47,14 @@ class _Progress:
 
 # --------------------------------------------------------------------------------- data files
 def read_table(path: Path):
-    """Read a CSV or Parquet file into a DataFrame; errors name the file."""
-    import pandas as pd
+    """Read a CSV or Parquet file (:func:`bayesbond.data.coerce.read_table`: ``.`` and pandas'
+    markers are missing values); errors name the file."""
+    from bayesbond.data.coerce import read_table
 
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path)
-    except (ValueError, OSError, ImportError) as exc:  # pandas' ParserError is a ValueError
-        raise DataError(f"{path}: cannot be read as a table: {_one_line(exc)}") from None
+    df = read_table(path)
     if df.empty:
         raise DataError(f"{path}: the table has no rows")
     return df
@@ -74,48 +69,38 @@ def _in_file(path: Path, exc: Exception) -> DataError:
     return DataError(f"{path}: {msg}")
 
 
-def _numeric(df, columns, path: Path, date_col: str):
-    """Columns as floats; missing, non-numeric and non-finite values are named by column and file
-    line (line 1 is the header)."""
+def _dated_frame(df, date_col: str, columns, path: Path, date_format: str | None = None,
+                 needed=None):
+    """A DataFrame on increasing month-end dates (:func:`bayesbond.data.coerce.dated_frame`);
+    a missing or non-finite value on the dates in ``needed`` (every date when ``None``) is
+    refused, named by column and file line (line 1 is the header)."""
     import numpy as np
     import pandas as pd
 
-    out = {}
-    for c in columns:
-        values = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            i = bad[0]
-            raw = df[c].iloc[i]
-            what = "a missing value (empty or NA)" if pd.isna(raw) else (
-                f"a non-numeric or non-finite value {str(raw)!r}")
-            raise DataError(f"{path}: column {c!r} has {what} at line {i + 2} (date "
-                            f"{df[date_col].iloc[i]}); {bad.size} such line(s)")
-        out[c] = values
-    return out
-
-
-def _dated_frame(df, date_col: str, columns, path: Path, date_format: str | None = None):
-    """A DataFrame indexed by month-end dates with the given numeric columns; no duplicates."""
-    import pandas as pd
-
-    from bayesbond.data.panel import to_month_end
+    from bayesbond.data.coerce import dated_frame
 
     try:
-        dates = to_month_end(df[date_col], where=f"column {date_col!r}", date_format=date_format)
+        frame = dated_frame(df, date_col, columns, date_format=date_format)
     except DataError as exc:
         raise _in_file(path, exc) from None
-    dup = dates.duplicated(keep=False)
-    if dup.any():
-        rows = [str(i + 2) for i in dup.nonzero()[0][:10]]
-        raise DataError(f"{path}: duplicated date {dates[dup][0].date()} in column "
-                        f"{date_col!r} (file lines {', '.join(rows)})")
-    values = _numeric(df, columns, path, date_col)
-    return pd.DataFrame(values, index=pd.DatetimeIndex(dates, name="date"))
+    use = np.ones(len(frame), bool) if needed is None else frame.index.isin(needed)
+    for c in columns:
+        bad = np.flatnonzero(~np.isfinite(frame[c].to_numpy()) & use)
+        if bad.size:
+            i, raw = bad[0], df[c].iloc[bad[0]]
+            what = "a missing value (empty or NA)" if pd.isna(raw) else (
+                f"a non-finite value {str(raw)!r}")
+            raise DataError(f"{path}: column {c!r} has {what} at line {df.index[i] + 2} (date "
+                            f"{df[date_col].iloc[i]}); {bad.size} such line(s)")
+    return frame.sort_index()
 
 
 def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
-    """Panel and factor returns for a factor-regression spec, validated against the files."""
+    """Panel and factor returns for a factor-regression spec, validated against the files.
+
+    Factor values may be missing (empty, ``NA``, ``.``) on dates without returns, as in
+    :func:`bayesbond.ols` and :class:`bayesbond.FactorModel`."""
+    from bayesbond.data.coerce import to_decimal
     from bayesbond.data.panel import BondPanel
     from bayesbond.workflow.specs import check_columns
 
@@ -125,13 +110,6 @@ def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
                   None if fdf is None else list(fdf.columns), str(factors_path))
     d = spec.data
     factors = spec.model["factors"]
-    if fdf is None:  # factor columns in the panel file: one value per date
-        sub = df[[d["date"], *factors]].drop_duplicates()
-        F = _dated_frame(sub, d["date"], factors, data_path, d["date_format"])
-    else:
-        F = _dated_frame(fdf, d["factor_date"], factors, factors_path, d["date_format"])
-    if d["factor_units"] == "percent":
-        F = F / 100.0
     rating = d["rating"] if d["rating"] in df.columns else None
     if rating is None and spec.model["pooling"] == "hierarchical":
         raise DataError(f"{data_path}: column {d['rating']!r} (ratings) is missing; the "
@@ -144,12 +122,19 @@ def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
                                      date_format=d["date_format"])
     except DataError as exc:
         raise _in_file(data_path, exc) from None
-    return panel, F
+    needed = panel.dates[panel.observed.values.any(axis=1)]
+    if fdf is None:  # factor columns in the panel file: one value per date
+        sub = df[[d["date"], *factors]].drop_duplicates()
+        F = _dated_frame(sub, d["date"], factors, data_path, d["date_format"], needed)
+    else:
+        F = _dated_frame(fdf, d["factor_date"], factors, factors_path, d["date_format"], needed)
+    return panel, to_decimal(F, d["factor_units"], "factors")
 
 
 def load_series_inputs(spec, data_path: Path):
     """Dated numeric columns (OU series or yields), in decimals, for ``ou``/``affine`` specs."""
     from bayesbond.baselines.ou_ml import PERCENT_FLOOR
+    from bayesbond.data.coerce import to_decimal
     from bayesbond.workflow.specs import check_columns
 
     df = read_table(data_path)
@@ -165,9 +150,7 @@ def load_series_inputs(spec, data_path: Path):
         warnings.warn(f"{data_path}: [data] units = \"percent\" but no value exceeds "
                       f"{float(frame.abs().max().max()):.4g}%: the file may hold decimals "
                       "already; set [data] units = \"decimal\" if so", UserWarning, stacklevel=2)
-    if d["units"] == "percent":
-        frame = frame / 100.0
-    return frame
+    return to_decimal(frame, d["units"], "series")
 
 
 # ----------------------------------------------------------------------------------- commands

@@ -24,3 +24,33 @@ class ConvergenceWarning(UserWarning):
 class IdentificationWarning(UserWarning):
     """A model the data barely identify (e.g. a rating bucket with one bond), found before
     sampling: the message names the group or bond and the fix."""
+
+
+def _label(item) -> str:
+    if type(item).__name__ == "datetime64":  # numpy's, without importing numpy here
+        item = item.astype("datetime64[us]").item()
+    if hasattr(item, "isoformat") and hasattr(item, "hour"):  # datetime, pandas.Timestamp
+        text = item.isoformat()
+        return text[:10] if text[10:] == "T00:00:00" else text
+    return str(item)
+
+
+def listing(items, n: int = 10, sep: str = ", ") -> str:
+    """The first ``n`` items joined by ``sep``, then how many there are in all (for messages).
+
+    Parameters
+    ----------
+    items : iterable
+        Anything; timestamps at midnight are written ``YYYY-MM-DD``, other items with ``str``.
+    n : int
+        Items shown.
+    sep : str
+        Separator.
+
+    Returns
+    -------
+    str
+        E.g. ``"a, b, c"``, or ``"a, b, ... (25 in all)"`` when there are more than ``n``.
+    """
+    items = [_label(i) for i in items]
+    return sep.join(items[:n]) + (f"{sep}... ({len(items)} in all)" if len(items) > n else "")

@@ -18,103 +18,32 @@ import xarray as xr
 from scipy import stats
 
 from bayesbond.core.ols import batched_ols, collinear_columns
-from bayesbond.data.panel import BondPanel, check_return_units, to_decimal, to_month_end
+from bayesbond.data.coerce import (
+    as_factor_frame,
+    as_wide_returns,
+    check_return_units,
+    listing,
+    to_decimal,
+)
 from bayesbond.errors import DataError
 
 __all__ = ["OLSResult", "ols"]
 
 
-def _listing(items, limit: int = 10) -> str:
-    items = list(items)
-    text = ", ".join(str(i) for i in items[:limit])
-    return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")
-
-
-def _month_index(index, where: str) -> pd.DatetimeIndex:
-    """Month-end DatetimeIndex named ``date`` (a fast path when it already is one)."""
-    if isinstance(index, pd.DatetimeIndex) and index.tz is None:
-        v = index.values
-        day = v.astype("datetime64[D]")
-        month = day.astype("datetime64[M]")
-        next_month = (day + np.timedelta64(1, "D")).astype("datetime64[M]")
-        if bool((day == v).all() and (next_month != month).all()):  # month-end midnights
-            return pd.DatetimeIndex(index.as_unit("ns"), name="date")
-    return to_month_end(index, where=where)
-
-
-def _wide_arrays(returns) -> tuple[np.ndarray, pd.DatetimeIndex, pd.Index]:
-    """Returns as (values (T, N) float, sorted month-end dates, series labels)."""
-    if isinstance(returns, BondPanel):
-        returns = returns.returns
-    if isinstance(returns, xr.DataArray):
-        if set(returns.dims) != {"date", "bond"}:
-            raise DataError(f"returns DataArray needs dims (date, bond), got {returns.dims}")
-        da = returns.transpose("date", "bond")
-        values = np.asarray(da.values, dtype=float)
-        index, columns = da.indexes["date"], da.indexes["bond"]
-    else:
-        if isinstance(returns, pd.Series):
-            returns = returns.to_frame(name=returns.name if returns.name is not None else "y")
-        if not isinstance(returns, pd.DataFrame):
-            raise DataError(
-                "returns must be a BondPanel, a wide DataFrame (dates x bonds), a Series or a "
-                f"DataArray (date, bond); got {type(returns).__name__}"
-            )
-        try:
-            values = returns.to_numpy(dtype=float)
-        except (TypeError, ValueError) as exc:
-            bad = [c for c in returns.columns if not pd.api.types.is_numeric_dtype(returns[c])]
-            raise DataError(f"non-numeric return column(s): {_listing(bad)}") from exc
-        index, columns = returns.index, returns.columns
-    if values.size == 0:
-        raise DataError("returns are empty")
-    idx = _month_index(index, where="the returns index")
-    if idx.has_duplicates:
-        raise DataError(
-            f"duplicated months in the returns index: {_listing(idx[idx.duplicated()].date)}"
-        )
-    columns = pd.Index(columns, name="bond")
-    inf = np.isinf(values)
-    if inf.any():
-        cells = [f"({columns[j]}, {idx[i].date()})" for i, j in zip(*np.nonzero(inf), strict=True)]
-        raise DataError(f"non-finite returns at (bond, date): {_listing(cells)}")
-    if not idx.is_monotonic_increasing:
-        order = np.argsort(idx.to_numpy(), kind="stable")
-        idx, values = idx[order], values[order]
-    return values, idx, columns
-
-
-def _as_wide(returns) -> pd.DataFrame:
-    """Returns as a wide DataFrame (month-end dates x series)."""
-    values, idx, columns = _wide_arrays(returns)
-    return pd.DataFrame(values, index=idx, columns=columns)
-
-
 def _as_factors(factors) -> pd.DataFrame:
-    if isinstance(factors, pd.Series):
-        factors = factors.to_frame(name=factors.name if factors.name is not None else "factor")
-    if not isinstance(factors, pd.DataFrame):
-        raise DataError(
-            f"factors must be a DataFrame (dates x factors), got {type(factors).__name__}"
-        )
-    if factors.shape[1] == 0:
+    fr = as_factor_frame(factors)
+    if fr.shape[1] == 0:
         raise DataError("factors has no columns")
-    names = [str(c) for c in factors.columns]
+    names = [str(c) for c in fr.columns]
     if "alpha" in names:
         raise DataError("a factor may not be called 'alpha' (the intercept's name)")
     if len(set(names)) != len(names):
         raise DataError(f"duplicated factor names: {names}")
-    idx = _month_index(factors.index, where="the factors index")
-    if idx.has_duplicates:
-        raise DataError(
-            f"duplicated months in the factors index: {_listing(idx[idx.duplicated()].date)}"
-        )
     try:
-        values = factors.to_numpy(dtype=float)
+        values = fr.to_numpy(dtype=float)
     except (TypeError, ValueError) as exc:
         raise DataError("factors must be numeric") from exc
-    out = pd.DataFrame(values, index=idx, columns=pd.Index(names, name="factor"))
-    return out if idx.is_monotonic_increasing else out.sort_index()
+    return pd.DataFrame(values, index=fr.index, columns=pd.Index(names, name="factor"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -403,7 +332,7 @@ def ols(
     >>> list(res.params.columns)
     ['alpha', 'CMKT', 'TERM']
     """
-    Rv, dates, bonds = _wide_arrays(returns)
+    Rv, dates, bonds = as_wide_returns(returns)
     F = _as_factors(factors)
     Rv = to_decimal(Rv, units, "returns")
     F = to_decimal(F, units if factor_units is None else factor_units, "factors")
@@ -414,7 +343,7 @@ def ols(
         if few.size:
             raise DataError(
                 f"too few observed months for {p} coefficients (need at least {p + 1}): "
-                f"{_listing(f'{bonds[j]} ({nobs_all[j]})' for j in few)}; pass min_obs= to "
+                f"{listing(f'{bonds[j]} ({nobs_all[j]})' for j in few)}; pass min_obs= to "
                 "leave such bonds out"
             )
         dropped = None
@@ -434,7 +363,7 @@ def ols(
         if short.any():
             warnings.warn(
                 f"ols: left out {int(short.sum())} bond(s) with fewer than min_obs={min_obs} "
-                f"observed months: {_listing(f'{b} ({n})' for b, n in dropped.items())}",
+                f"observed months: {listing(f'{b} ({n})' for b, n in dropped.items())}",
                 UserWarning,
                 stacklevel=2,
             )
@@ -454,7 +383,7 @@ def ols(
     if (fpos < 0).any():
         raise DataError(
             "factors have no row for month(s) with observed returns: "
-            f"{_listing(used[fpos < 0].date)}"
+            f"{listing(used[fpos < 0].date)}"
         )
     Fv = F.to_numpy()[fpos]
     bad = ~np.isfinite(Fv)
@@ -462,7 +391,7 @@ def ols(
         cells = [
             f"{F.columns[j]} on {used[i].date()}" for i, j in zip(*np.nonzero(bad), strict=True)
         ]
-        raise DataError(f"missing or non-finite factor values: {_listing(cells)}")
+        raise DataError(f"missing or non-finite factor values: {listing(cells)}")
     Ru = Rv if all_rows else Rv[has_obs]
     X = np.column_stack([np.ones(len(used)), Fv])
     dep = collinear_columns(X)

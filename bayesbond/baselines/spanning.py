@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesbond.baselines.ols import OLSResult, _as_factors, _as_wide, ols
+from bayesbond.baselines.ols import OLSResult, _as_factors, ols
 from bayesbond.core.ols import collinear_columns, newey_west_meat
-from bayesbond.data.panel import check_return_units
+from bayesbond.data.coerce import as_wide_returns, check_return_units
 from bayesbond.errors import DataError
 
 __all__ = ["SpanningResult", "grs_test", "hac_wald_test", "spanning"]
@@ -297,8 +297,8 @@ def spanning(
         over the common months (named: a test factor spanned exactly by the base, two identical
         test factors, collinear base factors); factors that look like percent or gross returns.
     """
-    test = _as_wide(test_factors)
-    test.columns = pd.Index([str(c) for c in test.columns], name="factor")
+    values, dates, names = as_wide_returns(test_factors)
+    test = pd.DataFrame(values, index=dates, columns=pd.Index(map(str, names), name="factor"))
     B = _as_factors(base)
     clash = [c for c in test.columns if c in B.columns]
     if clash:

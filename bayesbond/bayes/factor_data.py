@@ -19,31 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from bayesbond.data.panel import check_return_units
+from bayesbond.data.coerce import (
+    as_factor_frame,
+    as_wide_returns,
+    check_return_units,
+    listing,
+    non_numeric_columns,
+)
 from bayesbond.errors import DataError
 
 __all__ = ["FactorData", "ols_log_scale", "prepare_factor_data", "sufficient_stats"]
-
-_MAX_LISTED = 10
-
-
-def _fmt(item) -> str:
-    """A label for messages: dates as YYYY-MM-DD (with the time only when it is not midnight)."""
-    if isinstance(item, (pd.Timestamp, np.datetime64)):
-        ts = pd.Timestamp(item)
-        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
-    return str(item)
-
-
-def _listing(items, limit: int = _MAX_LISTED) -> str:
-    items = [_fmt(i) for i in items]
-    text = ", ".join(str(i) for i in items[:limit])
-    if len(items) > limit:
-        text += f", ... ({len(items)} in all)"
-    return text
-
 
 @dataclass(frozen=True)
 class FactorData:
@@ -172,43 +158,6 @@ def ols_log_scale(XtX, Xty, yty, n):
     return log_s, prec, df
 
 
-def _month_index(index) -> pd.Index:
-    if isinstance(index, pd.PeriodIndex):
-        return pd.DatetimeIndex(index.to_timestamp(how="end").normalize(), name="date")
-    return index
-
-
-def _returns_frame(panel) -> tuple[pd.DataFrame, object]:
-    """Wide (date x bond) returns and the panel object (or None)."""
-    if hasattr(panel, "returns") and hasattr(panel, "bond_bucket"):
-        da = panel.returns
-        return da.transpose("date", "bond").to_pandas(), panel
-    if isinstance(panel, xr.DataArray):
-        missing = [d for d in ("date", "bond") if d not in panel.dims]
-        if missing or panel.ndim != 2:
-            raise DataError(
-                f"returns DataArray must have dims ('date', 'bond'); got {panel.dims}"
-            )
-        return panel.transpose("date", "bond").to_pandas(), None
-    if isinstance(panel, pd.DataFrame):
-        return panel, None
-    raise DataError(
-        "returns must be a BondPanel, an xarray.DataArray (date, bond) or a wide DataFrame "
-        f"(dates x bonds); got {type(panel).__name__}"
-    )
-
-
-def _non_numeric(df: pd.DataFrame) -> list:
-    """Columns of ``df`` that do not convert to float."""
-    bad = []
-    for col in df.columns:
-        try:
-            df[col].to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError):
-            bad.append(col)
-    return bad
-
-
 def _bond_groups(panel_obj, groups, rule: str, required: bool) -> pd.Series | None:
     """Bond -> group label: ``groups`` (through the rating rule for a BondPanel), else the
     panel's rating buckets, else None (an error when ``required``)."""
@@ -235,7 +184,7 @@ def _bond_groups(panel_obj, groups, rule: str, required: bool) -> pd.Series | No
 
 def prepare_factor_data(
     panel,
-    factor_returns: pd.DataFrame,
+    factor_returns,
     factors,
     *,
     pooling: str,
@@ -249,8 +198,10 @@ def prepare_factor_data(
 
     Parameters
     ----------
-    panel : BondPanel, xarray.DataArray (date, bond) or DataFrame (dates x bonds)
-    factor_returns : DataFrame (dates x factors)
+    panel : BondPanel, xarray.DataArray (date, bond), DataFrame (dates x bonds) or Series
+        A Series is one bond (:func:`bayesbond.data.coerce.as_wide_returns`). Dates are moved to
+        their month-end, as everywhere in the library (:mod:`bayesbond.data.coerce`).
+    factor_returns : DataFrame (dates x factors) or Series (one factor)
         Must hold every factor in ``factors`` with finite values on every date with an observed
         return; other dates and columns are not used.
     factors : list of str or None
@@ -270,7 +221,7 @@ def prepare_factor_data(
         file names); dates in messages are written YYYY-MM-DD.
     check_units : bool
         Refuse returns or factors whose magnitude says they are in percent or gross
-        (:func:`bayesbond.data.panel.check_return_units`); False for non-return factors.
+        (:func:`bayesbond.data.coerce.check_return_units`); False for non-return factors.
 
     Raises
     ------
@@ -278,16 +229,9 @@ def prepare_factor_data(
         Missing factor columns, dates with returns but no (finite) factor value, bonds with no
         observed return, duplicated labels, non-numeric data, bonds without a group.
     """
-    wide, panel_obj = _returns_frame(panel)
-    if not isinstance(factor_returns, pd.DataFrame):
-        raise DataError(
-            f"{factors_name} must be a DataFrame (dates x factors); "
-            f"got {type(factor_returns).__name__}"
-        )
-    fr = factor_returns.copy()
-    fr.index = _month_index(fr.index)
-    wide = wide.copy()
-    wide.index = _month_index(wide.index)
+    panel_obj = panel if hasattr(panel, "returns") and hasattr(panel, "bond_bucket") else None
+    y, dates, bonds = as_wide_returns(panel, where=returns_name)
+    fr = as_factor_frame(factor_returns, where=factors_name)
     if factors is None:
         factors = [str(c) for c in fr.columns]
     factors = list(factors)
@@ -296,64 +240,47 @@ def prepare_factor_data(
     missing = [f for f in factors if f not in fr.columns]
     if missing:
         raise DataError(
-            f"{factors_name} lacks the factor columns {_listing(missing)}; "
-            f"it has {_listing(fr.columns)}"
+            f"{factors_name} lacks the factor columns {listing(missing)}; "
+            f"it has {listing(fr.columns)}"
         )
     if len(set(factors)) != len(factors):
-        raise DataError(f"factors listed twice: {_listing(sorted(set(factors)))}")
+        raise DataError(f"factors listed twice: {listing(sorted(set(factors)))}")
     if "alpha" in factors:
         raise DataError("a factor may not be called 'alpha' (the intercept's name)")
     dup_cols = sorted({str(c) for c in fr.columns[fr.columns.duplicated()]} & set(factors))
     if dup_cols:
-        raise DataError(f"{factors_name} has duplicated columns {_listing(dup_cols)}")
-    for label, idx in ((f"{returns_name} dates", wide.index),
-                       (f"{returns_name} bonds", wide.columns),
-                       (f"{factors_name} dates", fr.index)):
-        dup = idx[idx.duplicated()]
-        if len(dup):
-            raise DataError(f"duplicated {label}: {_listing(dup.unique())}")
-    try:
-        y = wide.to_numpy(dtype=float, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{returns_name}: returns are not numeric for the bonds "
-                        f"{_listing(_non_numeric(wide))}: "
-                        f"{exc}") from exc
-    if np.isinf(y).any():
-        t, b = np.nonzero(np.isinf(y))
-        cells = [f"({wide.columns[j]}, {_fmt(wide.index[i])})"
-                 for i, j in zip(t, b, strict=True)]
-        raise DataError(f"{returns_name}: infinite returns at (bond, date): {_listing(cells)}")
+        raise DataError(f"{factors_name} has duplicated columns {listing(dup_cols)}")
     has_obs_date = np.isfinite(y).any(axis=1)
-    absent = [d for d, h in zip(wide.index, has_obs_date, strict=True) if h and d not in fr.index]
+    absent = [d for d, h in zip(dates, has_obs_date, strict=True) if h and d not in fr.index]
     if absent:
-        raise DataError(f"{factors_name} has no row for the return dates {_listing(absent)} "
+        raise DataError(f"{factors_name} has no row for the return dates {listing(absent)} "
                         f"({len(absent)} date(s) with returns in {returns_name}; the factors "
-                        f"cover {_fmt(fr.index.min()) if len(fr.index) else 'no date'} .. "
-                        f"{_fmt(fr.index.max()) if len(fr.index) else ''})")
-    F_df = fr.reindex(wide.index)[factors]
+                        f"cover {fr.index.min().date() if len(fr.index) else 'no date'} .. "
+                        f"{fr.index.max().date() if len(fr.index) else ''})")
+    F_df = fr.reindex(dates)[factors]
     try:
         F = F_df.to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{factors_name}: factor returns are not numeric in the columns "
-                        f"{_listing(_non_numeric(F_df))}: {exc}") from exc
+                        f"{listing(non_numeric_columns(F_df))}: {exc}") from exc
     bad = ~np.isfinite(F) & has_obs_date[:, None]
     if bad.any():
         t, k = np.nonzero(bad)
-        cells = [f"{factors[j]} at {_fmt(wide.index[i])}" for i, j in zip(t, k, strict=True)]
+        cells = [f"{factors[j]} at {dates[i].date()}" for i, j in zip(t, k, strict=True)]
         raise DataError(f"{factors_name}: non-finite factor returns on dates with returns: "
-                        f"{_listing(cells)}")
+                        f"{listing(cells)}")
     # dates without any return carry no information: drop them from the regression inputs
     keep = has_obs_date
     y, F = y[keep], F[keep]
     if check_units:
-        check_return_units(y, [str(b) for b in wide.columns], returns_name, kind="bond")
+        check_return_units(y, [str(b) for b in bonds], returns_name, kind="bond")
         check_return_units(F, factors, factors_name, kind="factor")
-    dates = pd.Index(wide.index[keep], name="date")
-    bonds = pd.Index([str(b) for b in wide.columns], name="bond")
+    dates = dates[keep]
+    bonds = pd.Index([str(b) for b in bonds], name="bond")
     n_b = np.isfinite(y).sum(axis=0)
     if (n_b == 0).any():
         raise DataError(f"{returns_name}: bonds without any observed return: "
-                        f"{_listing(bonds[n_b == 0])}")
+                        f"{listing(bonds[n_b == 0])}")
     if y.size == 0:
         raise DataError(f"{returns_name}: empty panel: no observed return")
 
@@ -363,7 +290,7 @@ def prepare_factor_data(
     else:
         absent_b = [b for b in bonds if b not in g.index or pd.isna(g.get(b))]
         if absent_b:
-            raise DataError(f"bonds without a group: {_listing(absent_b)}")
+            raise DataError(f"bonds without a group: {listing(absent_b)}")
         labels = [str(g[b]) for b in bonds]
         order = [k for k in ("IG+", "IG-", "HY") if k in labels]
         order += sorted(set(labels) - set(order))

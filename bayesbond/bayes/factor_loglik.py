@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
-from bayesbond.errors import SpecError
+from bayesbond.errors import SpecError, listing
 
 __all__ = ["add_log_likelihood", "global_positions", "iter_loglik", "loglik_blocks",
            "pointwise_loglik", "VAR_NAME"]
@@ -41,8 +41,7 @@ def _by_label(da: xr.DataArray, dim: str, labels, what: str,
         return da
     missing = [str(v) for v in np.asarray(labels)[~np.isin(labels, have)]]
     if missing:
-        shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)"
-                                           if len(missing) > 10 else "")
+        shown = listing(missing)
         raise SpecError(f"{what} has no {dim} {shown}, which {source} has: is it the fit of "
                         "these data?")
     return da.sel({dim: np.asarray(labels)})

@@ -21,7 +21,7 @@ from bayesbond.bayes.factor_likelihood import (
     gaussian_loglik_pt,
 )
 from bayesbond.bayes.factor_priors import default_priors, log_sigma_reparam, resolve_priors
-from bayesbond.errors import DataError, IdentificationWarning, SpecError
+from bayesbond.errors import DataError, IdentificationWarning, SpecError, listing
 
 __all__ = ["FactorModel", "FactorPrepared", "check_identification"]
 
@@ -553,10 +553,9 @@ def check_identification(data: FactorData, pooling: str, model_name: str = "Fact
     few = [(str(b), int(k)) for b, k in zip(data.bonds, n, strict=True)
            if k - p < MIN_RESIDUAL_MONTHS]
     if few:
-        listed = ", ".join(f"{b} ({k} months)" for b, k in few[:10])
-        more = f" and {len(few) - 10} more" if len(few) > 10 else ""
+        listed = listing(f"{b} ({k} months)" for b, k in few)
         out.append(
-            f"{model_name}: bonds {listed}{more} have fewer than {p + MIN_RESIDUAL_MONTHS} "
+            f"{model_name}: bonds {listed} have fewer than {p + MIN_RESIDUAL_MONTHS} "
             f"observed months for {p} coefficients: their residual scale"
             + (" and coefficients are" if pooling == "unpooled" else " is")
             + " identified mostly by the prior. Fix: drop them, or use pooling='hierarchical' "

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from bayesbond.errors import DataError
+from bayesbond.errors import DataError, listing
 
 __all__ = [
     "BatchedOLS",
@@ -329,11 +329,8 @@ def _qr_fit(
     bad = diag.min(axis=1) <= max(T, p) * np.finfo(float).eps * diag.max(axis=1)
     if bad.any():
         js = np.flatnonzero(np.isin(inv, np.flatnonzero(bad)))
-        shown = ", ".join(str(label(j)) for j in js[:10])
-        raise DataError(
-            "the factors are collinear (rank deficient) on the observed months of "
-            f"{shown}{' ...' if js.size > 10 else ''}"
-        )
+        raise DataError("the factors are collinear (rank deficient) on the observed months of "
+                        f"{listing(label(j) for j in js)}")
     # batched back substitution (LU of an upper-triangular matrix needs no row exchange)
     Rinv = np.linalg.solve(R, np.broadcast_to(np.eye(p), R.shape))
     Vg = Rinv @ np.swapaxes(Rinv, 1, 2)
@@ -440,11 +437,8 @@ def batched_ols(
     nobs = mask.sum(axis=0)
     few = np.flatnonzero(nobs <= p)
     if few.size:
-        shown = ", ".join(f"{label(j)} ({nobs[j]})" for j in few[:10])
-        more = f" ... ({few.size} in all)" if few.size > 10 else ""
-        raise DataError(
-            f"too few observed months for {p} coefficients (need at least {p + 1}): {shown}{more}"
-        )
+        raise DataError(f"too few observed months for {p} coefficients (need at least {p + 1}): "
+                        f"{listing(f'{label(j)} ({nobs[j]})' for j in few)}")
 
     d = np.linalg.norm(X, axis=0)
     d[d == 0] = 1.0

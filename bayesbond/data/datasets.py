@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesbond.data.panel import BondPanel, to_month_end
+from bayesbond.data.coerce import to_month_end
+from bayesbond.data.panel import BondPanel
 from bayesbond.data.ratings import BUCKETS, RATING_SCALE
 from bayesbond.errors import DataError
 

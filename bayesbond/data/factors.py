@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesbond.data.panel import BondPanel, to_month_end
+from bayesbond.data.coerce import listing, to_month_end
+from bayesbond.data.panel import BondPanel
 from bayesbond.data.ratings import BUCKETS
 from bayesbond.errors import DataError
 
@@ -30,15 +31,6 @@ _SUBSAMPLES: dict[str, tuple[str, ...]] = {
     "IG+": ("IG+",),
     "IG-": ("IG-",),
 }
-_MAX_LISTED = 8
-
-
-def _dates_text(dates, limit: int = _MAX_LISTED) -> str:
-    dates = list(dates)
-    text = ", ".join(str(pd.Timestamp(d).date()) for d in dates[:limit])
-    if len(dates) > limit:
-        text += f" ... ({len(dates)} in all)"
-    return text
 
 
 def _calendar(panel: BondPanel) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -111,7 +103,7 @@ def _breakpoint_mask(mask, panel: BondPanel) -> np.ndarray:
         if len(extra_b):
             parts.append(f"bonds not in the panel: {', '.join(map(str, extra_b[:10]))}")
         if len(missing_d):
-            parts.append(f"panel dates it lacks: {_dates_text(missing_d)}")
+            parts.append(f"panel dates it lacks: {listing(missing_d)}")
         raise DataError(f"breakpoint_universe does not match the panel ({'; '.join(parts)})")
     values = mask.reindex(date=panel.dates, bond=panel.bonds).values
     if values.dtype != bool:
@@ -454,8 +446,8 @@ def long_short(
     }
     if missing_months:
         warnings.warn(
-            f"long_short({signal!r}): month(s) {_dates_text(missing_months)} missing from the "
-            f"panel (no bond has a row); holding month(s) {_dates_text(gap)} set to NaN (no "
+            f"long_short({signal!r}): month(s) {listing(missing_months)} missing from the "
+            f"panel (no bond has a row); holding month(s) {listing(gap)} set to NaN (no "
             "returns, or no formation date)",
             UserWarning,
             stacklevel=2,
@@ -463,7 +455,7 @@ def long_short(
     if thin:
         warnings.warn(
             f"long_short({signal!r}): a leg has fewer than {min_bonds} bonds in "
-            f"{len(thin)} month(s), set to NaN: {_dates_text(thin)}",
+            f"{len(thin)} month(s), set to NaN: {listing(thin)}",
             UserWarning,
             stacklevel=2,
         )

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesbond.data.panel import BondPanel, parse_dates, to_month_end
+from bayesbond.data.coerce import MISSING_MARKERS, dated_frame, parse_dates, read_table
+from bayesbond.data.panel import BondPanel
 from bayesbond.errors import DataError
 
 __all__ = [
@@ -52,16 +53,6 @@ def _path(path) -> Path:
     return p
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, na_values=[".", "NA", "NaN", ""], keep_default_na=True)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot be read as a table ({exc})") from exc
-
-
 def _date_column(df: pd.DataFrame, path: Path, date: str | None) -> str:
     if date is not None:
         if date not in df.columns:
@@ -79,42 +70,11 @@ def _date_column(df: pd.DataFrame, path: Path, date: str | None) -> str:
     )
 
 
-def _numeric(df: pd.DataFrame, path: Path, dates: pd.DatetimeIndex) -> pd.DataFrame:
-    """All columns as floats; an error names the column, row and value that is not a number."""
-    out = {}
-    for c in df.columns:
-        col = df[c]
-        num = pd.to_numeric(col, errors="coerce")
-        bad = num.isna() & col.notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{path}: column {c!r} holds a non-number {col.iloc[i]!r} on {dates[i].date()} "
-                f"(data row {i + 1}; {int(bad.sum())} such value(s))"
-            )
-        out[c] = num.to_numpy(dtype=float)
-    return pd.DataFrame(out, index=dates)
-
-
-def _indexed(
-    df: pd.DataFrame,
-    path: Path,
-    date: str | None,
-    monthly: bool = True,
-    date_format: str | None = None,
-):
+def _indexed(df: pd.DataFrame, path: Path, date: str | None, monthly: bool = True,
+             date_format: str | None = None) -> pd.DataFrame:
     col = _date_column(df, path, date)
-    raw = df[col]
-    where = f"{path}, column {col!r}"
-    if monthly:
-        dates = to_month_end(raw, where=where, date_format=date_format)
-        if dates.has_duplicates:
-            dup = ", ".join(str(d.date()) for d in dates[dates.duplicated()][:5])
-            raise DataError(f"{path}: more than one row for month(s) {dup}")
-    else:
-        parsed = parse_dates(raw, where=where, date_format=date_format)
-        dates = pd.DatetimeIndex(parsed, name="date").normalize().as_unit("ns")
-    return _numeric(df.drop(columns=[col]), path, dates).sort_index()
+    return dated_frame(df, col, where=str(path), date_format=date_format,
+                       monthly=monthly).sort_index()
 
 
 # --------------------------------------------------------------------------- panels and factors
@@ -135,7 +95,7 @@ def read_panel(path, **colmap) -> BondPanel:
     BondPanel
     """
     p = _path(path)
-    df = _read_table(p)
+    df = read_table(p)
     try:
         return BondPanel.from_frame(df, **colmap)
     except DataError as exc:
@@ -165,7 +125,7 @@ def read_factors(
         Month-end dates (index ``date``) x factors (columns named ``factor``).
     """
     p = _path(path)
-    out = _indexed(_read_table(p), p, date, date_format=date_format)
+    out = _indexed(read_table(p), p, date, date_format=date_format)
     if percent:
         out = out / 100.0
     out.columns = pd.Index([str(c) for c in out.columns], name="factor")
@@ -194,7 +154,7 @@ def read_fred(
         ``attrs["converted"]`` lists the columns divided by 100.
     """
     p = _path(path)
-    raw = _read_table(p)
+    raw = read_table(p)
     col = _date_column(raw, p, None)
     parsed = parse_dates(raw[col], where=f"{p}, column {col!r}", date_format=date_format)
     monthly = not parsed.dt.to_period("M").duplicated().any()
@@ -330,7 +290,7 @@ def read_yields_csv(
         ``maturity``, ascending), yields as decimals per year.
     """
     p = _path(path)
-    raw = _read_table(p)
+    raw = read_table(p)
     date = _date_column(raw, p, None if (date == "date" and date not in raw.columns) else date)
     if columns is not None:
         missing = [c for c in columns if c not in raw.columns]
@@ -354,7 +314,7 @@ def read_liuwu(path) -> pd.DataFrame:
     142(3), 1395-1425. Yields are continuously compounded, in percent.
     """
     p = _path(path)
-    raw = _read_table(p)
+    raw = read_table(p)
     date = "yyyymm" if "yyyymm" in raw.columns else _date_column(raw, p, None)
     cols = [c for c in raw.columns if re.fullmatch(r"m\d+", str(c))]
     if not cols:
@@ -391,7 +351,7 @@ def read_gsw(path) -> pd.DataFrame:
     start = next((i for i in range(len(lines)) if _is_header(i)), None)
     if start is None:
         raise DataError(f"{p}: no header line with SVENY columns followed by dated rows")
-    raw = pd.read_csv(io.StringIO("\n".join(lines[start:])), na_values=["NA", ".", ""])
+    raw = pd.read_csv(io.StringIO("\n".join(lines[start:])), na_values=list(MISSING_MARKERS))
     date = _date_column(raw, p, None)
     cols = [c for c in raw.columns if re.fullmatch(r"SVENY\d+", str(c))]
     parsed = parse_dates(raw[date], where=f"{p}, column {date!r}")

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesbond.errors import SpecError
+from bayesbond.data.coerce import as_factor_frame
+from bayesbond.errors import DataError, SpecError
 
 __all__ = ["expected_returns", "factor_mean_draws", "residual_returns"]
 
@@ -65,28 +66,21 @@ def _parse_means(factor_means, factors: list) -> np.ndarray:
 
 
 def _history_frame(factor_history, factors: list) -> pd.DataFrame:
-    """``factor_history`` as a float DataFrame (DatetimeIndex) with exactly the fit's factors."""
+    """``factor_history`` as a float DataFrame on month-end dates with exactly the fit's factors
+    (:func:`bayesbond.data.coerce.as_factor_frame`)."""
     if isinstance(factor_history, xr.DataArray):
         factor_history = factor_history.transpose("date", "factor").to_pandas()
-    if not isinstance(factor_history, pd.DataFrame):
-        raise SpecError("factor_history must be a DataFrame (dates x factors); got "
-                        f"{type(factor_history).__name__}")
-    H = factor_history
-    if "date" in H.columns:
-        H = H.set_index("date")
+    if isinstance(factor_history, pd.DataFrame) and "date" in factor_history.columns:
+        factor_history = factor_history.set_index("date")
+    try:
+        H = as_factor_frame(factor_history, where="factor_history")
+    except DataError as exc:
+        raise SpecError(str(exc)) from None
     missing = [f for f in factors if f not in H.columns]
     if missing:
         raise SpecError(f"factor_history has no column {missing[0]!r}: the fit's factors are "
                         f"{factors}; it has {[str(c) for c in H.columns]}")
-    try:
-        idx = pd.DatetimeIndex(H.index)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"factor_history needs dates as its index or a 'date' column ({exc})"
-                        ) from None
-    H = H[factors].astype(float).set_axis(idx, axis=0)
-    if idx.has_duplicates:
-        raise SpecError(f"factor_history has date {idx[idx.duplicated()][0].date()} twice")
-    return H.sort_index()
+    return H[factors].astype(float)
 
 
 def _window_bounds(window):

@@ -47,7 +47,7 @@ from bayesbond.bayes.factor_loglik import (
     loglik_blocks,
     pointwise_loglik,
 )
-from bayesbond.errors import DataError, SpecError
+from bayesbond.errors import DataError, SpecError, listing
 from bayesbond.workflow.psis import psis_loo_pointwise
 
 __all__ = ["iter_loglik", "pointwise_loglik", "add_log_likelihood", "loo", "relative_eff",
@@ -100,8 +100,7 @@ def _psis(ll2d: np.ndarray, r_eff: float, max_bytes: int, bonds, dates):
         if not cols:
             raise
         names = [_cell_name(bonds[c], dates[c]) for c in cols]
-        shown = "; ".join(names[:10]) + (f" (and {len(names) - 10} more)"
-                                         if len(names) > 10 else "")
+        shown = listing(names, sep="; ")
         raise DataError(
             f"PSIS-LOO: the log-likelihood of {shown} has its largest importance ratios all equal "
             "(is it constant over the draws?): no Pareto tail can be fitted "

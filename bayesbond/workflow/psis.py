@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesbond.errors import DataError
+from bayesbond.errors import DataError, listing
 
 __all__ = ["psis_loo_pointwise", "psis_tail_length"]
 
@@ -315,8 +315,7 @@ def psis_loo_pointwise(loglik, r_eff: float = 1.0, *, block_bytes: int = 32 * 2*
             elpd[j0:j1], k[j0:j1], p_loo[j0:j1], f = _psis_block(ll[:, j0:j1], n_tail, j0, bufs)
             flat.extend(f.tolist())
     if flat:
-        shown = ", ".join(map(str, flat[:10])) + (f" (and {len(flat) - 10} more)"
-                                                  if len(flat) > 10 else "")
+        shown = listing(flat)
         err = DataError(
             f"PSIS: the {n_tail} largest importance ratios are all equal in log-likelihood "
             f"column(s) {shown}: no generalized Pareto tail can be fitted there (arviz_stats "
