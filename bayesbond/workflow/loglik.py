@@ -237,9 +237,10 @@ def stored_loo(idata: xr.DataTree, what: str = "the fit"):
         key = family_of_fit(idata)
         if key is None or "model" not in idata.attrs:
             note = idata.attrs.get("log_likelihood", "")
+            why = "names no model family" if key is None else "records no model spec"
             raise SpecError(f"{what} has no 'log_likelihood' group"
-                            f"{f' ({note})' if note else ''} and names no model family to "
-                            "compute it: refit it with log_likelihood=True")
+                            f"{f' ({note})' if note else ''} and {why} to compute it from: "
+                            "refit it with log_likelihood=True")
         model = get(key).load().from_fit(idata)  # the model contract computes it from the fit
         idata = idata.copy()
         idata["log_likelihood"] = xr.DataTree(xr.Dataset(

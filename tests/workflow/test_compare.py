@@ -156,8 +156,8 @@ def test_ou_fits_of_different_data_are_refused_naming_the_difference(ou_fits):
     unnamed = xr.DataTree.from_dict({
         "posterior": free["posterior"].to_dataset(),
         "observed_data": xr.Dataset({"y": free["observed_data"]["x"]})})
-    with pytest.raises(SpecError, match="'a' \\(unknown fit\\) has no 'log_likelihood' group "
-                                        "and names no model family"):
+    with pytest.raises(SpecError, match="'a' \\(OUModel fit\\) has no 'log_likelihood' group "
+                                        "and records no model spec"):
         compare({"a": unnamed.copy(), "b": unnamed})
 
 
