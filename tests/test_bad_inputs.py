@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,9 +28,15 @@ from bayesbond.errors import DataError, ModelError, SpecError
 SIM = bb.datasets.simulate_panel(n_bonds=8, n_dates=36, seed=1)
 DF = SIM.panel.to_frame()  # date, bond, ret, rating, weight, spread
 F = SIM.factors  # CMKT, TERM by month-end date
-CORRUPT = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bayesbond-corrupt-{os.getpid()}.nc")
-with open(CORRUPT, "wb") as fh:
-    fh.write(b"\x89HDF\r\n\x1a\n" + b"truncated" * 20)
+
+
+def _load_corrupt():
+    """bb.load of a truncated netCDF file (in a temporary folder removed afterwards)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "bayesbond-corrupt-fit.nc")
+        with open(path, "wb") as fh:
+            fh.write(b"\x89HDF\r\n\x1a\n" + b"truncated" * 20)
+        return bb.load(path)
 
 
 def _with(df: pd.DataFrame, row: int, **values) -> pd.DataFrame:
@@ -217,7 +224,7 @@ CASES = [
     Case("a month missing from a yield panel", lambda y: bb.affine_ml(y.drop(y.index[3])),
          (_curve(),), DataError, r"gap from"),
     # --- storage
-    Case("load a corrupt file", lambda path: bb.load(path), (CORRUPT,), DataError,
+    Case("load a corrupt file", _load_corrupt, (), DataError,
          r"bayesbond-corrupt-.*\.nc.*corrupt or truncated"),
     Case("load a missing file", lambda: bb.load("/nonexistent/fit.nc"), (), FileNotFoundError,
          r"/nonexistent/fit\.nc"),
