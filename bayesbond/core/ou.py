@@ -117,18 +117,8 @@ def exact_transition(A, a, V, dt) -> Transition:
     else:
         Phi, J = linalg.expm_and_integral(A, ds)
         c = J @ a
-        Q = _transition_cov(A, V, ds)
-    if scalar:
-        return Transition(Phi[0], c[0], Q[0])
-    return Transition(Phi, c, Q)
-
-
-def _transition_cov(A, V, ds) -> np.ndarray:
-    """``int_0^d e^{sA} V e^{sA'} ds`` per step by the numerically safe exact route.
-
-    See :func:`bayesbond.core.linalg.integrated_cov` (Kronecker-sum augmented exponential).
-    """
-    return linalg.kron_cov(A, V, ds)
+        Q = linalg.kron_cov(A, V, ds)
+    return Transition(Phi[0], c[0], Q[0]) if scalar else Transition(Phi, c, Q)
 
 
 def euler_transition(A, a, V, dt) -> Transition:
@@ -150,9 +140,7 @@ def euler_transition(A, a, V, dt) -> Transition:
     Phi = np.eye(n)[None] + ds[:, None, None] * A[None]
     c = ds[:, None] * a[None]
     Q = ds[:, None, None] * V[None]
-    if scalar:
-        return Transition(Phi[0], c[0], Q[0])
-    return Transition(Phi, c, Q)
+    return Transition(Phi[0], c[0], Q[0]) if scalar else Transition(Phi, c, Q)
 
 
 def euler_error(A, a, V, dt) -> EulerError:
