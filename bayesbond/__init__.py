@@ -7,13 +7,7 @@ fast and PyMC is imported only when a Bayesian model is used.
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from bayesbond.errors import (
-    BayesBondError,
-    ConvergenceWarning,
-    DataError,
-    ModelError,
-    SpecError,
-)
+from bayesbond.errors import BayesBondError, ConvergenceWarning, DataError, ModelError, SpecError
 
 try:
     __version__ = version("bayesbond")
@@ -48,8 +42,8 @@ _EXPORTS = {
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }
-_SUBMODULES = {"datasets", "factors", "readers", "plots", "specs"}
-_SUBMODULE_PATHS = {
+# public submodule name -> module
+_SUBMODULES = {
     "datasets": "bayesbond.data.datasets",
     "factors": "bayesbond.data.factors",
     "readers": "bayesbond.data.readers",
@@ -73,7 +67,7 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
-        value = import_module(_SUBMODULE_PATHS[name])
+        value = import_module(_SUBMODULES[name])
     else:
         raise AttributeError(f"module 'bayesbond' has no attribute {name!r}")
     globals()[name] = value

@@ -144,22 +144,16 @@ class OUMLResult:
     def summary(self) -> pd.DataFrame:
         """Table of estimates and standard errors, one row per parameter (fixed entries included,
         with ``se`` NaN)."""
-        rows = []
-        if self.n == 1:
-            for name in ("kappa", "theta", "sigma"):
-                rows.append((name, getattr(self, name), self.se[name]))
+        s, n, se = self.state_names, self.n, self.se
+        if n == 1:
+            rows = [(name, getattr(self, name), se[name]) for name in ("kappa", "theta", "sigma")]
         else:
-            s = self.state_names
-            for i in range(self.n):
-                for j in range(self.n):
-                    rows.append((f"A[{s[i]},{s[j]}]", self.A[i, j], self.se["A"][i, j]))
-            for i in range(self.n):
-                rows.append((f"a[{s[i]}]", self.a[i], self.se["a"][i]))
-            for i in range(self.n):
-                for j in range(i + 1):
-                    rows.append((f"Sigma[{s[i]},{s[j]}]", self.Sigma[i, j], self.se["Sigma"][i, j]))
-        df = pd.DataFrame(rows, columns=["parameter", "estimate", "se"]).set_index("parameter")
-        return df
+            rows = [(f"A[{s[i]},{s[j]}]", self.A[i, j], se["A"][i, j])
+                    for i in range(n) for j in range(n)]
+            rows += [(f"a[{s[i]}]", self.a[i], se["a"][i]) for i in range(n)]
+            rows += [(f"Sigma[{s[i]},{s[j]}]", self.Sigma[i, j], se["Sigma"][i, j])
+                     for i in range(n) for j in range(i + 1)]
+        return pd.DataFrame(rows, columns=["parameter", "estimate", "se"]).set_index("parameter")
 
     def __str__(self) -> str:
         head = (
@@ -705,9 +699,7 @@ def ou_ml(
         raise SpecError(f"method must be 'auto', 'closed_form' or 'numerical', got {method!r}")
     if A_mask is not None and diagonal_A:
         raise SpecError("give either A_mask or diagonal_A, not both")
-    mask = np.ones((n, n), dtype=bool)
-    if diagonal_A:
-        mask = np.eye(n, dtype=bool)
+    mask = np.eye(n, dtype=bool) if diagonal_A else np.ones((n, n), dtype=bool)
     if A_mask is not None:
         mask = np.asarray(A_mask, dtype=bool)
         if mask.shape != (n, n):

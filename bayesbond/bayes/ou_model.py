@@ -26,7 +26,7 @@ import xarray as xr
 from bayesbond.bayes.base import BayesianModel
 from bayesbond.bayes.registry import OU_PRIOR_KEYS_1D, OU_PRIOR_KEYS_ND
 from bayesbond.core import linalg
-from bayesbond.core.ou import as_observations, as_steps, exact_transition, phi1
+from bayesbond.core.ou import as_observations, as_steps, phi1, transition_loglik
 from bayesbond.errors import DataError, SpecError
 
 __all__ = ["OUModel", "OUStats", "ar1_loglik_pt", "ou_loglik_grad", "ou_loglik_op"]
@@ -65,17 +65,15 @@ def ar1_loglik_pt(kappa, theta, sigma, u, dt, stationary_init=False):
     D, z = np.diff(u), u[:-1]
     N = len(D)
     d = np.asarray(dt, dtype=float)
+    g = -pt.expm1(-kappa * d)
+    q = sigma**2 * (-pt.expm1(-2.0 * kappa * d)) / (2.0 * kappa)
     if d.ndim == 0:
-        g = -pt.expm1(-kappa * d)
-        q = sigma**2 * (-pt.expm1(-2.0 * kappa * d)) / (2.0 * kappa)
         S_DD, S_Dz, S_zz = float(D @ D), float(D @ z), float(z @ z)
         S_D, S_z = float(D.sum()), float(z.sum())
         rss = S_DD + 2.0 * g * (S_Dz - theta * S_D) + g**2 * (S_zz - 2.0 * theta * S_z
                                                                + N * theta**2)
         ll = -0.5 * N * pt.log(2.0 * np.pi * q) - 0.5 * rss / q
     else:
-        g = -pt.expm1(-kappa * d)
-        q = sigma**2 * (-pt.expm1(-2.0 * kappa * d)) / (2.0 * kappa)
         e = D + g * (z - theta)
         ll = pt.sum(-0.5 * pt.log(2.0 * np.pi * q) - 0.5 * e**2 / q)
     if stationary_init:
@@ -592,39 +590,25 @@ class OUModel(BayesianModel):
         post = idata["posterior"].to_dataset()
         C, Dn = post.sizes["chain"], post.sizes["draw"]
         A, a, V = self._params(post, None)
-        x0, x1 = X[:-1], X[1:]
-        n = self.n
-        out = np.empty((C * Dn, len(x1)))
-        if n == 1:  # vectorised over draws (blocks of 256 bound the memory)
-            d = np.asarray(dt, dtype=float)
+        if self.n > 1:
+            out = np.stack([transition_loglik(X, dt, A[i], a[i], V[i], self.stationary_init,
+                                              pointwise=True) for i in range(len(A))])
+        else:  # vectorised over draws (blocks of 256 bound the memory)
+            x0, x1, d = X[:-1, 0], X[1:, 0], np.asarray(dt, dtype=float)
+            out = np.empty((C * Dn, len(x1)))
             for lo in range(0, len(A), 256):
                 k = -A[lo:lo + 256, 0, 0][:, None]
                 kd = k * d
                 b = np.exp(-kd)
                 th = a[lo:lo + 256, 0][:, None] / k
                 q = V[lo:lo + 256, 0, 0][:, None] * d * phi1(-2.0 * kd)
-                e = x1[None, :, 0] - th - b * (x0[None, :, 0] - th)
+                e = x1[None] - th - b * (x0[None] - th)
                 out[lo:lo + 256] = -0.5 * (np.log(2 * np.pi * q) + e**2 / q)
-        else:
-            for i in range(len(A)):
-                Phi, c, Q = exact_transition(A[i], a[i], V[i], dt)
-                e = x1 - x0 @ Phi.T - c
-                L = np.linalg.cholesky(Q)
-                z = np.linalg.solve(L, e.T).T
-                out[i] = (-0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(L)))
-                          - 0.5 * n * np.log(2 * np.pi))
-        if self.stationary_init:
-            first = np.empty(len(A))
-            for i in range(len(A)):
-                mu = -np.linalg.solve(A[i], a[i])
-                P = linalg.solve_lyapunov(A[i], V[i])
-                L = np.linalg.cholesky(P)
-                z = np.linalg.solve(L, X[0] - mu)
-                first[i] = -0.5 * z @ z - np.sum(np.log(np.diag(L))) - 0.5 * n * np.log(2 * np.pi)
-            out = np.column_stack([first, out])
-            d = dates
-        else:
-            d = dates[1:]
+            if self.stationary_init:  # x_0 ~ N(theta, P), P = sigma^2 / (2 kappa)
+                th, P = a[:, 0] / -A[:, 0, 0], V[:, 0, 0] / (-2.0 * A[:, 0, 0])
+                out = np.column_stack([-0.5 * (np.log(2 * np.pi * P) + (X[0, 0] - th) ** 2 / P),
+                                       out])
+        d = dates if self.stationary_init else dates[1:]
         return xr.DataArray(out.reshape(C, Dn, -1).astype(dtype, copy=False),
                             dims=("chain", "draw", "date"),
                             coords={"chain": post["chain"].values, "draw": post["draw"].values,

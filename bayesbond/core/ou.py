@@ -117,18 +117,8 @@ def exact_transition(A, a, V, dt) -> Transition:
     else:
         Phi, J = linalg.expm_and_integral(A, ds)
         c = J @ a
-        Q = _transition_cov(A, V, ds)
-    if scalar:
-        return Transition(Phi[0], c[0], Q[0])
-    return Transition(Phi, c, Q)
-
-
-def _transition_cov(A, V, ds) -> np.ndarray:
-    """``int_0^d e^{sA} V e^{sA'} ds`` per step by the numerically safe exact route.
-
-    See :func:`bayesbond.core.linalg.integrated_cov` (Kronecker-sum augmented exponential).
-    """
-    return linalg.kron_cov(A, V, ds)
+        Q = linalg.kron_cov(A, V, ds)
+    return Transition(Phi[0], c[0], Q[0]) if scalar else Transition(Phi, c, Q)
 
 
 def euler_transition(A, a, V, dt) -> Transition:
@@ -150,9 +140,7 @@ def euler_transition(A, a, V, dt) -> Transition:
     Phi = np.eye(n)[None] + ds[:, None, None] * A[None]
     c = ds[:, None] * a[None]
     Q = ds[:, None, None] * V[None]
-    if scalar:
-        return Transition(Phi[0], c[0], Q[0])
-    return Transition(Phi, c, Q)
+    return Transition(Phi[0], c[0], Q[0]) if scalar else Transition(Phi, c, Q)
 
 
 def euler_error(A, a, V, dt) -> EulerError:
@@ -305,7 +293,7 @@ def infer_dt(index, name: str = "x"):
     return float(steps[0]) if np.all(k == k[0]) else steps
 
 
-def transition_loglik(x, dt, A, a, V, stationary_init: bool = False) -> float:
+def transition_loglik(x, dt, A, a, V, stationary_init: bool = False, pointwise: bool = False):
     """Exact Gaussian log-likelihood of discretely observed OU data.
 
     Parameters
@@ -318,12 +306,15 @@ def transition_loglik(x, dt, A, a, V, stationary_init: bool = False) -> float:
     stationary_init : bool
         Add the stationary density of the first observation (needs a stable ``A``); by default the
         likelihood is conditional on ``x[0]``.
+    pointwise : bool
+        Return the log-density of every transition, shape (T - 1,), instead of their sum; with
+        ``stationary_init`` the first of (T,) entries is ``log N(x_0; mu, P)``.
 
     Returns
     -------
-    float
+    float or ndarray
         ``sum_i log N(x_i; Phi_i x_{i-1} + c_i, Q_i)`` (+ ``log N(x_0; mu, P)``), ``-inf`` when a
-        ``Q_i`` is not positive definite.
+        ``Q_i`` is not positive definite (every entry with ``pointwise``).
 
     Notes
     -----
@@ -341,14 +332,19 @@ def transition_loglik(x, dt, A, a, V, stationary_init: bool = False) -> float:
     Phi, c, Q = exact_transition(A, a, V, d)
     x0, x1 = x[:-1], x[1:]
     N = len(x1)
+    fail = np.full(N + int(stationary_init), -np.inf) if pointwise else -np.inf
+    log2pi = np.log(2 * np.pi)
     if d.ndim == 0:
         e = x1 - x0 @ Phi.T - c
         try:
             L = np.linalg.cholesky(Q)
         except np.linalg.LinAlgError:
-            return -np.inf
+            return fail
         z = np.linalg.solve(L, e.T)
-        ll = -0.5 * np.sum(z**2) - N * np.sum(np.log(np.diag(L))) - 0.5 * N * n * np.log(2 * np.pi)
+        if pointwise:
+            ll = -0.5 * np.sum(z**2, axis=0) - np.sum(np.log(np.diag(L))) - 0.5 * n * log2pi
+        else:
+            ll = -0.5 * np.sum(z**2) - N * np.sum(np.log(np.diag(L))) - 0.5 * N * n * log2pi
     else:
         if d.shape != (N,):
             raise ModelError(f"dt must be a scalar or have {N} entries (one per step), "
@@ -357,28 +353,31 @@ def transition_loglik(x, dt, A, a, V, stationary_init: bool = False) -> float:
         if n == 1:
             q = Q[:, 0, 0]
             if np.any(q <= 0):
-                return -np.inf
-            ll = -0.5 * np.sum(e[:, 0] ** 2 / q + np.log(2 * np.pi * q))
+                return fail
+            ll = -0.5 * (e[:, 0] ** 2 / q + np.log(2 * np.pi * q))
+            ll = ll if pointwise else np.sum(ll)
         else:
             try:
                 L = np.linalg.cholesky(Q)
             except np.linalg.LinAlgError:
-                return -np.inf
+                return fail
             z = np.linalg.solve(L, e[..., None])[..., 0]
-            logdet = np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)))
-            ll = -0.5 * np.sum(z**2) - logdet - 0.5 * N * n * np.log(2 * np.pi)
+            logd = np.log(np.diagonal(L, axis1=-2, axis2=-1))
+            ll = (-0.5 * np.sum(z**2, axis=1) - np.sum(logd, axis=1) - 0.5 * n * log2pi
+                  if pointwise else -0.5 * np.sum(z**2) - np.sum(logd) - 0.5 * N * n * log2pi)
     if stationary_init:
         if not linalg.is_stable(A):
-            return -np.inf
+            return fail
         mu = -np.linalg.solve(A, np.atleast_1d(np.asarray(a, dtype=float)))
         P = linalg.solve_lyapunov(A, V)
         try:
             L0 = np.linalg.cholesky(P)
         except np.linalg.LinAlgError:
-            return -np.inf
+            return fail
         z0 = np.linalg.solve(L0, x[0] - mu)
-        ll += -0.5 * z0 @ z0 - np.sum(np.log(np.diag(L0))) - 0.5 * n * np.log(2 * np.pi)
-    return float(ll)
+        first = -0.5 * z0 @ z0 - np.sum(np.log(np.diag(L0))) - 0.5 * n * log2pi
+        ll = np.concatenate([[first], ll]) if pointwise else ll + first
+    return ll if pointwise else float(ll)
 
 
 class OU:

@@ -178,13 +178,9 @@ def _decode_variable(var: xr.Variable) -> xr.Variable:
     attrs = _decode_attrs(var.attrs)
     stored = attrs.pop(_DTYPE_ATTR, None)
     data = var.values
-    if stored == _JSON_ELEMENTS:
-        flat = [_from_jsonable(json.loads(str(t))) for t in data.ravel()]
-        data = np.empty(len(flat), dtype=object)
-        data[:] = flat
-        data = data.reshape(var.shape)
-    elif stored == "object":
-        flat = [str(v) for v in data.ravel()]
+    if stored in (_JSON_ELEMENTS, "object"):  # back to an object array, element by element
+        flat = [_from_jsonable(json.loads(str(t))) if stored == _JSON_ELEMENTS else str(t)
+                for t in data.ravel()]
         data = np.empty(len(flat), dtype=object)
         data[:] = flat
         data = data.reshape(var.shape)

@@ -193,7 +193,7 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
         ctx = {"ols": ols, "prob": prob, "ef_window": ef_window}
         if not ml:
             say("comparing with the baseline")
-            base, text = _baseline(idata, fam, ctx)
+            base, text = _BASELINES.get(fam, lambda idata, ctx: (None, None))(idata, ctx)
             if base is not None:
                 base.to_csv(tmp / f"{name}_baseline.csv")
                 written.append(f"{name}_baseline.csv")
@@ -231,12 +231,6 @@ def _er_display(er: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _baseline(idata, fam, ctx):
-    """(table, text) of the posterior beside its baseline, or (None, None) for a family
-    without one."""
-    return _BASELINES.get(fam, lambda idata, ctx: (None, None))(idata, ctx)
-
-
 def _post_stats(draws: np.ndarray, prob: float):
     q = (1 - prob) / 2
     return (draws.mean(0), draws.std(0, ddof=1), *np.quantile(draws, [q, 1 - q], axis=0))
@@ -258,13 +252,12 @@ def _factor_baseline(idata, ctx):
             S, len(bonds), -1)
         coef = np.concatenate([a[..., None], b], axis=-1)  # (S, bond, 1 + K)
         stats = _post_stats(coef, prob)
+        p, e = (None, None) if ols is None else (
+            o.set_axis([str(x) for x in o.index], axis=0) for o in (ols.params, ols.bse))
         for i, bond in enumerate(bonds):
             for k, c in enumerate(["alpha", *factors]):
-                est = se = np.nan
-                if ols is not None and c in ols.params.columns:
-                    p = ols.params.set_axis([str(x) for x in ols.params.index], axis=0)
-                    e = ols.bse.set_axis([str(x) for x in ols.bse.index], axis=0)
-                    est, se = float(p.loc[bond, c]), float(e.loc[bond, c])
+                est, se = ((float(p.loc[bond, c]), float(e.loc[bond, c]))
+                           if ols is not None and c in ols.params.columns else (np.nan, np.nan))
                 rows.append((bond, c, *(float(v[i, k]) for v in stats), est, se))
         table = pd.DataFrame(rows, columns=["bond", "parameter", "post_mean", "post_sd",
                                             "lower", "upper", "ols", "ols_se"])
@@ -424,7 +417,8 @@ def _affine_baseline(idata, ctx):
                    "standard errors; z = (posterior mean - ML) / ML se.")
 
 
-#: family -> baseline table beside the posterior (families without one get the generic report)
+#: family -> (table, text) of the posterior beside its baseline (families without one get the
+#: generic report)
 _BASELINES = {"factor_regression": _factor_baseline, "ou": _ou_baseline,
               "affine": _affine_baseline}
 
@@ -460,15 +454,29 @@ def ml_table(idata: xr.DataTree, max_rows: int | None = None) -> pd.DataFrame:
 def _family_figures(idata, fam, ctx, say):
     from bayesbond.workflow import plots
 
-    if is_ml_fit(idata):
-        fitted = _fitted_yields(idata) if fam == "affine" else None
-        if fitted is not None:
+    if fam == "affine":
+        from bayesbond.bayes.affine_model import AffineModel, data_from_fit
+
+        bands = None
+        if not is_ml_fit(idata):
+            with contextlib.suppress(BayesBondError):  # a fit without constant_data: fitted_bands
+                bands = AffineModel().bands(idata, prob=ctx["prob"], max_draws=200)
+        if bands is not None:
             say("plotting the yield-curve fit")
-            observed, bands, tau = fitted
+            D = data_from_fit(idata)
+            observed = pd.DataFrame(D["Y"], index=D["dates"], columns=D["tau"])
+            yield "yield_curve_fit", plots.plot_yield_curve_fit(
+                D["tau"], observed, bands=bands["fitted"], prob=ctx["prob"])
+            say("plotting the term premium")
+            yield "term_premium", plots.plot_term_premium(bands)
+        elif (fitted := _fitted_yields(idata)) is not None:
+            say("plotting the yield-curve fit")
+            observed, band_arrays, tau = fitted
             labels = idata["fitted_bands"].attrs
             yield "yield_curve_fit", plots.plot_yield_curve_fit(
-                tau, observed, bands=bands, center_label=labels.get("center_label"),
+                tau, observed, bands=band_arrays, center_label=labels.get("center_label"),
                 band_label=labels.get("band_label"))
+    if fam == "affine" or is_ml_fit(idata):
         return
     post = idata["posterior"]
     prob = ctx["prob"]
@@ -494,28 +502,6 @@ def _family_figures(idata, fam, ctx, say):
             yield "ou_fit", plots.plot_ou_fit(
                 x, post["kappa"].values, post["theta"].values, post["sigma"].values,
                 _ou_dt(idata), prob=prob, ml=ctx.get("ou_ml"))
-    elif fam == "affine":
-        from bayesbond.bayes.affine_model import AffineModel
-
-        bands = None
-        with contextlib.suppress(BayesBondError):  # a fit without constant_data: fitted_bands
-            bands = AffineModel().bands(idata, prob=prob, max_draws=200)
-        fitted = _fitted_yields(idata) if bands is None else None
-        if bands is not None:
-            say("plotting the yield-curve fit")
-            from bayesbond.bayes.affine_model import data_from_fit
-
-            D = data_from_fit(idata)
-            observed = pd.DataFrame(D["Y"], index=D["dates"], columns=D["tau"])
-            yield "yield_curve_fit", plots.plot_yield_curve_fit(D["tau"], observed,
-                                                                bands=bands["fitted"], prob=prob)
-            say("plotting the term premium")
-            yield "term_premium", plots.plot_term_premium(bands)
-        elif fitted is not None:
-            say("plotting the yield-curve fit")
-            observed, band_arrays, tau = fitted
-            yield "yield_curve_fit", plots.plot_yield_curve_fit(tau, observed,
-                                                                bands=band_arrays)
 
 
 def _spec_value(idata, table, key, default):
@@ -527,18 +513,12 @@ def _spec_value(idata, table, key, default):
 
 def _ols_from_fit(idata):
     """OLS on the fit's own data (``observed_data.returns``, ``constant_data.factor_returns``)."""
-    try:
-        from bayesbond.baselines.ols import ols
-    except ImportError:
+    if not _has_factor_data(idata):
         return None
-    if "observed_data" not in idata.children or "constant_data" not in idata.children:
-        return None
-    if "returns" not in idata["observed_data"] or \
-            "factor_returns" not in idata["constant_data"]:
-        return None
-    y = idata["observed_data"]["returns"].to_pandas()
-    F = idata["constant_data"]["factor_returns"].to_pandas()
-    return ols(y, F)
+    from bayesbond.baselines.ols import ols
+
+    return ols(idata["observed_data"]["returns"].to_pandas(),
+               idata["constant_data"]["factor_returns"].to_pandas())
 
 
 def _fitted_yields(idata):

@@ -10,7 +10,7 @@ import pytest
 import scipy.integrate as si
 import scipy.linalg as sla
 
-from bayesbond.core.ou import OU, euler_error, exact_transition, phi1
+from bayesbond.core.ou import OU, euler_error, exact_transition, phi1, transition_loglik
 from bayesbond.errors import DataError, ModelError
 
 SIGMA2 = np.array([[0.2, 0.0], [0.05, 0.15]])
@@ -296,6 +296,28 @@ def test_transition_loglik_matches_scipy_densities():
     assert v.loglik(y, d1) == pytest.approx(ref1, rel=1e-12)
     with pytest.raises(ModelError, match="one per step"):
         v.loglik(y, d1[:2])
+
+
+@pytest.mark.parametrize("stationary_init", [False, True])
+def test_transition_loglik_pointwise_sums_to_total(stationary_init):
+    """``pointwise=True`` gives one log-density per transition (and x_0 first with
+    ``stationary_init``) summing to the total: regular and irregular, 1-D and n-D."""
+    ou = OU(A_CASES["stable"], a2, SIGMA2)
+    t = np.array([0.0, 0.1, 0.4, 0.5, 1.3])
+    x = ou.simulate(np.zeros(2), t=t, rng=2)[0]
+    y = np.array([0.04, 0.045, 0.05, 0.047, 0.052])
+    V2 = SIGMA2 @ SIGMA2.T
+    for data, A, a, V in ((x, ou.A, ou.a, V2), (y, -0.7, 0.7 * 0.05, 0.02**2)):
+        for dt in (0.25, np.diff(t)):
+            pw = transition_loglik(data, dt, A, a, V, stationary_init, pointwise=True)
+            assert pw.shape == (len(data) - 1 + stationary_init,)
+            total = transition_loglik(data, dt, A, a, V, stationary_init)
+            assert np.sum(pw) == pytest.approx(total, rel=1e-12)
+            if stationary_init:
+                rest = transition_loglik(data, dt, A, a, V, pointwise=True)
+                np.testing.assert_allclose(pw[1:], rest, rtol=1e-12)
+    bad = transition_loglik(x, 0.25, ou.A, ou.a, -np.eye(2), stationary_init, pointwise=True)
+    assert bad.shape == (4 + stationary_init,) and np.all(bad == -np.inf)
 
 
 # ------------------------------------------------- long horizons and bad inputs (issue 12, sec. 2)
