@@ -30,7 +30,7 @@ import xarray as xr
 
 from bayesbond.baselines.affine_ml import prepare_yields
 from bayesbond.baselines.affine_result import PARAM_NAMES, eh_yields, factor_names
-from bayesbond.bayes.base import BayesianModel
+from bayesbond.bayes.base import BayesianModel, to_json
 from bayesbond.bayes.registry import AFFINE_DEFAULT_PRIORS
 from bayesbond.core.affine_canonical import canonical, eigen_from_raw, n_real, pca_weights
 from bayesbond.errors import DataError, ModelError, SpecError
@@ -307,22 +307,31 @@ class AffineModel(BayesianModel):
             "tril": [f"{names[i]},{names[j]}" for i, j in zip(*tril, strict=True)],
         }
         with pm.Model(coords=coords) as model:
+            # every data-derived array is a data container, so that data of the same shapes give
+            # the same graph and the compiled sampler is reused (see compile_key)
+            free = [(k, pm.Data(f"prior_mean_{k}", np.asarray(m, float)),
+                     pm.Data(f"prior_sd_{k}", np.broadcast_to(s, np.shape(m)).astype(float)),
+                     np.shape(m), d) for k, m, s, d in free]
             if precondition is None:
-                x = {k: pm.Normal(k, m, s, dims=d or None) for k, m, s, d in free}
+                x = {k: pm.Normal(k, m, s, shape=sh, dims=d or None) for k, m, s, sh, d in free}
             else:
                 # theta = theta_hat + L z with z ~ flat and the same priors as potentials: an
                 # affine change of variables (constant Jacobian), so the posterior is unchanged
                 theta_hat, L = (np.asarray(v, float) for v in precondition)
                 model.add_coord("laplace_param", np.arange(len(theta_hat)))
                 z = pm.Flat("z_laplace", dims="laplace_param")
-                theta = theta_hat + pt.dot(L, z)
+                theta = pm.Data("laplace_center", theta_hat) + pt.dot(pm.Data("laplace_L", L), z)
                 x, off = {}, 0
-                for k, m, s, d in free:
-                    size = int(np.prod(np.shape(m), dtype=int))
-                    piece = theta[off : off + size].reshape(np.shape(m))
+                for k, m, s, sh, d in free:
+                    size = int(np.prod(sh, dtype=int))
+                    piece = theta[off : off + size].reshape(sh)
                     off += size
                     x[k] = pm.Deterministic(k, piece, dims=d or None)
                     pm.Potential(f"prior_{k}", pm.logp(pm.Normal.dist(m, s), piece).sum())
+            W = pm.Data("portfolio_weights", W)
+            dt = pm.Data("dt", np.float64(dt))
+            P_prev = pm.Data("portfolios_prev", Po[:-1])
+            P_next = pm.Data("portfolios_next", Po[1:])
             eig_raw, k_inf, L_raw, A, a, log_sig = (x[k] for k, *_ in free)
             L_vals = pt.where(diag_pos, pt.exp(L_raw), L_raw)
             Sigma = pt.zeros((n, n))
@@ -337,7 +346,7 @@ class AffineModel(BayesianModel):
             # P* side: canonical loadings (same code as the ML fit)
             eig = eigen_from_raw(pt, eig_raw, n)
             V = pt.dot(Sigma, Sigma.T)
-            can = canonical(pt, eig, k_inf, V, W, tau)
+            can = canonical(pt, eig, k_inf, V, W, tau, n=n)
             pm.Deterministic("A_star", can.A_star, dims=("state", "state2"))
             pm.Deterministic("a_star", can.a_star, dims="state")
             pm.Deterministic("Lambda", can.A_star - A, dims=("state", "state2"))
@@ -367,17 +376,17 @@ class AffineModel(BayesianModel):
             c = expm_pt(Ma)[:n, n]
             pm.MvNormal(
                 "portfolios",
-                mu=c + pt.dot(Po[:-1], Phi.T),
+                mu=c + pt.dot(P_prev, Phi.T),
                 chol=pt.linalg.cholesky(Q),
-                observed=Po[1:],
+                observed=P_next,
                 dims=("date", "state"),
             )
-            fitted = can.d + pt.dot(Po[1:], can.Z.T)  # (T-1, p)
+            fitted = can.d + pt.dot(P_next, can.Z.T)  # (T-1, p)
             pm.Normal(
                 "pricing_errors",
-                mu=pt.dot(fitted, W_perp.T),
+                mu=pt.dot(fitted, pm.Data("W_perp", W_perp).T),
                 sigma=sigma_e,
-                observed=Y[1:] @ W_perp.T,
+                observed=pm.Data("residual_yields", Y[1:] @ W_perp.T),
                 dims=("date", "residual"),
             )
         return model
@@ -414,6 +423,12 @@ class AffineModel(BayesianModel):
 
     def check_vars(self, prepared, model) -> list[str]:
         return [k for k, *_ in prepared.free]
+
+    def compile_key(self, prepared, model):
+        """The spec, the sizes and the maturities (a graph constant); the yields, weights, step,
+        priors and preconditioner are data containers swapped in on a reuse."""
+        return (to_json(self.spec()), prepared.Y.shape, tuple(np.asarray(prepared.tau).tolist()),
+                "z_laplace" in model.named_vars)
 
     def postprocess(self, idata, prepared, options, random_seed) -> None:
         idata.attrs["portfolio_weights"] = prepared.W.ravel().tolist()

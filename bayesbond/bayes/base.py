@@ -235,7 +235,7 @@ class BayesianModel:
                 kwargs["initvals"] = initvals
             if target_accept is None:
                 target_accept = self.default_target_accept
-            key = self.compile_key(prepared, model)
+            key = self.compile_key(prepared, model) if sampler == "nutpie" else None
             if key is not None:
                 kwargs["compile_key"] = key
             with self.sampling_context():

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesbond.bayes.base import BayesianModel
+from bayesbond.bayes.base import BayesianModel, to_json
 from bayesbond.bayes.factor_data import FactorData, ols_log_scale, prepare_factor_data
 from bayesbond.bayes.factor_likelihood import (
     collapsed_loglik_pt,
@@ -286,7 +286,14 @@ class FactorModel(BayesianModel):
         return FactorPrepared(data, pri)
 
     def build_model(self, data: FactorData, pri: dict):
-        """The PyMC model for prepared ``data`` and resolved priors ``pri``."""
+        """The PyMC model for prepared ``data`` and resolved priors ``pri``.
+
+        Every data-derived value (sufficient statistics, OLS log scales, group index, priors and,
+        for Student-t, the long-format returns and design) enters as a named ``pm.Data``
+        container, not as a constant: two panels of the same shape give the same graph, so a
+        refit swaps the data into the compiled sampler (``sample(..., compile_key=...)``) and a
+        new process finds the graph in PyTensor's on-disk numba cache.
+        """
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -301,13 +308,29 @@ class FactorModel(BayesianModel):
         if self.correlated:
             coords["factor2"] = list(data.factors)
         gdims = (g_dim,) if hier else ()
-        gi = data.group_idx
-        XtX, Xty, yty, n = data.stats()
+        stats = data.stats()
+        log_s, prec, _ = ols_log_scale(*stats)
 
         with pm.Model(coords=coords) as model:
+            def shared(name, value):
+                if pt.as_tensor(value).dtype == "float32":
+                    # a Python number exact in float32 (a fixed default such as 0.5): PyTensor
+                    # types it float32; kept a constant, so the draws stay as they were
+                    return pt.as_tensor(value)
+                value = np.asarray(value)
+                import os
+                keep = os.environ.get("KEEPCONST", "").split(",")
+                if name in keep or "all" in keep or (name.startswith("prior_") and "prior" in keep):
+                    return pt.as_tensor(value)
+                return pm.Data(name, value, shape=value.shape)
+
+            XtX, Xty, yty, n = (shared(k, v) for k, v in zip(("XtX", "Xty", "yty", "n_obs"),
+                                                              stats, strict=True))
+            pri = {k: shared(f"prior_{k}", v) for k, v in pri.items()}
+            gi = shared("group_idx", data.group_idx) if hier else None
+            log_s, prec = shared("log_s_ols", log_s), shared("prec_ols", prec)
             # residual scales: partially pooled on the log scale, sampled in coordinates centred
             # at each bond's approximate conditional posterior (see the class Notes)
-            log_s, prec, _ = ols_log_scale(XtX, Xty, yty, n)
             mu_ls = pm.Normal("mu_log_sigma", pri["log_sigma_mean"], pri["log_sigma_sd"],
                               dims=gdims)
             tau_ls = pm.HalfNormal("tau_log_sigma", pri["tau_log_sigma"], dims=gdims)
@@ -318,8 +341,8 @@ class FactorModel(BayesianModel):
             sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="bond")
 
             m_b, S_b = None, None
-            m_shared = np.concatenate([[0.0], pri["beta_mean"]])
-            S_shared = np.concatenate([[pri["alpha_scale"]], pri["beta_scale"]])
+            m_shared = pt.concatenate([pt.zeros(1), pri["beta_mean"]])
+            S_shared = pt.concatenate([pri["alpha_scale"][None], pri["beta_scale"]])
             if hier:
                 mu_a = pm.Normal("mu_alpha", 0.0, pri["alpha_scale"], dims=g_dim)
                 mu_b = pm.Normal("mu_beta", pri["beta_mean"], pri["beta_scale"],
@@ -340,15 +363,14 @@ class FactorModel(BayesianModel):
                     S_g = pt.concatenate([tau_a[:, None], tau_b], axis=1)  # (G, p) diagonal
                 m_b, S_b = m_g[gi], S_g[gi]
             elif self.pooling == "unpooled":
-                m_b = pt.as_tensor(np.broadcast_to(m_shared, (len(data.bonds), p)).copy())
-                S_b = pt.as_tensor(np.broadcast_to(S_shared, (len(data.bonds), p)).copy())
+                m_b = pt.broadcast_to(m_shared, (len(data.bonds), p))
+                S_b = pt.broadcast_to(S_shared, (len(data.bonds), p))
 
             if self.marginalize:
                 ll = collapsed_loglik_pt(
-                    pt.as_tensor(XtX), pt.as_tensor(Xty), pt.as_tensor(yty), pt.as_tensor(n),
-                    sigma,
-                    pt.as_tensor(m_shared) if self.pooling == "pooled" else m_b,
-                    pt.as_tensor(S_shared) if self.pooling == "pooled" else S_b,
+                    XtX, Xty, yty, n, sigma,
+                    m_shared if self.pooling == "pooled" else m_b,
+                    S_shared if self.pooling == "pooled" else S_b,
                     pooled=self.pooling == "pooled",
                 )
                 pm.Potential("loglik_returns", pt.sum(ll))
@@ -420,6 +442,15 @@ class FactorModel(BayesianModel):
 
     def priors_used(self, prepared) -> dict:
         return dict(prepared.priors)
+
+    def compile_key(self, prepared, model):
+        """The spec and the sizes (bonds, dates, factors, groups, observed cells for Student-t):
+        the data enter :meth:`build_model` as data containers, swapped in on a reuse."""
+        data = prepared.data
+        n_groups = 0 if data.group_idx is None else len(data.group_names)
+        cells = int(np.isfinite(data.y).sum()) if self.errors == "student_t" else 0
+        return (to_json(self.fit_spec(prepared)), data.y.shape, len(data.factors), n_groups,
+                cells)
 
     def fit_spec(self, prepared) -> dict:
         return {**self.spec(), "factors": list(prepared.data.factors)}

@@ -14,6 +14,7 @@ estimate (``progressbar=None``, the default of the models' ``fit``, means "when
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import json
@@ -273,6 +274,7 @@ def sample(
     model_name: str = "",
     var_names_check=None,
     check: bool = True,
+    compile_key=None,
     **kwargs,
 ) -> xr.DataTree:
     """Sample ``model`` with NUTS and return an ArviZ DataTree with convergence checked.
@@ -303,6 +305,14 @@ def sample(
     check : bool
         Check convergence here (:func:`check_convergence`); a caller that adds variables to the
         posterior afterwards passes False and checks once at the end.
+    compile_key : hashable, optional
+        With nutpie: the compiled sampler is kept under this key (the last
+        :data:`COMPILED_CACHE_SIZE` keys in this process), and a later call with the same key
+        reuses it, swapping in the new model's data containers (``pm.Data``) and coordinates
+        instead of compiling again. The caller promises that models under one key have the
+        same graph up to the values of their data containers (the models' ``compile_key``
+        hooks build the key from the spec and the data's shapes). The draws equal those of a
+        fresh compile with the same seed.
 
     Returns
     -------
@@ -339,7 +349,8 @@ def sample(
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         if sampler == "nutpie" and not kwargs:
             idata, compile_s, sampling_s = _sample_nutpie(
-                model, draws, tune, chains, random_seed, nuts_kwargs, say, live, name)
+                model, draws, tune, chains, random_seed, nuts_kwargs, say, live, name,
+                compile_key)
         else:
             say(f"compiling and sampling {name} with {sampler}: {chains} chains x {tune} "
                 f"tuning steps + {draws} draws")
@@ -369,9 +380,48 @@ def sample(
     return idata
 
 
-def _sample_nutpie(model, draws, tune, chains, random_seed, nuts_kwargs, say, live, name):
-    """Compile with nutpie and sample, as ``pymc.sample(nuts_sampler="nutpie")`` does (the same
-    per-chain seeds, cores and BLAS limits), timing each step and reporting progress."""
+#: compiled samplers kept for reuse (see ``sample(compile_key=...)``)
+COMPILED_CACHE_SIZE = 8
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+
+
+def _compiled(model, key, name, say):
+    """``(compiled nutpie model, reused)`` for ``model``: from the cache under ``key`` with
+    the model's data and coordinates swapped in, else compiled (and cached when ``key`` is
+    given)."""
+    import dataclasses
+
+    import nutpie
+
+    hit = _COMPILED.get(key) if key is not None else None
+    if hit is None:
+        say(f"compiling {name} (numba: log density and gradient; often 10-60 s)")
+        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        if key is not None:
+            _COMPILED[key] = (compiled, model)
+            while len(_COMPILED) > COMPILED_CACHE_SIZE:
+                _COMPILED.popitem(last=False)
+        return compiled, False
+    compiled, first = hit
+    _COMPILED.move_to_end(key)
+    data = {v.name: np.asarray(v.get_value()) for v in model.data_vars}
+    for v in first.data_vars:  # the cached initial-point function reads these
+        v.set_value(data[v.name])
+    used = {v.name for v in compiled.shared_var_keys}  # (a prior the graph does not use)
+    data = {k: v for k, v in data.items() if k in used}
+    import pandas as pd
+
+    coords = {**(compiled.coords or {}),
+              **{k: pd.Index(v) for k, v in model.coords.items() if v is not None}}
+    say(f"reusing the compiled {name} (same graph, new data)")
+    return dataclasses.replace(compiled.with_data(**data), _coords=coords), True
+
+
+def _sample_nutpie(model, draws, tune, chains, random_seed, nuts_kwargs, say, live, name,
+                   compile_key=None):
+    """Compile with nutpie (or reuse a compiled sampler, see :func:`_compiled`) and sample, as
+    ``pymc.sample(nuts_sampler="nutpie")`` does (the same per-chain seeds, cores and BLAS
+    limits), timing each step and reporting progress."""
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
@@ -383,12 +433,11 @@ def _sample_nutpie(model, draws, tune, chains, random_seed, nuts_kwargs, say, li
     rngs = get_random_generator(random_seed).spawn(chains)
     seeds = [rng.integers(2**30) for rng in rngs]
     cores = min(4, os.cpu_count() or 1, chains)
-    say(f"compiling {name} (numba: log density and gradient; often 10-60 s)")
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    compiled, reused = _compiled(model, compile_key, name, say)
     compile_s = time.perf_counter() - t0
-    say(f"compiled in {_fmt_seconds(compile_s)}; sampling {chains} chains x {tune} tuning "
-        f"steps + {draws} draws")
+    say(f"{'ready' if reused else 'compiled'} in {_fmt_seconds(compile_s)}; sampling {chains} "
+        f"chains x {tune} tuning steps + {draws} draws")
     bar = _SamplerProgress(say, chains, draws, tune, live)
     t1 = time.perf_counter()
     try:
@@ -404,6 +453,7 @@ def _sample_nutpie(model, draws, tune, chains, random_seed, nuts_kwargs, say, li
         # nutpie answers Ctrl-C by returning the draws so far: never pass that off as a fit
         raise KeyboardInterrupt(f"sampling interrupted after {got} of {draws} draws per chain")
     patch_nutpie_idata(idata, model, sampling_time=sampling_s)
+    idata.attrs["compile_reused"] = reused
     return idata, compile_s, sampling_s
 
 

@@ -283,7 +283,7 @@ def _convexity_exact(eig: Eigen, V_X, tau, n: int) -> np.ndarray:
     return parts_expm(G.T, delta_X, V_X, tau).q
 
 
-def canonical(xp, eig: Eigen, k_inf, V, W, tau) -> Canonical:
+def canonical(xp, eig: Eigen, k_inf, V, W, tau, n: int | None = None) -> Canonical:
     """Map the canonical parameters to the portfolio-coordinate model (see module notes).
 
     Parameters
@@ -293,12 +293,15 @@ def canonical(xp, eig: Eigen, k_inf, V, W, tau) -> Canonical:
         Ordered risk-neutral eigen-structure (:func:`eigen_from_raw`).
     k_inf : scalar.
     V : (n, n) covariance ``Sigma Sigma'`` of the portfolio innovations.
-    W : (n, p) numpy array of portfolio weights.
-    tau : (p,) maturities in years.
+    W : (n, p) portfolio weights (numpy, or a PyTensor variable when ``n`` is given).
+    tau : (p,) maturities in years (numpy).
+    n : int, optional
+        Number of factors (default ``W.shape[0]`` of a numpy ``W``).
     """
     solve = _xp_solve(xp)
-    W = np.asarray(W, dtype=float)
-    n = W.shape[0]
+    if n is None:
+        W = np.asarray(W, dtype=float)
+        n = W.shape[0]
     B, _ = latent_loadings(xp, eig, k_inf, None, tau, n)
     T = xp.dot(W, B)
     V_X = solve(T, solve(T, V).T).T  # T^-1 V T^-T
