@@ -536,11 +536,12 @@ def explain(idata: xr.DataTree, var_names=None) -> str:
     need = ESS_MIN_PER_CHAIN * n_chains
     elems = [(lab, x) for lab, x in _elements(post, var_names) if x.size]
     failed = []
-    for lab, x in elems:
-        r, b, t = (float(np.ravel(a)[0]) for a in rhat_ess(x[..., None]))
-        bad = (r > RHAT_MAX) or (b < need) or (t < need)
-        if bad and not (np.isnan(r) and np.isnan(b)):
-            failed.append((lab, x, r, b, t))
+    if elems:  # one vectorised pass over every element (as diagnostics does)
+        R, B, T = (np.ravel(a) for a in rhat_ess(np.stack([x for _, x in elems], axis=-1)))
+        for (lab, x), r, b, t in zip(elems, R, B, T, strict=True):
+            bad = (r > RHAT_MAX) or (b < need) or (t < need)
+            if bad and not (np.isnan(r) and np.isnan(b)):
+                failed.append((lab, x, float(r), float(b), float(t)))
     div = None
     if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
         div = idata["sample_stats"]["diverging"].transpose("chain", "draw").values.astype(bool)
