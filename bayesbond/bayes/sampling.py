@@ -385,6 +385,38 @@ COMPILED_CACHE_SIZE = 8
 _COMPILED: collections.OrderedDict = collections.OrderedDict()
 
 
+def _same_graph(old, new) -> bool:
+    """Whether ``new`` computes what ``old`` does (log density and every traced variable) up
+    to the values of its data containers: same structure, constants, types and data shapes
+    (checked by :func:`pytensor.graph.basic.equal_computations`), so that a too coarse
+    ``compile_key`` costs a compile, never a wrong posterior."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import equal_computations
+    from pytensor.graph.traversal import graph_inputs
+
+    def parts(m):
+        outs = [m.logp(), *m.unobserved_value_vars]
+        shared = [v for v in graph_inputs(outs) if isinstance(v, SharedVariable)]
+        return outs, list(m.value_vars), {v.name: v for v in shared}, len(shared)
+
+    outs, values, data, n = parts(new)
+    old_outs, old_values, old_data, old_n = parts(old)
+    if data.keys() != old_data.keys() or None in data or len(data) != n or n != old_n or \
+            [v.name for v in values] != [v.name for v in old_values]:
+        return False
+    names = sorted(data)
+    if any(data[k].type != old_data[k].type
+           or np.shape(data[k].get_value()) != np.shape(old_data[k].get_value())
+           for k in names):
+        return False
+    swapped = {v.name for v in new.data_vars}  # the others (e.g. lengths) must be equal
+    if any(not np.array_equal(data[k].get_value(), old_data[k].get_value())
+           for k in names if k not in swapped):
+        return False
+    return equal_computations(outs, old_outs, in_xs=[*values, *(data[k] for k in names)],
+                              in_ys=[*old_values, *(old_data[k] for k in names)])
+
+
 def _compiled(model, key, name, say):
     """``(compiled nutpie model, reused)`` for ``model``: from the cache under ``key`` with
     the model's data and coordinates swapped in, else compiled (and cached when ``key`` is
@@ -394,6 +426,9 @@ def _compiled(model, key, name, say):
     import nutpie
 
     hit = _COMPILED.get(key) if key is not None else None
+    if hit is not None and not _same_graph(hit[1], model):
+        say(f"{name}: the model under this compile key has another graph: compiling anew")
+        hit = None
     if hit is None:
         say(f"compiling {name} (numba: log density and gradient; often 10-60 s)")
         compiled = nutpie.compile_pymc_model(model, backend="numba")

@@ -53,3 +53,21 @@ def test_a_refit_on_new_months_and_bonds_reuses_the_compiled_sampler():
     R, F, groups = _panel(3)
     smaller = _fit(model, (R.iloc[:, :9], F, groups.iloc[:9]))
     assert not smaller.attrs["compile_reused"]
+
+
+@pytest.mark.slow
+def test_a_key_too_coarse_costs_a_compile_not_a_wrong_posterior():
+    """Two models of other graphs under one key: the second is compiled, not given the first's
+    sampler (the graphs are compared, not only the keys)."""
+    sampling._COMPILED.clear()
+    R, F, groups = _panel(1)
+    kw = {k: v for k, v in KW.items() if k != "progressbar"}
+    fits = []
+    for pooling in ("pooled", "unpooled"):
+        model = bb.FactorModel(["CMKT"], pooling=pooling)
+        built = model.build(model.prepare(R, F, groups))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(sampling.sample(built, compile_key="one key", check=False,
+                                        progressbar=False, **kw))
+    assert [f.attrs["compile_reused"] for f in fits] == [False, False]
