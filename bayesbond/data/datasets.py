@@ -7,7 +7,12 @@ dispersion (the hierarchical structure the Bayesian factor model estimates)::
     alpha_i ~ N(mu_alpha[g_i], tau_alpha[g_i]^2)
     beta_ik ~ N(mu_beta[g_i, k], tau_beta[g_i, k]^2)
     sigma_i = sigma_bucket[g_i] * exp(0.25 z_i),  z_i ~ N(0, 1)
-    r_it = alpha_i + beta_i' F_t + sigma_i e_it,  e_it ~ N(0, 1)
+    r_it = alpha_i + beta_i' F_t + c_t + d_{g_i, t} + sigma_i e_it,  e_it ~ N(0, 1) or t_nu
+
+with optional hostile features, all off by default: a common shock ``c_t ~ N(0, common_shock^2)``
+shared by every bond and a bucket shock ``d_gt ~ N(0, group_shock^2)`` (the industry, issuer and
+liquidity shocks real residuals share), AR(1) factor returns (``factor_ar``) and Student-t errors
+(``error_df``).
 
 with g_i the bond's rating bucket (``IG+``, ``IG-``, ``HY``). The signal ``spread`` (decimal per
 year) is the bucket's typical spread plus a persistent bond-level part that rises with alpha and
@@ -78,7 +83,8 @@ class SimulatedPanel:
         ``mu_alpha(rating_bucket)``, ``tau_alpha(rating_bucket)``, ``mu_beta(rating_bucket,
         factor)``, ``tau_beta(rating_bucket, factor)``, ``sigma_bucket(rating_bucket)`` and
         ``factor_mean(factor)``, ``factor_sd(factor)`` (the population moments when the factors
-        were simulated, the sample moments of the given factors otherwise).
+        were simulated, the sample moments of the given factors otherwise), and the realised
+        shocks ``common_shock(date)`` and ``group_shock(date, rating_bucket)`` (zeros when off).
     """
 
     panel: BondPanel
@@ -114,6 +120,10 @@ def simulate_panel(
     tau_beta: pd.DataFrame | None = None,
     sigma: Mapping[str, float] | float | None = None,
     min_obs: int = 24,
+    common_shock: float = 0.0,
+    group_shock: float = 0.0,
+    factor_ar: float | Sequence[float] = 0.0,
+    error_df: float | None = None,
 ) -> SimulatedPanel:
     """Draw a bond panel from a hierarchical linear factor model with known parameters.
 
@@ -146,6 +156,20 @@ def simulate_panel(
         Bucket x factor means and dispersions of the betas.
     min_obs : int
         Minimum number of observed months per bond when ``missing > 0``.
+    common_shock : float
+        Standard deviation of a monthly shock ``c_t`` added to every bond's return (decimals per
+        month; real IG residuals share about 0.003). Not in the model of
+        :class:`~bayesbond.FactorModel` without ``date_effects``.
+    group_shock : float
+        Standard deviation of a monthly shock ``d_gt`` shared by the bonds of one rating bucket.
+    factor_ar : float or sequence of float
+        AR(1) coefficient of each simulated factor, ``F_t - mu = phi (F_{t-1} - mu) + s sqrt(1 -
+        phi^2) u_t``, which keeps the stationary mean and volatility (``F_0`` is drawn from the
+        stationary law). The variance of the sample mean is then about ``(1 + phi) / (1 - phi)``
+        times the i.i.d. one. Needs simulated factors.
+    error_df : float, optional
+        Degrees of freedom of Student-t errors ``e_it ~ t_nu`` (``sigma_i`` is then their
+        scale); normal errors when omitted.
 
     Returns
     -------
@@ -155,7 +179,10 @@ def simulate_panel(
     Notes
     -----
     ``r_it = alpha_i + beta_i' F_t + sigma_i e_it``, ``alpha_i ~ N(mu_alpha[g], tau_alpha[g]^2)``,
-    ``beta_ik ~ N(mu_beta[g, k], tau_beta[g, k]^2)``, ``sigma_i = sigma_bucket[g] exp(0.25 z_i)``.
+    ``beta_ik ~ N(mu_beta[g, k], tau_beta[g, k]^2)``, ``sigma_i = sigma_bucket[g] exp(0.25 z_i)``,
+    plus ``c_t + d_{g,t}`` when ``common_shock`` or ``group_shock`` is positive. The extra
+    random numbers are drawn only when a feature is on, so the default panel of a seed does not
+    change. The shocks have mean zero: ``truth.expected_return`` is unchanged.
     Default magnitudes: mean monthly returns of about 0.4-0.6%, volatilities of 1.5-3% (HY the
     riskiest).
     """
@@ -170,6 +197,11 @@ def simulate_panel(
     if shares.shape != (3,) or (shares < 0).any() or shares.sum() <= 0:
         raise DataError(f"bucket_shares needs 3 non-negative numbers, got {bucket_shares}")
     shares = shares / shares.sum()
+    for name, v in (("common_shock", common_shock), ("group_shock", group_shock)):
+        if not (np.isfinite(v) and v >= 0):
+            raise DataError(f"{name} must be a non-negative standard deviation, got {v}")
+    if error_df is not None and not error_df > 0:
+        raise DataError(f"error_df must be positive, got {error_df}")
 
     # ---- factor returns
     if factors is None:
@@ -178,12 +210,22 @@ def simulate_panel(
         names = [str(f) for f in factor_names]
         moments = np.array([_FACTOR_MOMENTS.get(f, _GENERIC_MOMENTS) for f in names])
         dates = pd.date_range(to_month_end([start])[0], periods=n_dates, freq="ME", name="date")
-        F = moments[:, 0] + moments[:, 1] * rng.standard_normal((n_dates, len(names)))
+        u = rng.standard_normal((n_dates, len(names)))
+        phi = np.broadcast_to(np.asarray(factor_ar, dtype=float), (len(names),))
+        if not (np.abs(phi) < 1).all():
+            raise DataError(f"factor_ar must be in (-1, 1) for every factor, got {factor_ar}")
+        if (phi != 0).any():
+            for t in range(1, n_dates):
+                u[t] = phi * u[t - 1] + np.sqrt(1 - phi**2) * u[t]
+        F = moments[:, 0] + moments[:, 1] * u
         factors = pd.DataFrame(F, index=dates, columns=pd.Index(names, name="factor"))
         factor_mean, factor_sd = moments[:, 0], moments[:, 1]
     else:
         if not isinstance(factors, pd.DataFrame) or factors.shape[1] == 0:
             raise DataError("factors must be a DataFrame with one column per factor")
+        if np.any(np.asarray(factor_ar) != 0):
+            raise DataError("factor_ar applies to simulated factors; the given factors are used "
+                            "as they are")
         bad = [c for c in factors.columns if not np.isfinite(factors[c].to_numpy(float)).all()]
         if bad:
             raise DataError(f"factor column(s) {bad} hold missing or non-finite values")
@@ -225,7 +267,16 @@ def simulate_panel(
     sig = np.array([sig_b[b] for b in bucket]) * np.exp(0.25 * rng.standard_normal(n_bonds))
 
     eps = rng.standard_normal((n_dates, n_bonds))
+    if error_df is not None:  # t_nu = N(0, 1) / sqrt(chi2_nu / nu)
+        eps = eps / np.sqrt(rng.chisquare(error_df, (n_dates, n_bonds)) / error_df)
     R = alpha[None, :] + F @ beta.T + sig[None, :] * eps
+    c = np.zeros(n_dates)
+    d = np.zeros((n_dates, len(BUCKETS)))
+    if common_shock > 0:
+        c = common_shock * rng.standard_normal(n_dates)
+    if group_shock > 0:
+        d = group_shock * rng.standard_normal((n_dates, len(BUCKETS)))
+    R += c[:, None] + d[:, g]
 
     # ---- ratings (notches), possibly migrating
     notch0 = np.array([rng.choice(_NOTCHES[b][0], p=_NOTCHES[b][1]) for b in bucket])
@@ -286,12 +337,18 @@ def simulate_panel(
             "sigma_bucket": (("rating_bucket",), [sig_b[b] for b in BUCKETS]),
             "factor_mean": (("factor",), np.asarray(factor_mean, float)),
             "factor_sd": (("factor",), np.asarray(factor_sd, float)),
+            "common_shock": (("date",), c),
+            "group_shock": (("date", "rating_bucket"), d),
         },
-        coords={"bond": bonds, "factor": fcoord, "rating_bucket": bcoord},
+        coords={"bond": bonds, "factor": fcoord, "rating_bucket": bcoord, "date": dates},
         attrs={
             "seed": -1 if seed is None else int(seed),
             "missing": missing,
             "migration": migration,
+            "common_shock": float(common_shock),
+            "group_shock": float(group_shock),
+            "factor_ar": [float(v) for v in np.broadcast_to(np.asarray(factor_ar, float), (K,))],
+            "error_df": 0.0 if error_df is None else float(error_df),
         },
     )
     return SimulatedPanel(panel=panel, factors=factors, truth=truth)

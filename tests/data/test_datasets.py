@@ -113,3 +113,45 @@ def test_given_factors_and_migration():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(DataError, match=match):
         bb.datasets.simulate_panel(n_bonds=5, n_dates=10, **kwargs)
+
+
+def test_hostile_features_have_the_stated_laws():
+    """Common and bucket shocks, AR(1) factors and t errors: recovered from the returns."""
+    from scipy import stats
+
+    sim = bb.datasets.simulate_panel(n_bonds=400, n_dates=600, seed=11, common_shock=0.003,
+                                     group_shock=0.002, factor_ar=(0.6, 0.0), error_df=5.0)
+    tr = sim.truth
+    R = sim.panel.returns.values  # (date, bond)
+    F = sim.factors.to_numpy()
+    fitted = tr["alpha"].values[None, :] + F @ tr["beta"].values.T
+    g = np.array([list(tr["rating_bucket"].values).index(b) for b in tr["bucket"].values])
+    shock = tr["common_shock"].values[:, None] + tr["group_shock"].values[:, g]
+    e = (R - fitted - shock) / tr["sigma"].values[None, :]
+    # the standardised errors are t5: variance 5/3, and a KS test does not reject t5
+    assert abs(e.var() - 5 / 3) < 0.05
+    assert stats.kstest(e.ravel()[::7], stats.t(5).cdf).pvalue > 1e-3
+    # the shocks have the stated scales, and the residual cross-sectional mean tracks them
+    assert abs(tr["common_shock"].std().item() / 0.003 - 1) < 0.15
+    assert abs(tr["group_shock"].std().item() / 0.002 - 1) < 0.15
+    m = (R - fitted).mean(axis=1)
+    assert np.corrcoef(m, tr["common_shock"].values)[0, 1] > 0.8
+    # AR(1) factors: lag-1 autocorrelation phi, stationary moments kept
+    x = F[:, 0] - tr["factor_mean"].values[0]
+    assert abs(np.corrcoef(x[1:], x[:-1])[0, 1] - 0.6) < 0.1
+    assert abs(np.corrcoef(F[1:, 1], F[:-1, 1])[0, 1]) < 0.1
+    assert abs(F[:, 0].std() / tr["factor_sd"].values[0] - 1) < 0.15
+
+
+def test_hostile_features_off_leave_the_panel_unchanged_and_bad_values_are_refused():
+    a = bb.datasets.simulate_panel(n_bonds=20, n_dates=30, seed=5)
+    b = bb.datasets.simulate_panel(n_bonds=20, n_dates=30, seed=5, common_shock=0.0, factor_ar=0.0)
+    assert a.panel.returns.equals(b.panel.returns)
+    c = bb.datasets.simulate_panel(n_bonds=20, n_dates=30, seed=5, common_shock=0.004)
+    assert not np.allclose(a.panel.returns.values, c.panel.returns.values)
+    with pytest.raises(DataError, match="common_shock"):
+        bb.datasets.simulate_panel(n_bonds=5, n_dates=30, common_shock=-1.0)
+    with pytest.raises(DataError, match="factor_ar"):
+        bb.datasets.simulate_panel(n_bonds=5, n_dates=30, factor_ar=1.0)
+    with pytest.raises(DataError, match="factor_ar"):
+        bb.datasets.simulate_panel(n_bonds=5, factors=a.factors, factor_ar=0.5)
