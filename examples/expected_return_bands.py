@@ -3,8 +3,10 @@
 What it shows
 -------------
 * the posterior of each bond's expected return with ``bb.expected_returns``: mean and a 94%
-  interval, first with the factor means fixed at their sample values, then also carrying the
-  sampling uncertainty of E[F];
+  interval carrying the uncertainty of E[F] (the default, robust to autocorrelated factors),
+  then, for comparison only, with the factor means fixed at their sample values (too narrow);
+* bucket bands over the panel's bonds (equal- and value-weighted) and for a typical bond of the
+  bucket (``level="population"``);
 * the same number from OLS with delta-method standard errors (``OLSResult.expected_return``);
 * a plot of the bands by rating bucket (``bb.plots.plot_expected_returns``).
 
@@ -33,14 +35,16 @@ else:
 idata = bb.FactorModel(factors=["CMKT", "TERM"], pooling="hierarchical").fit(
     sim.panel, sim.factors, random_seed=3, **settings)
 
-er = bb.expected_returns(idata, prob=0.94)
-print("posterior expected returns (decimal per month), E[F] fixed at the sample means:")
-print(er.head())
-er_f = bb.expected_returns(idata, prob=0.94, factor_uncertainty=True, random_seed=3)
-print("... and carrying the uncertainty of E[F] (wider bands):")
+er_f = bb.expected_returns(idata, prob=0.94, random_seed=3)
+print(f"posterior expected returns (decimal per month), {er_f.attrs['band']}:")
 print(er_f.head())
-print("per rating bucket:")
-print(bb.expected_returns(idata, by="rating_bucket", factor_uncertainty=True, random_seed=3))
+er = bb.expected_returns(idata, prob=0.94, factor_uncertainty=False)
+print("... and, for comparison only, with E[F] fixed at the sample means (too narrow):")
+print(er.head())
+for kw in ({}, {"weights": sim.panel}, {"level": "population"}):
+    er_g = bb.expected_returns(idata, by="rating_bucket", random_seed=3, **kw)
+    print(f"per rating bucket, {er_g.attrs['band']}:")
+    print(er_g)
 
 ols = bb.ols(sim.panel, sim.factors).expected_return(sim.factors.mean())
 print("OLS expected returns with delta-method standard errors, first bonds:")

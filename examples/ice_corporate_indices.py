@@ -153,10 +153,11 @@ def main(argv=None):
             cells.append(f"{f} {m:5.2f} [{lo:5.2f}, {hi:5.2f}] (OLS {ols.params.loc[b, f]:5.2f})")
         print(f"  {b:10s} " + "   ".join(cells))
 
-    er = expected_returns(hier, prob=0.94)
-    er_u = expected_returns(hier, prob=0.94, factor_uncertainty=True, random_seed=1)
+    er = expected_returns(hier, prob=0.94, factor_uncertainty=False)
+    er_u = expected_returns(hier, prob=0.94, random_seed=1)
     print("\nExpected excess returns, % per year (x12), E[F] = sample means; 94% bands "
-          "without / with the uncertainty of E[F]:")
+          "with E[F] known (too narrow) / with the uncertainty of E[F] "
+          f"({er_u.attrs['factor_dependence']}, the honest band):")
     for b in er.index:
         r, u = er.loc[b], er_u.loc[b]
         print(f"  {b:10s} {12 * 100 * r['mean']:5.2f}  [{12 * 100 * r['lower']:5.2f}, "

@@ -83,7 +83,8 @@ def test_demo_writes_what_it_promises(demo):
                 "fits/hierarchical.nc", "data/panel.csv", "data/factors.csv",
                 "plots/betas_by_bucket.png"]
     if has("bayesbond.workflow.expected"):
-        promised += ["expected_returns.csv", "plots/expected_returns.png"]
+        promised += ["expected_returns.csv", "expected_returns_by_bucket.csv",
+                     "plots/expected_returns.png"]
     if has("bayesbond.bayes.ou_model"):
         promised += ["fits/ou_short_rate.nc", "data/short_rate.csv", "plots/ou_fit.png"]
     if has("bayesbond.baselines.affine_ml"):
@@ -121,6 +122,12 @@ def test_demo_writes_what_it_promises(demo):
         er = pd.read_csv(out / "expected_returns.csv", index_col=0)
         assert (er["lower"] <= er["mean"]).all() and (er["mean"] <= er["upper"]).all()
         assert er["ols"].notna().all()
+        # the bucket bands carry the uncertainty of E[F]: far wider than with E[F] known
+        bk = pd.read_csv(out / "expected_returns_by_bucket.csv", index_col=[0, 1])
+        panel = bk.xs("panel", level="level")
+        assert ((panel["upper"] - panel["lower"])
+                > 2 * (panel["known_upper"] - panel["known_lower"])).all(), bk
+        assert "Expected returns by rating bucket" in md
 
 
 def test_demo_converges_cleanly_and_shows_its_phases(demo):

@@ -11,6 +11,7 @@ by ML (Kalman filter). It writes::
       summary.csv                 model comparison (PSIS-LOO), timings and convergence diagnostics
       bucket_betas.csv            per rating bucket and factor: true beta, OLS average, posterior
       expected_returns.csv        per bond: posterior mean, sd and 94% interval of E[R], OLS value
+      expected_returns_by_bucket.csv  per bucket: panel and population bands of E[R], truth
       data/panel.csv              the demo data in the command line's input formats: the panel
       data/factors.csv              (date, bond, ret, rating, weight, spread), factors (date, CMKT,
       data/short_rate.csv           TERM), short rate (date, rate in %), yields (date, m3 .. m120
@@ -119,6 +120,31 @@ def _bucket_betas(sim, panel, ols_params, fits, groups) -> pd.DataFrame:
                     row[f"{name}_beta"] = float(post["beta"].sel(factor=f).mean())
             rows.append(row)
     return pd.DataFrame(rows).set_index(["rating_bucket", "factor"])
+
+
+def _bucket_expected_returns(sim, fit, groups: pd.Series) -> pd.DataFrame:
+    """Per bucket: the panel and population bands of E[R] beside the simulator's truth."""
+    import bayesbond as bb
+
+    truth = sim.truth
+    rows = []
+    known = bb.expected_returns(fit, by="rating_bucket", factor_uncertainty=False)
+    for level in ("panel", "population"):
+        er = bb.expected_returns(fit, by="rating_bucket", level=level, random_seed=SEED)
+        for g in er.index:
+            if level == "panel":
+                members = [b for b in groups.index if groups[b] == g]
+                true = float(truth["expected_return"].sel(bond=members).mean())
+            else:
+                true = float(truth["mu_alpha"].sel(rating_bucket=g)
+                             + truth["mu_beta"].sel(rating_bucket=g) @ truth["factor_mean"])
+            row = {"rating_bucket": g, "level": level, "truth": true,
+                   **er.loc[g, ["mean", "sd", "lower", "upper"]].to_dict()}
+            if level == "panel":
+                row["known_lower"], row["known_upper"] = known.loc[g, ["lower", "upper"]]
+            row["covered"] = bool(row["lower"] <= true <= row["upper"])
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["rating_bucket", "level"])
 
 
 def _available(module: str) -> bool:
@@ -251,8 +277,22 @@ def _run_demo(out, fast: bool, progress) -> DemoResult:
                 er, buckets=groups, ols=ols_mean,
                 title="Expected returns, hierarchical model (annualised)"),
                 tmp / "plots" / "expected_returns.png")
-            files[2:2] = ["expected_returns.csv"]
+            files[2:2] = ["expected_returns.csv", "expected_returns_by_bucket.csv"]
             files.append("plots/expected_returns.png")
+            by_bucket = _bucket_expected_returns(sim, fits["hierarchical"], groups)
+            by_bucket.to_csv(tmp / "expected_returns_by_bucket.csv")
+            md += ["## Expected returns by rating bucket (% per year): truth and 94% bands\n",
+                   f"Bands carry the uncertainty of E[F] ({er.attrs['factor_dependence']}; "
+                   "it is common to every bond, so it does not average away over a bucket). "
+                   "`panel`: the equal-weighted mean of the bucket's bonds in the panel, whose "
+                   "truth is the mean of their true E[R]; `population`: a typical bond of the "
+                   "bucket, mu_alpha + mu_beta'E[F], whose truth is the simulator's. The "
+                   "E[F]-known band (`known_lower`, `known_upper`) is shown for comparison "
+                   "only: it conditions on the sample mean of the factors as if it were the "
+                   "truth.\n",
+                   markdown_table((by_bucket * 1200).round(3).reset_index()
+                                  .assign(covered=by_bucket["covered"].to_numpy()),
+                                  index=False), ""]
 
         if _available("bayesbond.bayes.ou_model"):
             md += _ou_part(tmp, cfg, sample_kw, say, files)

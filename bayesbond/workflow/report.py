@@ -209,6 +209,11 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
                 written.append(f"{name}_expected_returns.csv")
                 lines += ["## Expected returns", "", ctx["er_text"], "",
                           markdown_table(_er_display(er), floatfmt=".3g"), ""]
+                if ctx.get("er_groups") is not None:
+                    lines += ["By group, in % per year, with the uncertainty of E[F] (common to "
+                              "every bond, it does not average away):", "",
+                              markdown_table(_er_display(ctx["er_groups"]).reset_index(),
+                                             index=False, floatfmt=".3g"), ""]
         figures = list(_family_figures(idata, fam, ctx, say))
         (tmp / f"{name}_summary.md").write_text("\n".join(lines))
         from bayesbond.workflow.plots import save_png
@@ -222,7 +227,7 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
 def _er_display(er: pd.DataFrame) -> pd.DataFrame:
     """The E[R] table in % per year for the markdown (the CSV keeps decimals per month)."""
     out = er.copy()
-    for c in ("mean", "sd", "lower", "upper", "lower_ef", "upper_ef", "ols", "ols_se"):
+    for c in ("mean", "sd", "lower", "upper", "lower_known", "upper_known", "ols", "ols_se"):
         if c in out.columns:
             out[c] = out[c] * 1200.0
     for c in ("ef_start", "ef_end"):
@@ -315,21 +320,21 @@ def _pooled_ols(idata):
 
 
 def _expected_return_table(idata, ctx):
-    """E[R] per bond with E[F] known and with its uncertainty, beside OLS (into ``ctx``)."""
+    """E[R] per bond with the uncertainty of E[F] and with E[F] known, beside OLS, and per group
+    (into ``ctx``)."""
     from bayesbond.workflow.expected import expected_returns
 
     prob, window = ctx["prob"], ctx["ef_window"]
-    er = expected_returns(idata, prob=prob, window=window)
-    er_u = expected_returns(idata, prob=prob, window=window, factor_uncertainty=True,
-                            random_seed=0)
+    er = expected_returns(idata, prob=prob, window=window, random_seed=0)
+    er_k = expected_returns(idata, prob=prob, window=window, factor_uncertainty=False)
     table = er[["mean", "sd", "lower", "upper"]].copy()
-    table["lower_ef"] = er_u["lower"]
-    table["upper_ef"] = er_u["upper"]
+    table["lower_known"] = er_k["lower"]
+    table["upper_known"] = er_k["upper"]
     ols = ctx["ols"]
     if ols is not None and hasattr(ols, "expected_return"):
         F = idata["constant_data"]["factor_returns"].transpose("date", "factor").to_pandas()
         if window == "bond":
-            means = er.attrs["factor_means_by_bond"]
+            means = er_k.attrs["factor_means_by_bond"]
             o = pd.DataFrame([ols.expected_return(means.loc[str(b)]).loc[b]
                               for b in ols.params.index], index=ols.params.index)
         else:
@@ -338,22 +343,33 @@ def _expected_return_table(idata, ctx):
         o.index = [str(b) for b in o.index]
         table["ols"] = o["mean"].reindex(table.index)
         table["ols_se"] = o["se"].reindex(table.index)
-    for c in ("group", "ef_start", "ef_end", "ef_months"):
+    for c in ("group", "ef_start", "ef_end", "ef_months", "ef_effective_months"):
         if c in er.columns:
             table[c] = er[c]
     ctx["er_table"] = table
-    ctx["er_plot"] = er_u
+    ctx["er_plot"] = er
+    ctx["er_groups"] = None
+    if "group" in er.columns:
+        name = idata["constant_data"]["group"].attrs.get("name", "rating_bucket")
+        rows = {"panel bonds (equal-weighted)": expected_returns(
+            idata, prob=prob, window=window, by=name, random_seed=0)}
+        if "mu_alpha" in idata["posterior"] and window != "bond":
+            rows["typical bond (mu_alpha + mu_beta'E[F])"] = expected_returns(
+                idata, prob=prob, window=window, by=name, level="population", random_seed=0)
+        ctx["er_groups"] = pd.concat(
+            {k: v[["mean", "sd", "lower", "upper"]] for k, v in rows.items()}, names=["band"])
     ctx["er_ols"] = table["ols"] if "ols" in table.columns else None
     from bayesbond.workflow.plots import _ef_window_text
 
     ctx["er_text"] = (
         f"E[R] = alpha + beta'E[F] per bond, in % per year (x 1200; the CSV keeps decimals per "
-        f"month): posterior mean, sd and {prob:.0%} interval with E[F] treated as known "
-        "(`lower`, `upper`) and with the uncertainty of E[F] (`lower_ef`, `upper_ef`: the "
-        "posterior of the mean factor returns); `ols`, `ols_se`: OLS "
-        f"expected return and its standard error (E[F] known) over the same months. "
-        f"{_ef_window_text(er)} "
-        f"({er.attrs['ef_window']}).")
+        f"month): posterior mean, sd and {prob:.0%} interval with the uncertainty of E[F] "
+        f"(`lower`, `upper`: the posterior of the mean factor returns, "
+        f"{er.attrs['factor_dependence']}; `ef_effective_months` is the number of independent "
+        "months it is worth) and, for comparison only, with E[F] treated as known "
+        "(`lower_known`, `upper_known`: too narrow, the sample mean of the factors is not the "
+        "truth); `ols`, `ols_se`: OLS expected return and its standard error (E[F] known) "
+        f"over the same months. {_ef_window_text(er)} ({er.attrs['ef_window']}).")
 
 
 def _ou_baseline(idata, ctx):

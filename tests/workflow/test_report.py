@@ -49,13 +49,15 @@ def test_factor_report_holds_ols_baseline_er_table_and_plots(unpooled, tmp_path)
     er = pd.read_csv(tmp_path / "rep" / "fit_expected_returns.csv", index_col=0)
     ref = ols.expected_return(Fdf.mean())
     np.testing.assert_allclose(er["ols"], ref["mean"].to_numpy(), rtol=1e-12)
-    # with the uncertainty of E[F] the bands are wider than with E[F] known
-    assert ((er["upper_ef"] - er["lower_ef"]) > (er["upper"] - er["lower"])).all()
+    # the reported band carries the uncertainty of E[F]: wider than with E[F] known
+    assert ((er["upper"] - er["lower"]) > (er["upper_known"] - er["lower_known"])).all()
+    ref_band = bb.expected_returns(tree, random_seed=0)
+    np.testing.assert_allclose(er["lower"], ref_band["lower"], rtol=1e-12)
     assert (er["ef_months"] == 80).all() and (er["ef_start"] == "2001-01-31").all()
     md = (tmp_path / "rep" / "fit_summary.md").read_text()
     assert "## Beside the baseline" in md and "## Expected returns" in md
     assert "E[F] averaged over 2001-01 to 2007-08 (80 months)" in md
-    assert "with the uncertainty of E[F]" in md
+    assert "with the uncertainty of E[F]" in md and "By group" in md
     for p in files:
         if p.suffix == ".png":
             assert_png(p, min_kb=10)
