@@ -16,6 +16,7 @@ import xarray as xr
 from bayesbond.bayes.base import BayesianModel, to_json
 from bayesbond.bayes.factor_data import FactorData, ols_log_scale, prepare_factor_data
 from bayesbond.bayes.factor_likelihood import (
+    centred_coefficients_pt,
     collapsed_loglik_pt,
     draw_theta,
     gaussian_loglik_pt,
@@ -119,8 +120,17 @@ class FactorModel(BayesianModel):
     :mod:`bayesbond.bayes.factor_likelihood`), so NUTS explores only the group-level parameters
     and the
     residual scales; each posterior draw is completed by one exact draw of ``theta_b`` from its
-    conditional posterior, which yields draws from the joint posterior. Otherwise the hierarchy is
-    non-centred, ``theta_b = m_g + S_g z_b``.
+    conditional posterior, which yields draws from the joint posterior. Otherwise (Student-t
+    errors, or ``marginalize=False``) the hierarchical coefficients are sampled in data-centred
+    coordinates ``w_b``: ``theta_b = m_g + S_g (gamma_hat_b + L_b^{-T} w_b)`` with ``gamma_hat_b``
+    and ``L_b L_b' = I + S_g'X_b'X_b S_g / s_b^2`` the mean and precision of the Gaussian
+    conditional posterior of the whitened coefficients (working variance ``s_b^2 = sigma_b^2``,
+    or ``sigma_b^2 (nu + 3) / (nu + 1)`` for Student-t, the inverse Fisher information of a t
+    location), Jacobian included
+    (:func:`~bayesbond.bayes.factor_likelihood.centred_coefficients_pt`): neither the funnel of
+    centred coefficients when ``tau`` is small nor the slow mixing of non-centred ones when each
+    bond's months identify its coefficients (R-hat 1.05, bulk ESS 56 for ``tau_beta`` on 60
+    bonds x 120 months of t5 errors).
 
     The log residual scales ``u_b = log sigma_b`` are neither centred (a funnel when a bucket's
     spread ``tau = tau_log_sigma_g`` is comparable to the likelihood's uncertainty about
@@ -388,13 +398,15 @@ class FactorModel(BayesianModel):
                                  dims=("bond", "factor"))
                 theta = pt.concatenate([alpha[:, None], beta], axis=1)
             else:
-                coords_coef = ["alpha", *data.factors]
-                model.add_coord("coef", coords_coef)
-                z = pm.Normal("z_theta", 0.0, 1.0, dims=("bond", "coef"))
-                if self.correlated:
-                    theta = m_b + pt.sum(S_b * z[:, None, :], axis=-1)
-                else:
-                    theta = m_b + S_b * z
+                model.add_coord("coef", ["alpha", *data.factors])
+                if self.errors == "normal":
+                    s2 = sigma**2
+                else:  # the Fisher information of a t location is (nu + 1) / ((nu + 3) sigma^2)
+                    nu = pm.Gamma("nu", alpha=pri["nu_alpha"], beta=pri["nu_beta"])
+                    s2 = sigma**2 * (nu + 3.0) / (nu + 1.0)
+                w = pm.Flat("w_theta", dims=("bond", "coef"))
+                theta, logp_theta = centred_coefficients_pt(XtX, Xty, s2, m_b, S_b, w)
+                pm.Potential("prior_theta", pt.sum(logp_theta))
                 pm.Deterministic("alpha", theta[:, 0], dims="bond")
                 pm.Deterministic("beta", theta[:, 1:], dims=("bond", "factor"))
 
@@ -403,7 +415,8 @@ class FactorModel(BayesianModel):
                                         pt.as_tensor(n), theta, sigma)
                 pm.Potential("loglik_returns", pt.sum(ll))
             else:
-                nu = pm.Gamma("nu", alpha=pri["nu_alpha"], beta=pri["nu_beta"])
+                if not hier:
+                    nu = pm.Gamma("nu", alpha=pri["nu_alpha"], beta=pri["nu_beta"])
                 t_idx, b_idx, y_long = data.long()
                 X = data.design()
                 mu = pt.sum(pt.as_tensor(X[t_idx]) * theta[b_idx], axis=-1)
