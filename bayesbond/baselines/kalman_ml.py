@@ -140,16 +140,8 @@ class KalmanML:
         self.T, self.n_starts, self.maxiter = self.Y.shape[0], max(1, int(n_starts)), int(maxiter)
         self.failed, self.log = [], logging.getLogger(f"bayesbond.{self.name}")
 
-    # supplied by the subclass: the log-likelihood, the starts and the result
-    def loglik(self, theta) -> float:  # exact log-likelihood of the data at theta
-        raise NotImplementedError
-
-    def start_params(self) -> list:  # [(theta_0, info dict)], best first
-        raise NotImplementedError
-
-    def make_result(self, **fields):  # the result object from the fields of fit()
-        raise NotImplementedError
-
+    # supplied by the subclass: loglik(theta) -> float (exact log-likelihood of the data),
+    # start_params() -> [(theta_0, info dict)] (best first), make_result(**fields of fit())
     # optional hooks (defaults: as below)
     def start_loglik(self, theta) -> float:  # log-likelihood of the multistart stage
         return self.loglik(theta)
