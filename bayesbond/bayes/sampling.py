@@ -85,11 +85,8 @@ class _SamplerProgress:
 
     def __init__(self, say, chains: int, draws: int, tune: int, live: bool):
         self.say, self.chains, self.draws, self.tune, self.live = say, chains, draws, tune, live
-        self.phase = "tuning"
-        self.milestone = 0
+        self.phase, self.milestone, self.width, self.lock = "tuning", 0, 0, threading.Lock()
         say(f"tuning: {chains} chains x {tune} tuning steps")
-        self.lock = threading.Lock()
-        self.width = 0
 
     def __call__(self, cps) -> None:
         with self.lock:
@@ -158,19 +155,13 @@ class Diagnostics:
     def ok(self) -> bool:
         """R-hat <= 1.01, no divergence and at least 100 effective draws per chain."""
         need = ESS_MIN_PER_CHAIN * self.n_chains
-        return (
-            self.max_rhat <= RHAT_MAX
-            and self.divergences == 0
-            and self.min_ess_bulk >= need
-            and self.min_ess_tail >= need
-        )
+        return (self.max_rhat <= RHAT_MAX and self.divergences == 0
+                and self.min_ess_bulk >= need and self.min_ess_tail >= need)
 
     def __str__(self) -> str:
-        return (
-            f"max R-hat {self.max_rhat:.4f}, min bulk ESS {self.min_ess_bulk:.0f}, "
-            f"min tail ESS {self.min_ess_tail:.0f}, divergences {self.divergences} "
-            f"({self.n_chains} chains x {self.n_draws} draws)"
-        )
+        return (f"max R-hat {self.max_rhat:.4f}, min bulk ESS {self.min_ess_bulk:.0f}, "
+                f"min tail ESS {self.min_ess_tail:.0f}, divergences {self.divergences} "
+                f"({self.n_chains} chains x {self.n_draws} draws)")
 
 
 def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
@@ -187,26 +178,19 @@ def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
     if var_names is not None:
         post = post[list(var_names)]
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
-    rhats, bulks, tails = [], [], []
-    for v in post.data_vars:
-        da = post[v]
-        if not da.size:
-            continue
-        x = da.transpose("chain", "draw", ...).values
-        r, b, t = (np.ravel(a) for a in rhat_ess(x))
-        rhats.append(r)
-        bulks.append(b)
-        tails.append(t)
+    # (R-hat, bulk ESS, tail ESS) of every element, variable by variable
+    stats = [[np.ravel(a) for a in rhat_ess(post[v].transpose("chain", "draw", ...).values)]
+             for v in post.data_vars if post[v].size]
 
-    def _extreme(parts, fn):
-        vals = np.concatenate(parts) if parts else np.array([])
+    def _extreme(i, fn):
+        vals = np.concatenate([st[i] for st in stats]) if stats else np.array([])
         vals = vals[~np.isnan(vals)]  # keep inf: chains stuck at different values
         return float(fn(vals)) if vals.size else np.nan
 
     div = 0
     if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
         div = int(idata["sample_stats"]["diverging"].values.sum())
-    return Diagnostics(_extreme(rhats, np.max), _extreme(bulks, np.min), _extreme(tails, np.min),
+    return Diagnostics(_extreme(0, np.max), _extreme(1, np.min), _extreme(2, np.min),
                        div, n_chains, n_draws)
 
 
@@ -354,18 +338,9 @@ def sample(
         else:
             say(f"compiling and sampling {name} with {sampler}: {chains} chains x {tune} "
                 f"tuning steps + {draws} draws")
-            idata = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                nuts_sampler=sampler,
-                progressbar=live,
-                model=model,
-                nuts=nuts_kwargs,
-                compute_convergence_checks=False,
-                **kwargs,
-            )
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                              nuts_sampler=sampler, progressbar=live, model=model,
+                              nuts=nuts_kwargs, compute_convergence_checks=False, **kwargs)
             total = time.perf_counter() - t0
             sampling_s = float(idata["posterior"].attrs.get("sampling_time", total))
             compile_s = max(total - sampling_s, 0.0)
