@@ -60,9 +60,7 @@ def prepare_yields(yields, maturities=None, dt=None, maturity_units=None):
     accepts them as they are. Yields in percent (``|y| > 1``) raise likewise.
     """
     if maturity_units not in _MATURITY_UNITS:
-        raise SpecError(
-            f"maturity_units must be None, 'years' or 'months', got {maturity_units!r}"
-        )
+        raise SpecError(f"maturity_units must be None, 'years' or 'months', got {maturity_units!r}")
     if isinstance(yields, pd.DataFrame):
         dates = yields.index
         if maturities is None:

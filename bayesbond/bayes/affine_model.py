@@ -437,8 +437,7 @@ class AffineModel(BayesianModel):
     def data_groups(self, prepared) -> dict[str, xr.Dataset]:
         """``observed_data.yields`` (date, maturity) and :func:`fit_data` as ``constant_data``."""
         const = _fit_data(prepared, self.n)
-        return {"observed_data": xr.Dataset({"yields": const["yields"]}),
-                "constant_data": const}
+        return {"observed_data": xr.Dataset({"yields": const["yields"]}), "constant_data": const}
 
     def loglik_size(self, prepared) -> int:
         return len(prepared.Y) - 1

@@ -40,13 +40,9 @@ def _prepare(x, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
     """Check ``x`` and view it as ``(chain, draw, n_elements)``; return it and the element shape."""
     x = np.asarray(x)
     if x.ndim < 2:
-        raise ValueError(
-            f"{name}: x must have shape (chain, draw, *elements); got shape {x.shape}"
-        )
+        raise ValueError(f"{name}: x must have shape (chain, draw, *elements); got shape {x.shape}")
     if not (x.dtype.kind in "iu" or x.dtype in (np.float32, np.float64)):
-        raise TypeError(
-            f"{name}: x must be float64, float32 or integer; got dtype {x.dtype}"
-        )
+        raise TypeError(f"{name}: x must be float64, float32 or integer; got dtype {x.dtype}")
     element_shape = x.shape[2:]
     n_elements = int(np.prod(element_shape, dtype=np.int64))
     return x.reshape(x.shape[0], x.shape[1], n_elements), element_shape

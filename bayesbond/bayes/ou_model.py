@@ -498,8 +498,7 @@ class OUModel(BayesianModel):
             pm.Potential("loglik", ll)
             # data units: x = m + S y with S = diag(s_v)
             S_inv = 1.0 / s_v
-            A = pm.Deterministic("A", A_y * s_v[:, None] * S_inv[None, :],
-                                 dims=("state", "state2"))
+            A = pm.Deterministic("A", A_y * s_v[:, None] * S_inv[None, :], dims=("state", "state2"))
             pm.Deterministic("a", s_v * a_y - A @ m, dims="state")
             pm.Deterministic("Sigma", s_v[:, None] * L_y, dims=("state", "state2"))
         return model

@@ -303,9 +303,7 @@ def integrated_cov(A, V, t, method: str = "auto"):
     V = as_square(V, "V")
     ts, scalar = as_horizons(t)
     if method not in ("auto", "kron", "van_loan", "lyapunov"):
-        raise ValueError(
-            f"method must be 'auto', 'kron', 'van_loan' or 'lyapunov', got {method!r}"
-        )
+        raise ValueError(f"method must be 'auto', 'kron', 'van_loan' or 'lyapunov', got {method!r}")
     F = expm_t(A, ts)
     if method in ("auto", "kron"):
         G = _kron_cov(A, V, ts)

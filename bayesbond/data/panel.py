@@ -296,9 +296,7 @@ class BondPanel:
                 ) from exc
             if np.isinf(v).any():
                 rows = np.flatnonzero(np.isinf(v))
-                raise DataError(
-                    f"non-finite values in signal column {c!r} at rows {listing(rows)}"
-                )
+                raise DataError(f"non-finite values in signal column {c!r} at rows {listing(rows)}")
             sig[str(c)] = (("date", "bond"), grid(v, np.nan, float))
         signals_ds = xr.Dataset(sig, coords=coords)
         return cls(
@@ -422,9 +420,7 @@ class BondPanel:
                     )[0]
         if out.isna().any():
             missing = list(out.index[out.isna()])
-            raise DataError(
-                f"bonds without any rating (give them in mapping=): {listing(missing)}"
-            )
+            raise DataError(f"bonds without any rating (give them in mapping=): {listing(missing)}")
         return out
 
     def to_frame(self) -> pd.DataFrame:
