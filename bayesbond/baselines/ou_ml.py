@@ -594,19 +594,9 @@ def _resolve_dt(dt, index, T, names):
     return d
 
 
-def ou_ml(
-    x,
-    dt=None,
-    *,
-    units=None,
-    known_mean=None,
-    A_mask=None,
-    diagonal_A: bool = False,
-    Sigma_structure: str = "full",
-    stationary_init: bool = False,
-    bias_correction: bool = False,
-    method: str = "auto",
-) -> OUMLResult:
+def ou_ml(x, dt=None, *, units=None, known_mean=None, A_mask=None, diagonal_A: bool = False,
+          Sigma_structure: str = "full", stationary_init: bool = False,
+          bias_correction: bool = False, method: str = "auto") -> OUMLResult:
     """Maximum-likelihood estimate of an OU process ``dxi = (A xi + a) dt + Sigma dW``.
 
     Parameters

@@ -98,11 +98,8 @@ def _hurwitz_margins(A, n: int, width: float = 0.02, xp=None):
         )  # fmt: skip
         c2, c1, c0 = -tr, m2, -det
         abs_c1 = xp.sqrt(c1 * c1 + 1e-8)
-        return [
-            c2 / (3 * width),
-            c0 / (width * (abs_c1 + c2 * c2 / 4 + 1e-4)),
-            (c2 * c1 - c0) / (2 * width * (c2 * c2 + abs_c1 + 1e-4)),
-        ]
+        return [c2 / (3 * width), c0 / (width * (abs_c1 + c2 * c2 / 4 + 1e-4)),
+                (c2 * c1 - c0) / (2 * width * (c2 * c2 + abs_c1 + 1e-4))]
     raise SpecError(f"the Bayesian affine model supports 1 to 3 factors, got {n}")
 
 
@@ -374,21 +371,12 @@ class AffineModel(BayesianModel):
             Ma = pt.set_subtensor(Ma[:n, :n], A * dt)
             Ma = pt.set_subtensor(Ma[:n, n], a * dt)
             c = expm_pt(Ma)[:n, n]
-            pm.MvNormal(
-                "portfolios",
-                mu=c + pt.dot(P_prev, Phi.T),
-                chol=pt.linalg.cholesky(Q),
-                observed=P_next,
-                dims=("date", "state"),
-            )
+            pm.MvNormal("portfolios", mu=c + pt.dot(P_prev, Phi.T), chol=pt.linalg.cholesky(Q),
+                        observed=P_next, dims=("date", "state"))
             fitted = can.d + pt.dot(P_next, can.Z.T)  # (T-1, p)
-            pm.Normal(
-                "pricing_errors",
-                mu=pt.dot(fitted, pm.Data("W_perp", W_perp).T),
-                sigma=sigma_e,
-                observed=pm.Data("residual_yields", Y[1:] @ W_perp.T),
-                dims=("date", "residual"),
-            )
+            pm.Normal("pricing_errors", mu=pt.dot(fitted, pm.Data("W_perp", W_perp).T),
+                      sigma=sigma_e, observed=pm.Data("residual_yields", Y[1:] @ W_perp.T),
+                      dims=("date", "residual"))
         return model
 
     # ----------------------------------------------------- the model contract (BayesianModel)
@@ -548,13 +536,8 @@ class AffineModel(BayesianModel):
                     label = f"{k}[{','.join(names[i] for i in idx)}]"
                 if label in summ.index:
                     rows.append(
-                        (
-                            label,
-                            summ.loc[label, "estimate"],
-                            summ.loc[label, "se"],
-                            float(mean[idx]),
-                            float(sd[idx]),
-                        )
+                        (label, summ.loc[label, "estimate"], summ.loc[label, "se"],
+                         float(mean[idx]), float(sd[idx]))
                     )
         df = pd.DataFrame(rows, columns=["parameter", "ml", "ml_se", "post_mean", "post_sd"])
         df = df.set_index("parameter")

@@ -245,22 +245,10 @@ def ieee_compile():
     return pytensor.config.change_flags(numba__fastmath=False)
 
 
-def sample(
-    model,
-    *,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    random_seed=None,
-    sampler: str = "nutpie",
-    progressbar: bool | None = None,
-    target_accept: float | None = None,
-    model_name: str = "",
-    var_names_check=None,
-    check: bool = True,
-    compile_key=None,
-    **kwargs,
-) -> xr.DataTree:
+def sample(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
+           sampler: str = "nutpie", progressbar: bool | None = None,
+           target_accept: float | None = None, model_name: str = "", var_names_check=None,
+           check: bool = True, compile_key=None, **kwargs) -> xr.DataTree:
     """Sample ``model`` with NUTS and return an ArviZ DataTree with convergence checked.
 
     Parameters

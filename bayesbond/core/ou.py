@@ -25,20 +25,9 @@ import scipy.signal as ss
 from bayesbond.core import linalg
 from bayesbond.errors import DataError, ModelError
 
-__all__ = [
-    "OU",
-    "Transition",
-    "EulerError",
-    "phi1",
-    "exact_transition",
-    "euler_transition",
-    "euler_error",
-    "psd_factor",
-    "transition_loglik",
-    "as_observations",
-    "as_steps",
-    "infer_dt",
-]
+__all__ = ["OU", "Transition", "EulerError", "phi1", "exact_transition", "euler_transition",
+           "euler_error", "psd_factor", "transition_loglik", "as_observations", "as_steps",
+           "infer_dt"]
 
 
 class Transition(NamedTuple):

@@ -44,21 +44,9 @@ import xarray as xr
 
 from bayesbond.errors import DataError, listing
 
-__all__ = [
-    "MISSING_MARKERS",
-    "UNITS",
-    "as_factor_frame",
-    "as_float",
-    "as_wide_returns",
-    "check_return_units",
-    "dated_frame",
-    "listing",
-    "non_numeric_columns",
-    "parse_dates",
-    "read_table",
-    "to_decimal",
-    "to_month_end",
-]
+__all__ = ["MISSING_MARKERS", "UNITS", "as_factor_frame", "as_float", "as_wide_returns",
+           "check_return_units", "dated_frame", "listing", "non_numeric_columns", "parse_dates",
+           "read_table", "to_decimal", "to_month_end"]
 
 #: strings read as a missing value in a file, besides pandas' defaults (FRED writes ``.``)
 MISSING_MARKERS: tuple[str, ...] = (".",)
@@ -272,13 +260,8 @@ def to_decimal(values, units: str, what: str = "returns"):
     return values / 100.0 if units == "percent" else values
 
 
-def check_return_units(
-    values: np.ndarray,
-    labels: Sequence,
-    where: str,
-    units: str = "decimal",
-    kind: str = "bond",
-) -> None:
+def check_return_units(values: np.ndarray, labels: Sequence, where: str, units: str = "decimal",
+                       kind: str = "bond") -> None:
     """Refuse returns whose magnitude says they are not decimals per month.
 
     Parameters

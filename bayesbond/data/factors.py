@@ -140,21 +140,11 @@ def _groups_percentile(s: np.ndarray, s_bp: np.ndarray, n_groups: int) -> np.nda
     return np.searchsorted(edges, s, side="left").astype(np.int64)
 
 
-def long_short(
-    panel: BondPanel,
-    signal: str,
-    n_groups: int = 3,
-    weighting: str = "value",
-    within: str | None = None,
-    min_bonds: int = 10,
-    *,
-    breakpoints: str = "rank",
-    breakpoint_universe=None,
-    holding: int = 1,
-    subsample: str | None = None,
-    return_filter: tuple[float, float] | None = None,
-    winsorize: tuple[float, float] | None = None,
-) -> pd.Series:
+def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str = "value",
+               within: str | None = None, min_bonds: int = 10, *, breakpoints: str = "rank",
+               breakpoint_universe=None, holding: int = 1, subsample: str | None = None,
+               return_filter: tuple[float, float] | None = None,
+               winsorize: tuple[float, float] | None = None) -> pd.Series:
     """Long-short factor from sorting bonds on a lagged signal.
 
     Parameters

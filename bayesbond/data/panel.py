@@ -60,15 +60,9 @@ class BondPanel:
         kept as given in ``ratings`` with a missing bucket.
     """
 
-    def __init__(
-        self,
-        returns: xr.DataArray,
-        ratings: xr.DataArray | None = None,
-        weights: xr.DataArray | None = None,
-        signals: xr.Dataset | None = None,
-        present: xr.DataArray | None = None,
-        unrated: str = "error",
-    ):
+    def __init__(self, returns: xr.DataArray, ratings: xr.DataArray | None = None,
+                 weights: xr.DataArray | None = None, signals: xr.Dataset | None = None,
+                 present: xr.DataArray | None = None, unrated: str = "error"):
         if not isinstance(returns, xr.DataArray) or returns.dims != ("date", "bond"):
             raise DataError("BondPanel needs returns as an xarray.DataArray with dims (date, bond)")
         if returns.sizes["date"] == 0 or returns.sizes["bond"] == 0:
@@ -106,21 +100,11 @@ class BondPanel:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_frame(
-        cls,
-        df: pd.DataFrame,
-        date: str = "date",
-        bond: str = "bond",
-        ret: str = "ret",
-        rating: str | None = "rating",
-        weight: str | None = "weight",
-        signals: Sequence[str] | None = None,
-        *,
-        unrated: str = "error",
-        units: str = "decimal",
-        check_units: bool = True,
-        date_format: str | None = None,
-    ) -> BondPanel:
+    def from_frame(cls, df: pd.DataFrame, date: str = "date", bond: str = "bond", ret: str = "ret",
+                   rating: str | None = "rating", weight: str | None = "weight",
+                   signals: Sequence[str] | None = None, *, unrated: str = "error",
+                   units: str = "decimal", check_units: bool = True,
+                   date_format: str | None = None) -> BondPanel:
         """Build a panel from a long table (one row per bond and month).
 
         Parameters
@@ -245,11 +229,8 @@ class BondPanel:
         ratings = None
         if rating is not None:
             try:
-                rating_buckets(
-                    df[rating].astype(object).to_numpy(),
-                    where=f"column {rating!r}",
-                    unrated=unrated,
-                )
+                rating_buckets(df[rating].astype(object).to_numpy(), where=f"column {rating!r}",
+                               unrated=unrated)
             except DataError as exc:
                 codes, uniques = pd.factorize(df[rating].astype(object), use_na_sentinel=True)
 
@@ -299,14 +280,8 @@ class BondPanel:
                 raise DataError(f"non-finite values in signal column {c!r} at rows {listing(rows)}")
             sig[str(c)] = (("date", "bond"), grid(v, np.nan, float))
         signals_ds = xr.Dataset(sig, coords=coords)
-        return cls(
-            returns,
-            ratings=ratings,
-            weights=weights,
-            signals=signals_ds,
-            present=present,
-            unrated=unrated,
-        )
+        return cls(returns, ratings=ratings, weights=weights, signals=signals_ds, present=present,
+                   unrated=unrated)
 
     # ------------------------------------------------------------------ views
     @property
@@ -338,11 +313,8 @@ class BondPanel:
 
     def __repr__(self) -> str:
         n_d, n_b = self.shape
-        parts = [
-            f"{n_d} months ({self.dates[0].date()} .. {self.dates[-1].date()})",
-            f"{n_b} bonds",
-            f"{int(self.observed.values.sum())} observed returns",
-        ]
+        parts = [f"{n_d} months ({self.dates[0].date()} .. {self.dates[-1].date()})",
+                 f"{n_b} bonds", f"{int(self.observed.values.sum())} observed returns"]
         extra = [
             name
             for name, v in (("ratings", self.ratings), ("weights", self.weights))

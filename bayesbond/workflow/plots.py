@@ -19,17 +19,9 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = [
-    "BUCKET_COLORS",
-    "beta_intervals",
-    "plot_betas_by_bucket",
-    "plot_expected_returns",
-    "plot_ou_fit",
-    "plot_pooled_coefficients",
-    "plot_term_premium",
-    "plot_yield_curve_fit",
-    "save_png",
-]
+__all__ = ["BUCKET_COLORS", "beta_intervals", "plot_betas_by_bucket", "plot_expected_returns",
+           "plot_ou_fit", "plot_pooled_coefficients", "plot_term_premium", "plot_yield_curve_fit",
+           "save_png"]
 
 BUCKET_COLORS = {"IG+": "#1f77b4", "IG-": "#2ca02c", "HY": "#d62728"}
 _OTHER = "#7f7f7f"

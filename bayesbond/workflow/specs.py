@@ -60,15 +60,8 @@ from typing import Any
 from bayesbond.bayes import registry
 from bayesbond.errors import DataError, SpecError
 
-__all__ = [
-    "FAMILIES",
-    "MODELS_DIR",
-    "Spec",
-    "check_columns",
-    "load_spec",
-    "parse_spec",
-    "shipped_specs",
-]
+__all__ = ["FAMILIES", "MODELS_DIR", "Spec", "check_columns", "load_spec", "parse_spec",
+           "shipped_specs"]
 
 FAMILIES = tuple(registry.FAMILIES)
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
