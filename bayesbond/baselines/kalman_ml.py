@@ -118,14 +118,11 @@ class KalmanML:
 
     Notes
     -----
-    The objective is the scaled negative log-likelihood ``f(theta) = -log L(theta) / T`` (values
-    of order one for the optimiser's tolerances). The preconditioned pass maximises
-    ``f(theta_1 + C z)`` over ``z`` from ``z = 0``, with ``C C' = H^-1`` (:func:`precondition`),
-    so that the Hessian in ``z`` is the identity at ``theta_1``. The delta method gives
-    ``se(g(theta)) = sqrt(diag(J cov J'))`` with ``J`` the Jacobian of the parameter map
-    ``g = spec.model`` by central differences. A new estimator is one subclass: give the spec,
-    the likelihood and the starting points; the result class derives from
-    :class:`~bayesbond.baselines.affine_result.CurveMLResult`.
+    The objective is ``f(theta) = -log L(theta) / T`` (of order one). The preconditioned pass
+    minimises ``f(theta_1 + C z)`` from ``z = 0`` with ``C C' = H^-1`` (:func:`precondition`):
+    the Hessian in ``z`` is the identity at ``theta_1``. The delta method gives
+    ``se(g(theta)) = sqrt(diag(J cov J'))``, ``J`` the Jacobian of ``g = spec.model`` by
+    central differences.
     """
 
     name, initial_state, start_bounds = "kalman_ml", None, None

@@ -684,11 +684,8 @@ def ou_ml(x, dt=None, *, units=None, known_mean=None, A_mask=None, diagonal_A: b
         mu = np.atleast_1d(np.asarray(known_mean, dtype=float))
         if mu.shape != (n,):
             raise SpecError(f"known_mean must have {n} entries, got shape {mu.shape}")
-    restr = {
-        "known_mean": None if mu is None else mu.tolist(),
-        "A_mask": mask.tolist(),
-        "Sigma_structure": Sigma_structure,
-    }
+    restr = {"known_mean": None if mu is None else mu.tolist(), "A_mask": mask.tolist(),
+             "Sigma_structure": Sigma_structure}
     unrestricted = bool(mask.all()) and (Sigma_structure == "full" or n == 1)
     closed_ok = regular and not stationary_init and unrestricted and (mu is None or n == 1)
     if method == "closed_form" and not closed_ok:

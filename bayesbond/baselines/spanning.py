@@ -327,16 +327,10 @@ def spanning(test_factors: pd.DataFrame, base: pd.DataFrame, hac_lags: int | Non
             )
             r = ols(yk, Xk, **kw)
             rows.append(
-                {
-                    "test": i,
-                    "added": j,
-                    "alpha": r.params.iloc[0]["alpha"],
-                    "t(alpha)": r.tvalues.iloc[0]["alpha"],
-                    "beta_added": r.params.iloc[0][j],
-                    "t(added)": r.tvalues.iloc[0][j],
-                    "R2": r.rsquared.iloc[0],
-                    "nobs": int(r.nobs.iloc[0]),
-                }
+                {"test": i, "added": j, "alpha": r.params.iloc[0]["alpha"],
+                 "t(alpha)": r.tvalues.iloc[0]["alpha"], "beta_added": r.params.iloc[0][j],
+                 "t(added)": r.tvalues.iloc[0][j], "R2": r.rsquared.iloc[0],
+                 "nobs": int(r.nobs.iloc[0])}
             )
     variants = (
         pd.DataFrame(rows).set_index(["test", "added"])

@@ -294,15 +294,10 @@ class AffineModel(BayesianModel):
         names = factor_names(n)
         tril = np.tril_indices(n)
         diag_pos = np.array([i == j for i, j in zip(*tril, strict=True)])
-        coords = {
-            "state": names,
-            "state2": names,
-            "maturity": tau,
-            "date": D.dates[1:],
-            "residual": [f"resid{i + 1}" for i in range(p - n)],
-            "eig_param": [f"eig_raw{i + 1}" for i in range(n)],
-            "tril": [f"{names[i]},{names[j]}" for i, j in zip(*tril, strict=True)],
-        }
+        coords = {"state": names, "state2": names, "maturity": tau, "date": D.dates[1:],
+                  "residual": [f"resid{i + 1}" for i in range(p - n)],
+                  "eig_param": [f"eig_raw{i + 1}" for i in range(n)],
+                  "tril": [f"{names[i]},{names[j]}" for i, j in zip(*tril, strict=True)]}
         with pm.Model(coords=coords) as model:
             # every data-derived array is a data container, so that data of the same shapes give
             # the same graph and the compiled sampler is reused (see compile_key)
@@ -673,11 +668,5 @@ def _initvals(ml, n):
     diag = np.array([i == j for i, j in zip(*tril, strict=True)])
     raw[diag] = np.log(raw[diag])
     A = np.asarray(ml.A)
-    return {
-        "eig_raw": np.asarray(ml.params["eig_raw"]),
-        "k_inf": float(ml.k_inf),
-        "Sigma_raw": raw,
-        "A": A,
-        "a": np.asarray(ml.a, float),
-        "log_sigma_e": float(np.log(ml.sigma_e[0])),
-    }
+    return {"eig_raw": np.asarray(ml.params["eig_raw"]), "k_inf": float(ml.k_inf), "Sigma_raw": raw,
+            "A": A, "a": np.asarray(ml.a, float), "log_sigma_e": float(np.log(ml.sigma_e[0]))}

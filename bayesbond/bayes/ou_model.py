@@ -384,11 +384,8 @@ class OUModel(BayesianModel):
         return {
             "family": "OUModel",
             "n": self.n,
-            "restrictions": {
-                "A": self.A_structure,
-                "Sigma": self.Sigma_structure,
-                "mean": None if self.mean is None else self.mean.tolist(),
-            },
+            "restrictions": {"A": self.A_structure, "Sigma": self.Sigma_structure,
+                             "mean": None if self.mean is None else self.mean.tolist()},
             "priors": {k: (list(v) if isinstance(v, tuple | list) else v)
                        for k, v in self.priors.items()},
             "stationary_init": self.stationary_init,

@@ -5,11 +5,9 @@ model name, library version and timings as attributes and checks R-hat, bulk/tai
 divergences. When the check fails, the warning names the parameters that failed and the likely
 cause (:func:`explain`).
 
-Progress: the phases of a fit (validate, compile, tune, draw, post-process) are sent to the
-callback installed by :func:`progress_to` (the command line installs its time-stamped printer),
-or, in Python attached to a terminal, printed on stderr with a live progress bar and a time
-estimate (``progressbar=None``, the default of the models' ``fit``, means "when
-``sys.stderr.isatty()``").
+Progress: the phases of a fit (validate, compile, tune, draw, post-process) go to the callback
+of :func:`progress_to` (the command line's time-stamped printer) or, on a terminal, to stderr
+with a live progress bar and a time estimate.
 """
 
 from __future__ import annotations
@@ -232,13 +230,9 @@ def display_name(model_name: str) -> str:
 def ieee_compile():
     """Context in which PyTensor compiles numba code without fastmath flags.
 
-    With PyTensor's default flags (``reassoc``, ``contract``, ...) LLVM may reassociate sums and
-    fuse multiply-adds, and it does so differently in a log density compiled afresh (one
-    inlined module) and in the same graph linked from numba's on-disk cache, so the same seed
-    gave different draws in another process (which depended on the cache state and, through
-    the cache keys, on ``PYTHONHASHSEED``). Without them every compile rounds as IEEE
-    arithmetic prescribes, and the draws repeat bit for bit. PyTensor keys its cache on the
-    flag, so fastmath entries are not reused.
+    With fastmath (``reassoc``, ``contract``, ...) LLVM rounds a log density compiled afresh
+    differently from the same graph linked from numba's on-disk cache, so one seed gave other
+    draws in another process; IEEE rounding makes them repeat bit for bit.
     """
     import pytensor
 
@@ -259,10 +253,8 @@ def sample(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, rando
         The same ``random_seed`` gives bit-identical draws in any process on the same machine
         and library versions: the model is compiled without fastmath (:func:`ieee_compile`).
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
-        NUTS implementation; nutpie (numba-compiled) is PyMC 6's fastest CPU sampler. With
-        nutpie the model is compiled with ``nutpie.compile_pymc_model`` and sampled with
-        ``nutpie.sample`` exactly as :func:`pymc.sample` does (same per-chain seeds), so that
-        compiling and sampling are timed and reported separately.
+        NUTS implementation. nutpie is compiled and sampled as :func:`pymc.sample` does (same
+        per-chain seeds), with compiling and sampling timed separately.
     progressbar : bool, optional
         Show the phases (compile, tune, draw) and a progress bar with a time estimate on stderr.
         ``None`` (default): when a :func:`progress_to` callback is installed or stderr is a
@@ -279,23 +271,17 @@ def sample(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, rando
         posterior afterwards passes False and checks once at the end.
     compile_key : hashable, optional
         With nutpie: the compiled sampler is kept under this key (the last
-        :data:`COMPILED_CACHE_SIZE` keys in this process), and a later call with the same key
-        reuses it, swapping in the new model's data containers (``pm.Data``) and coordinates
-        instead of compiling again. The caller promises that models under one key have the
-        same graph up to the values of their data containers (the models' ``compile_key``
-        hooks build the key from the spec and the data's shapes). The draws equal those of a
-        fresh compile with the same seed.
+        :data:`COMPILED_CACHE_SIZE` keys) and reused by a later call with the same key and the
+        same graph (:func:`_same_graph`), with the new model's data containers and coordinates
+        swapped in; the draws equal those of a fresh compile with the same seed.
 
     Returns
     -------
     xarray.DataTree
-        With attributes ``model``, ``bayesbond_version``, ``diagnostics``,
-        ``compile_seconds`` (building and compiling the log density and its gradient) and
-        ``sampling_seconds`` (tuning and drawing, all chains); the posterior group's
-        ``sampled_variables`` attribute lists the free variables NUTS moved (JSON). A
-        :class:`~bayesbond.errors.ConvergenceWarning` is issued, with the numbers, the
-        parameters that failed and the likely cause, when the fit fails R-hat <= 1.01, zero
-        divergences or 100 effective draws per chain.
+        Attributes ``model``, ``bayesbond_version``, ``diagnostics``, ``compile_seconds`` and
+        ``sampling_seconds`` (tuning and drawing, all chains); ``posterior.attrs
+        ["sampled_variables"]`` lists the free variables (JSON). A failed check (R-hat <= 1.01,
+        no divergence, 100 effective draws per chain) warns (:func:`check_convergence`).
     """
     import pymc as pm
 

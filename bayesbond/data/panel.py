@@ -119,12 +119,10 @@ class BondPanel:
         signals : sequence of str, optional
             Signal columns. By default every further column is a signal.
         unrated : {"error", "missing"}
-            Unrated labels in the rating column (``NR``, ``WR``, ``WD``, blank, a bare watch
-            mark): an error listing them (default), or months without a rating (``"missing"``:
-            the raw label is kept in :attr:`ratings`, the bucket is missing, and
-            :meth:`bond_bucket` ignores those months). Qualifiers such as ``(P)Baa3``,
-            ``A-(sf)``, ``Baa3u`` and watch marks (``BBB+ *-``, ``A- (CW Negative)``) are
-            stripped either way (:func:`bayesbond.data.ratings.clean_rating`).
+            Unrated labels (``NR``, ``WR``, ``WD``, blank, a bare watch mark): an error listing
+            them, or months without a bucket (the raw label kept in :attr:`ratings`).
+            Qualifiers and watch marks are stripped either way
+            (:func:`bayesbond.data.ratings.clean_rating`).
         units : {"decimal", "percent"}
             Units of the return column; percent are divided by 100.
         check_units : bool
@@ -141,16 +139,14 @@ class BondPanel:
         Raises
         ------
         DataError
-            A missing column, an empty panel, unparseable, ambiguous or mixed-order dates (rows
-            named), duplicated (bond, date) rows (listed), non-finite returns, returns that look
-            like percent or gross returns (bonds named), negative weights, unknown ratings or,
-            with ``unrated="error"``, unrated labels (listed with rows and bonds).
+            A missing column, an empty panel, bad dates (rows named), duplicated (bond, month)
+            rows, non-finite, percent or gross returns, negative weights, unknown or (with
+            ``unrated="error"``) unrated ratings; each listed.
 
         Notes
         -----
-        Dates are moved to their month-end, so ``2020-01-15`` and ``2020-01-31`` are the same month
-        (and, for the same bond, a duplicate). Missing returns (``NaN``) are allowed and counted;
-        rows with a missing return still carry their rating, weight and signals (needed for sorts).
+        Dates move to their month-end (``2020-01-15`` and ``2020-01-31`` are one month). Rows with
+        a missing return still carry their rating, weight and signals (needed for sorts).
         """
         if not isinstance(df, pd.DataFrame):
             raise DataError(
@@ -403,11 +399,8 @@ class BondPanel:
         """
         mask = self._present.values
         d_idx, b_idx = np.nonzero(mask)
-        out = {
-            "date": self.dates[d_idx],
-            "bond": np.asarray(self.bonds)[b_idx],
-            "ret": self.returns.values[d_idx, b_idx],
-        }
+        out = {"date": self.dates[d_idx], "bond": np.asarray(self.bonds)[b_idx],
+               "ret": self.returns.values[d_idx, b_idx]}
         if self.ratings is not None:
             out["rating"] = self.ratings.values[d_idx, b_idx]
         if self.weights is not None:
