@@ -391,12 +391,10 @@ def batched_ols(X: np.ndarray, Y: np.ndarray, hac_lags: int | None = None,
     ``(X_j'X_j)^{-1} S_j (X_j'X_j)^{-1}`` with ``S_j = sum_{|l| <= L} (1 - |l|/(L+1)) Gamma_l``
     of the scores ``x_t u_t``, times ``n_j / (n_j - p)`` with the correction.
 
-    When ``X`` has a constant column ``c``, the centred total sum of squares needs no pass over
-    the data: ``Z r_0 = 1`` for ``r_0 = R e_c d_c / x_c``, so ``ybar_j = r_0' Z'y_j / n_j`` and
-    ``TSS_j = RSS_j + ESS_j`` with ``ESS_j = ||Z_j (gamma_j - ybar_j r_0)||^2
-    = v_j' G_j v_j``, ``v_j = gamma_j - ybar_j r_0`` (fitted values minus their mean; no
-    cancellation, both terms are non-negative). Otherwise ``TSS_j = sum_{t in O_j} (y_tj -
-    ybar_j)^2`` directly.
+    With a constant column ``c`` in ``X``: ``Z r_0 = 1`` for ``r_0 = R e_c d_c / x_c``, so
+    ``ybar_j = r_0' Z'y_j / n_j`` and ``TSS_j = RSS_j + v_j' G_j v_j``,
+    ``v_j = gamma_j - ybar_j r_0`` (no pass over the data, no cancellation); otherwise
+    ``TSS_j = sum_{t in O_j} (y_tj - ybar_j)^2``.
 
     References: Golub, G. H. and Van Loan, C. F., Matrix Computations, 4th ed., sections 5.3
     (least squares by QR) and 3.5 (iterative refinement); Newey, W. K. and West, K. D. (1987),
