@@ -51,16 +51,8 @@ _SUBMODULES = {
     "specs": "bayesbond.workflow.specs",
 }
 
-__all__ = [
-    "BayesBondError",
-    "ConvergenceWarning",
-    "DataError",
-    "ModelError",
-    "SpecError",
-    "__version__",
-    *sorted(_EXPORTS),
-    *sorted(_SUBMODULES),
-]
+__all__ = ["BayesBondError", "ConvergenceWarning", "DataError", "ModelError", "SpecError",
+           "__version__", *sorted(_EXPORTS), *sorted(_SUBMODULES)]
 
 
 def __getattr__(name: str):

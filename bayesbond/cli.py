@@ -250,16 +250,15 @@ def _ml_tree(res, y, tau):
     states = xr.Dataset({"states": xr.DataArray(
         res.states.to_numpy(float), dims=("date", "state"),
         coords={"date": dates, "state": list(STATE_NAMES)})})
-    obs = xr.Dataset({"yields": xr.DataArray(
-        y.to_numpy(float), dims=("date", "maturity"),
-        coords={"date": y.index.to_numpy(), "maturity": np.asarray(tau, float)})})
+    tau = np.asarray(tau, float)
+    obs = xr.Dataset({"yields": xr.DataArray(y.to_numpy(float), dims=("date", "maturity"),
+                                             coords={"date": dates, "maturity": tau})})
     tree = xr.DataTree.from_dict({"ml": ml, "ml_states": states, "observed_data": obs})
     fitted = res.fitted.to_numpy(float)
     half = 1.96 * float(res.sigma_e)
     bands = xr.DataArray(np.stack([fitted, fitted - half, fitted + half]),
-                         dims=("stat", "date", "maturity"),
-                         coords={"stat": ["mean", "lower", "upper"], "date": dates,
-                                 "maturity": np.asarray(tau, float)})
+                         dims=("stat", "date", "maturity"), coords={
+                             "stat": ["mean", "lower", "upper"], "date": dates, "maturity": tau})
     tree["fitted_bands"] = xr.DataTree(xr.Dataset(
         {"fitted": bands}, attrs={"center_label": "ML fit (smoothed states)",
                                   "band_label": "ML fit +- 1.96 sigma_e"}))
@@ -368,6 +367,16 @@ def _ef_window(text: str | None):
     return (start, end)
 
 
+def _out_folder(text: str) -> Path:
+    """``--out`` of ``report``/``demo``: a folder, or a new one in an existing folder."""
+    out = Path(text)
+    if not out.resolve().parent.is_dir():
+        raise UsageError(f"{out}: folder {out.parent} does not exist")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    return out
+
+
 def cmd_report(args) -> int:
     from bayesbond.workflow.io import load
     from bayesbond.workflow.report import write_report
@@ -376,12 +385,7 @@ def cmd_report(args) -> int:
     path = Path(args.fit)
     if not path.exists():
         raise UsageError(f"{path}: file not found")
-    out = Path(args.out)
-    # the output first: loading the fit and drawing the plots take a while
-    if not out.resolve().parent.is_dir():
-        raise UsageError(f"{out}: folder {out.parent} does not exist")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
+    out = _out_folder(args.out)  # first: loading the fit and drawing the plots take a while
     if out.is_dir() and not args.overwrite:
         clash = sorted(p for p in out.iterdir() if p.name.startswith(f"{path.stem}_"))
         if clash:
@@ -400,12 +404,7 @@ def cmd_demo(args) -> int:
     from bayesbond.workflow.demo import run_demo
 
     say = _Progress(args.quiet)
-    out = Path(args.out)
-    if not out.resolve().parent.is_dir():
-        raise UsageError(f"{out}: folder {out.parent} does not exist")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    result = run_demo(out, fast=args.fast, progress=None if args.quiet else say)
+    result = run_demo(_out_folder(args.out), fast=args.fast, progress=None if args.quiet else say)
     print(result.describe())
     return EXIT_OK
 

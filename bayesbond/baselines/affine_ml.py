@@ -60,9 +60,7 @@ def prepare_yields(yields, maturities=None, dt=None, maturity_units=None):
     accepts them as they are. Yields in percent (``|y| > 1``) raise likewise.
     """
     if maturity_units not in _MATURITY_UNITS:
-        raise SpecError(
-            f"maturity_units must be None, 'years' or 'months', got {maturity_units!r}"
-        )
+        raise SpecError(f"maturity_units must be None, 'years' or 'months', got {maturity_units!r}")
     if isinstance(yields, pd.DataFrame):
         dates = yields.index
         if maturities is None:
@@ -291,13 +289,10 @@ def affine_ml(
     n_factors : int
         Number of factors ``n`` (< number of maturities).
     identification : {"jsz"}
-        Canonical form of Joslin, Singleton and Zhu (2011): the states are the first ``n``
-        principal-component portfolios ``P = W y`` of the yields; ``A*`` is similar to a real
-        canonical matrix with ordered negative eigenvalues (for ``n >= 3`` the two fastest form a
-        2 x 2 block that may be real distinct, repeated or complex), so the risk-neutral
-        dynamics are stable; ``Sigma`` is lower triangular with positive diagonal; ``A`` and ``a``
-        are unrestricted. This makes every parameter unique
-        (see :mod:`bayesbond.core.affine_canonical`).
+        Canonical form of Joslin, Singleton and Zhu (2011): states the portfolios ``P = W y``;
+        ``A*`` similar to a real canonical matrix with ordered negative eigenvalues; ``Sigma``
+        lower triangular with positive diagonal; ``A``, ``a`` free: every parameter is unique
+        (:mod:`bayesbond.core.affine_canonical`).
     method : {"kalman", "portfolio"}
         ``"kalman"``: all yields observed with i.i.d. N(0, sigma_e^2) errors, exact Kalman-filter
         likelihood. ``"portfolio"``: the portfolios are priced without error, the errors live in the
@@ -328,17 +323,13 @@ def affine_ml(
     Notes
     -----
     Under P, ``dP = (A P + a) dt + Sigma dW``; under P*, ``A* = A + Lambda``,
-    ``a* = a + lambda1``; ``r = delta0 + delta1'P``; yields ``y = d + Z P`` with loadings from the
-    canonical parameters (closed forms). The P dynamics enter through the exact OU transition
-    ``(Phi, c, Q)`` (no Euler error). Starting values follow the fast route of JSZ: with the
-    portfolios priced without error, ``A, a, Sigma`` come from a VAR(1) of ``P = W y`` by least
-    squares (mapped to continuous time through the matrix logarithm), and the P* eigenvalues and
-    ``k_inf`` from the
-    cross-section by nonlinear least squares. The full likelihood is then maximised by L-BFGS with
-    numerical gradients. Standard errors: inverse numerical Hessian of the log-likelihood in the
-    unconstrained parameters, mapped to every reported parameter by the delta method. The Kalman
-    filter starts from the stationary distribution of the portfolios (or ``N(W y_0, 0.01 I)`` when
-    the P dynamics are not stationary).
+    ``a* = a + lambda1``; ``r = delta0 + delta1'P``; yields ``y = d + Z P`` (closed-form
+    canonical loadings); the P dynamics enter through the exact OU transition ``(Phi, c, Q)``.
+    Starting values as in JSZ: ``A, a, Sigma`` from the VAR(1) of ``P = W y`` (matrix
+    logarithm), the P* eigenvalues and ``k_inf`` from the cross-section by nonlinear least
+    squares; then L-BFGS on the full likelihood and delta-method standard errors
+    (:class:`~bayesbond.baselines.kalman_ml.KalmanML`). The Kalman filter starts from the
+    stationary distribution (``N(W y_0, 0.01 I)`` when the P dynamics are not stationary).
 
     References
     ----------

@@ -281,35 +281,23 @@ def efm2_ml(
     (log gaps; stable dynamics under P and P*), ``theta``, ``theta*``, ``Sigma`` lower
     triangular with log diagonal, ``log sigma_e``: 15 parameters.
 
-    Why the ordering of ``k*``: the cross-section sees only the span of the three loadings,
-    which is the same for ``(k_r*, k_x*, k_y*)`` and ``(k_r*, k_y*, k_x*)``; which of the two
-    slower factors is ``x`` (reverted to by ``r``) and which is ``y`` is then told apart by the
-    P dynamics alone, weakly (simulated samples of 400 months show two optima with the two
-    labellings, log-likelihoods within 1 of each other). The convention that speeds fall along
-    the cascade (short rate fastest, ``y`` slowest) picks one labelling; the P speeds ``k`` are
-    not ordered.
+    Why the ordering of ``k*``: the loadings of ``(k_r*, k_x*, k_y*)`` and ``(k_r*, k_y*, k_x*)``
+    span the same space, so only the P dynamics (weakly) tell ``x`` from ``y``; speeds falling
+    along the cascade pick one labelling (the P speeds ``k`` are not ordered).
 
-    Why ``lambda1 = (0, 0, lambda1_y)``: a constant premium on ``r`` or ``x`` is, in the
-    cross-section, the same as a shift of the latent states. For any ``s = (0, s_x, s_y)``,
-    since ``u' = A*'u + e1`` gives ``u(tau)'s = U1(tau)' A* s`` with ``U1 = int_0^tau u``,
+    Why ``lambda1 = (0, 0, lambda1_y)``: for any ``s = (0, s_x, s_y)``, since
+    ``u' = A*'u + e1`` gives ``u(tau)'s = U1(tau)' A* s`` with ``U1 = int_0^tau u``,
 
     .. math:: y(\tau; \xi + s, a^* - A^* s) = y(\tau; \xi, a^*),
 
-    so ``(lambda1_r, lambda1_x)`` can be traded for a shift of ``x`` and ``y`` that leaves every
-    curve unchanged. Only the P restriction that ``r, x, y`` share the long-run mean ``theta``
-    (no constants in the drifts of ``r`` and ``x``) tells them apart, i.e. the sample means of
-    the latent spreads ``x - r`` and ``y - x``: a weak identification through the time series of
-    persistent states. Restricting the premium to the level keeps the cascade under P* and
-    leaves ``lambda1_y`` (equivalently ``theta*``) identified by the cross-section
-    (the equivalence is checked numerically in the tests).
+    so a premium on ``r`` or ``x`` is a shift of the latent states, identified only weakly by
+    the P restriction of one long-run mean ``theta``; the premium on the level alone keeps the
+    cascade under P* and ``lambda1_y`` (equivalently ``theta*``) identified (tested).
 
     Starting values: the cross-section with the states free on each date (variable projection)
-    gives ``k*``, ``theta*``, the states and ``sigma_e``, from several starting speeds; the P
-    parameters come from exact OU ML of the cascade on those states. L-BFGS with numerical
-    gradients then maximises the Kalman likelihood from each distinct start; at the best one a
-    Newton check (predicted gain ``g'H^-1 g / 2`` with the numerical Hessian ``H``) triggers a
-    final pass preconditioned by ``H^-1`` when the gain is not negligible. States are smoothed
-    by Rauch-Tung-Striebel.
+    gives ``k*``, ``theta*``, the states and ``sigma_e``; the P parameters come from exact OU ML
+    of the cascade on those states; then :class:`~bayesbond.baselines.kalman_ml.KalmanML`
+    (L-BFGS, Newton check, Rauch-Tung-Striebel smoother).
 
     References
     ----------

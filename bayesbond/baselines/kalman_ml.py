@@ -118,14 +118,11 @@ class KalmanML:
 
     Notes
     -----
-    The objective is the scaled negative log-likelihood ``f(theta) = -log L(theta) / T`` (values
-    of order one for the optimiser's tolerances). The preconditioned pass maximises
-    ``f(theta_1 + C z)`` over ``z`` from ``z = 0``, with ``C C' = H^-1`` (:func:`precondition`),
-    so that the Hessian in ``z`` is the identity at ``theta_1``. The delta method gives
-    ``se(g(theta)) = sqrt(diag(J cov J'))`` with ``J`` the Jacobian of the parameter map
-    ``g = spec.model`` by central differences. A new estimator is one subclass: give the spec,
-    the likelihood and the starting points; the result class derives from
-    :class:`~bayesbond.baselines.affine_result.CurveMLResult`.
+    The objective is ``f(theta) = -log L(theta) / T`` (of order one). The preconditioned pass
+    minimises ``f(theta_1 + C z)`` from ``z = 0`` with ``C C' = H^-1`` (:func:`precondition`):
+    the Hessian in ``z`` is the identity at ``theta_1``. The delta method gives
+    ``se(g(theta)) = sqrt(diag(J cov J'))``, ``J`` the Jacobian of ``g = spec.model`` by
+    central differences.
     """
 
     name, initial_state, start_bounds = "kalman_ml", None, None
@@ -140,16 +137,8 @@ class KalmanML:
         self.T, self.n_starts, self.maxiter = self.Y.shape[0], max(1, int(n_starts)), int(maxiter)
         self.failed, self.log = [], logging.getLogger(f"bayesbond.{self.name}")
 
-    # supplied by the subclass: the log-likelihood, the starts and the result
-    def loglik(self, theta) -> float:  # exact log-likelihood of the data at theta
-        raise NotImplementedError
-
-    def start_params(self) -> list:  # [(theta_0, info dict)], best first
-        raise NotImplementedError
-
-    def make_result(self, **fields):  # the result object from the fields of fit()
-        raise NotImplementedError
-
+    # supplied by the subclass: loglik(theta) -> float (exact log-likelihood of the data),
+    # start_params() -> [(theta_0, info dict)] (best first), make_result(**fields of fit())
     # optional hooks (defaults: as below)
     def start_loglik(self, theta) -> float:  # log-likelihood of the multistart stage
         return self.loglik(theta)

@@ -95,12 +95,9 @@ class OLSResult:
 
     def _cov_da(self, values: np.ndarray, name: str) -> xr.DataArray:
         coefs = list(self.params.columns)
-        return xr.DataArray(
-            values,
-            dims=("bond", "coef", "coef2"),
-            coords={"bond": self.params.index, "coef": coefs, "coef2": coefs},
-            name=name,
-        )
+        return xr.DataArray(values, dims=("bond", "coef", "coef2"),
+                            coords={"bond": self.params.index, "coef": coefs, "coef2": coefs},
+                            name=name)
 
     @property
     def cov_params(self) -> xr.DataArray:
@@ -159,12 +156,8 @@ class OLSResult:
             p = 2 * stats.norm.sf(np.abs(t))
         return pd.DataFrame(p, index=self.params.index, columns=self.params.columns)
 
-    def expected_return(
-        self,
-        factor_means=None,
-        factor_cov=None,
-        n_obs_factors: int | None = None,
-    ) -> pd.DataFrame:
+    def expected_return(self, factor_means=None, factor_cov=None,
+                        n_obs_factors: int | None = None) -> pd.DataFrame:
         """Expected return ``E[R_i] = alpha_i + beta_i' E[F]`` with delta-method standard errors.
 
         Parameters
@@ -261,17 +254,9 @@ class OLSResult:
         )
 
 
-def ols(
-    returns,
-    factors: pd.DataFrame,
-    hac_lags: int | None = None,
-    use_correction: bool = True,
-    hac_gaps: str = "compress",
-    min_obs: int | None = None,
-    units: str = "decimal",
-    factor_units: str | None = None,
-    check_units: bool = True,
-) -> OLSResult:
+def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correction: bool = True,
+        hac_gaps: str = "compress", min_obs: int | None = None, units: str = "decimal",
+        factor_units: str | None = None, check_units: bool = True) -> OLSResult:
     """Time-series OLS of every bond on the factors, all bonds at once.
 
     Parameters
@@ -412,14 +397,8 @@ def ols(
         Xc, Yc = np.zeros((len(rows), X.shape[1])), np.full((len(rows), N), np.nan)
         Xc[take], Yc[take] = X, Ru
         X, Ru = Xc, Yc
-    fit = batched_ols(
-        X,
-        Ru,
-        hac_lags=hac_lags,
-        use_correction=use_correction,
-        hac_gaps=hac_gaps,
-        names=bonds,
-    )
+    fit = batched_ols(X, Ru, hac_lags=hac_lags, use_correction=use_correction, hac_gaps=hac_gaps,
+                      names=bonds)
     coefs = pd.Index(["alpha", *F.columns], name="coef")
     params = pd.DataFrame(fit.params, index=bonds, columns=coefs)
     cov_type = "classical" if hac_lags is None else "HAC"
@@ -433,18 +412,12 @@ def ols(
         resid_arr[has_obs] = fitted_resid
     resid = pd.DataFrame(resid_arr, index=dates, columns=bonds, copy=False)
     df = fit.nobs - X.shape[1]
-    return OLSResult(
-        params=params,
-        bse=bse,
-        resid=resid,
-        rsquared=pd.Series(1.0 - fit.rss / fit.tss, index=bonds, name="rsquared"),
-        nobs=pd.Series(fit.nobs, index=bonds, name="nobs"),
-        sigma=pd.Series(np.sqrt(fit.rss / df), index=bonds, name="sigma"),
-        factors=pd.DataFrame(Fv, index=used, columns=F.columns),
-        cov_type=cov_type,
-        hac_lags=None if hac_lags is None else int(hac_lags),
-        use_correction=bool(use_correction),
-        cov_array=cov,
-        cov_classical_array=fit.cov_classical,
-        **({} if dropped is None else {"dropped": dropped}),
-    )
+    return OLSResult(params=params, bse=bse, resid=resid,
+                     rsquared=pd.Series(1.0 - fit.rss / fit.tss, index=bonds, name="rsquared"),
+                     nobs=pd.Series(fit.nobs, index=bonds, name="nobs"),
+                     sigma=pd.Series(np.sqrt(fit.rss / df), index=bonds, name="sigma"),
+                     factors=pd.DataFrame(Fv, index=used, columns=F.columns), cov_type=cov_type,
+                     hac_lags=None if hac_lags is None else int(hac_lags),
+                     use_correction=bool(use_correction), cov_array=cov,
+                     cov_classical_array=fit.cov_classical,
+                     **({} if dropped is None else {"dropped": dropped}))

@@ -214,10 +214,8 @@ def kappa_bias(kappa: float, dt: float, nobs: int, known_mean: bool = False) -> 
 
     Parameters
     ----------
-    kappa : float
-        Mean-reversion speed (the estimate, for a plug-in correction).
-    dt : float
-        Step between observations (years).
+    kappa, dt : float
+        Mean-reversion speed (the estimate, for a plug-in correction); years between observations.
     nobs : int
         Number of transitions ``N``; the sample spans ``T = N dt`` years.
     known_mean : bool
@@ -230,16 +228,14 @@ def kappa_bias(kappa: float, dt: float, nobs: int, known_mean: bool = False) -> 
 
     Notes
     -----
-    With ``b = e^{-kappa dt}``, the AR(1) least-squares bias is ``-(1 + 3b)/N`` with an estimated
-    mean and ``-2b/N`` with a known one (Kendall 1954; Marriott & Pope 1954), and
-    ``Var(b_hat) = (1 - b^2)/N``. A second-order expansion of ``kappa_hat = -ln(b_hat)/dt`` gives
-    (Tang & Chen 2009; Yu 2012)::
+    With ``b = e^{-kappa dt}``, the AR(1) least-squares bias is ``-(1 + 3b)/N`` (``-2b/N`` with a
+    known mean; Kendall 1954) and ``Var(b_hat) = (1 - b^2)/N``; a second-order expansion of
+    ``kappa_hat = -ln(b_hat)/dt`` gives (Tang & Chen 2009; Yu 2012)::
 
         unknown mean:  (5 + 2 e^{kappa dt} + e^{2 kappa dt}) / (2 T)
         known mean:    (3 + e^{2 kappa dt}) / (2 T)
 
-    i.e. about ``4/T`` and ``2/T`` for small ``kappa dt``: with 20 years of data the upward bias is
-    about 0.2, often as large as ``kappa`` itself.
+    about ``4/T`` and ``2/T`` for small ``kappa dt`` (0.2 for 20 years of data).
     """
     T = nobs * dt
     e1, e2 = np.exp(kappa * dt), np.exp(2 * kappa * dt)
@@ -340,8 +336,7 @@ class _Packer:
         self.mask = mask
         self.mu = mu
         self.structure = sigma_structure
-        self.lidx = (np.diag_indices(n) if sigma_structure == "diagonal"
-                     else np.tril_indices(n))
+        self.lidx = (np.diag_indices(n) if sigma_structure == "diagonal" else np.tril_indices(n))
         self.is_diag = self.lidx[0] == self.lidx[1]
         self.nA = int(mask.sum())
         self.na = 0 if mu is not None else n
@@ -599,19 +594,9 @@ def _resolve_dt(dt, index, T, names):
     return d
 
 
-def ou_ml(
-    x,
-    dt=None,
-    *,
-    units=None,
-    known_mean=None,
-    A_mask=None,
-    diagonal_A: bool = False,
-    Sigma_structure: str = "full",
-    stationary_init: bool = False,
-    bias_correction: bool = False,
-    method: str = "auto",
-) -> OUMLResult:
+def ou_ml(x, dt=None, *, units=None, known_mean=None, A_mask=None, diagonal_A: bool = False,
+          Sigma_structure: str = "full", stationary_init: bool = False,
+          bias_correction: bool = False, method: str = "auto") -> OUMLResult:
     """Maximum-likelihood estimate of an OU process ``dxi = (A xi + a) dt + Sigma dW``.
 
     Parameters
@@ -620,17 +605,12 @@ def ou_ml(
         Observations, oldest first. Column names become state labels. Missing values raise.
     dt : float or array_like (T - 1,), optional
         Years between consecutive observations (1/12 for monthly data); an array gives irregular
-        steps, each handled by its exact transition. When omitted it is inferred from a dated
-        ``x`` (a Series/DataFrame with a weekly, monthly, quarterly or annual DatetimeIndex; a
-        missing date gives a longer step, see :func:`~bayesbond.core.ou.infer_dt`). An explicit
-        ``dt`` always wins; when it disagrees with the dates by more than 2% a ``UserWarning``
-        says so (e.g. ``dt=1`` on a monthly series).
+        steps. Default: inferred from a dated ``x`` (:func:`~bayesbond.core.ou.infer_dt`). An
+        explicit ``dt`` wins, with a ``UserWarning`` when it is more than 2% off the dates.
     units : {None, "decimal", "percent", "level"}
-        Units of ``x``. Rates in bayesbond are decimals per year. ``None`` warns and
-        ``"decimal"`` raises :class:`DataError` when ``|x| > 1`` (a rate in percent, which would
-        give ``theta = 4.28`` read as 428%); ``"percent"`` divides ``x`` by 100 (results in
-        decimals; ``known_mean`` is read in the units of ``x``); ``"level"`` is a series that is
-        not a rate (no check).
+        Units of ``x`` (rates are decimals per year). ``None`` warns and ``"decimal"`` raises
+        :class:`DataError` when ``|x| > 1``; ``"percent"`` divides ``x`` (and ``known_mean``) by
+        100; ``"level"``: a series that is not a rate (no check).
     known_mean : float or array_like (n,), optional
         Known stationary mean ``theta`` / ``mu`` (then ``a = -A mu`` is not estimated).
     A_mask : array_like of bool (n, n), optional
@@ -643,14 +623,12 @@ def ou_ml(
         Include the stationary density of the first observation (exact, unconditional likelihood);
         default is the likelihood conditional on ``x[0]``.
     bias_correction : bool
-        1-D, regular steps: subtract the leading-order finite-sample bias of ``kappa``
-        (:func:`kappa_bias`, Tang & Chen 2009; Yu 2012). ``sigma`` is recomputed from the
-        residual variance with the corrected ``kappa`` (``sigma^2 = s^2 / (dt phi1(-2 kappa dt))``);
-        ``theta``, ``se`` and ``loglik`` are those of the ML estimate; ``kappa_ml`` and
-        ``kappa_bias`` are stored.
+        1-D, regular steps: subtract the leading-order bias of ``kappa`` (:func:`kappa_bias`)
+        and recompute ``sigma^2 = s^2 / (dt phi1(-2 kappa dt))``; ``theta``, ``se`` and
+        ``loglik`` stay those of the ML estimate (stored: ``kappa_ml``, ``kappa_bias``).
     method : {"auto", "closed_form", "numerical"}
-        ``"auto"`` uses the closed form where it is the exact MLE (regular steps, conditional
-        likelihood, no restriction other than a known mean in 1-D) and numerical ML otherwise.
+        ``"auto"``: the closed form where it is the exact MLE (regular steps, conditional
+        likelihood, no restriction but a known mean in 1-D), numerical ML otherwise.
 
     Returns
     -------
@@ -675,13 +653,10 @@ def ou_ml(
 
     - 1-D: regress ``x_i`` on ``(1, x_{i-1})`` -> ``b, c``, ``s^2 = RSS/N``;
       ``kappa = -ln(b)/dt``, ``theta = c/(1 - b)``, ``sigma^2 = 2 kappa s^2/(1 - b^2)``.
-      Standard errors: delta method from the AR(1) information ``Cov(c, b) = s^2 (X'X)^{-1}``,
-      ``Var(s^2) = 2 s^4/N`` (equal to the inverse observed information of the exact likelihood
-      in ``(kappa, theta, sigma)``, as the score vanishes at the MLE).
+      Standard errors: delta method from ``Cov(c, b) = s^2 (X'X)^{-1}``, ``Var(s^2) = 2 s^4/N``.
     - n-D: ``A = logm(Phi)/dt``, ``a = (int_0^dt e^{sA} ds)^{-1} c``, ``V`` from ``Q`` by
-      :func:`v_from_q` (valid without stationarity; equal to ``-(A P + P A')`` with ``P`` from the
-      discrete Lyapunov equation when ``A`` is stable). ``Sigma`` is reported as the Cholesky factor
-      of ``V``. Standard errors: inverse numerical Hessian of the exact log-likelihood.
+      :func:`v_from_q`; ``Sigma`` the Cholesky factor of ``V``. Standard errors: inverse
+      numerical Hessian of the exact log-likelihood.
 
     Restricted fits maximise :func:`~bayesbond.core.ou.transition_loglik` with BFGS (and a
     Nelder-Mead polish) on standardised data, started from the unrestricted fit.
@@ -709,11 +684,8 @@ def ou_ml(
         mu = np.atleast_1d(np.asarray(known_mean, dtype=float))
         if mu.shape != (n,):
             raise SpecError(f"known_mean must have {n} entries, got shape {mu.shape}")
-    restr = {
-        "known_mean": None if mu is None else mu.tolist(),
-        "A_mask": mask.tolist(),
-        "Sigma_structure": Sigma_structure,
-    }
+    restr = {"known_mean": None if mu is None else mu.tolist(), "A_mask": mask.tolist(),
+             "Sigma_structure": Sigma_structure}
     unrestricted = bool(mask.all()) and (Sigma_structure == "full" or n == 1)
     closed_ok = regular and not stationary_init and unrestricted and (mu is None or n == 1)
     if method == "closed_form" and not closed_ok:

@@ -249,14 +249,9 @@ def grs_test(test, base) -> tuple[float, float, tuple[int, int], int]:
     return float(stat), float(stats.f.sf(stat, *df)), df, T
 
 
-def spanning(
-    test_factors: pd.DataFrame,
-    base: pd.DataFrame,
-    hac_lags: int | None = 6,
-    use_correction: bool = True,
-    units: str = "decimal",
-    check_units: bool = True,
-) -> SpanningResult:
+def spanning(test_factors: pd.DataFrame, base: pd.DataFrame, hac_lags: int | None = 6,
+             use_correction: bool = True, units: str = "decimal",
+             check_units: bool = True) -> SpanningResult:
     """Spanning regressions of each test factor on the base factors (and each other test factor).
 
     Parameters
@@ -332,41 +327,22 @@ def spanning(
             )
             r = ols(yk, Xk, **kw)
             rows.append(
-                {
-                    "test": i,
-                    "added": j,
-                    "alpha": r.params.iloc[0]["alpha"],
-                    "t(alpha)": r.tvalues.iloc[0]["alpha"],
-                    "beta_added": r.params.iloc[0][j],
-                    "t(added)": r.tvalues.iloc[0][j],
-                    "R2": r.rsquared.iloc[0],
-                    "nobs": int(r.nobs.iloc[0]),
-                }
+                {"test": i, "added": j, "alpha": r.params.iloc[0]["alpha"],
+                 "t(alpha)": r.tvalues.iloc[0]["alpha"], "beta_added": r.params.iloc[0][j],
+                 "t(added)": r.tvalues.iloc[0][j], "R2": r.rsquared.iloc[0],
+                 "nobs": int(r.nobs.iloc[0])}
             )
     variants = (
         pd.DataFrame(rows).set_index(["test", "added"])
         if rows
-        else pd.DataFrame(
-            columns=["alpha", "t(alpha)", "beta_added", "t(added)", "R2", "nobs"],
-            index=pd.MultiIndex.from_tuples([], names=["test", "added"]),
-        )
+        else pd.DataFrame(columns=["alpha", "t(alpha)", "beta_added", "t(added)", "R2", "nobs"],
+                          index=pd.MultiIndex.from_tuples([], names=["test", "added"]))
     )
     grs, pval, df, T = grs_test(test, Bt)
     lags = 0 if hac_lags is None else int(hac_lags)
     wald, wald_p, _, _ = hac_wald_test(test, Bt, hac_lags=lags, use_correction=use_correction)
-    return SpanningResult(
-        alpha=fit.params["alpha"].rename("alpha"),
-        tvalues=t["alpha"].rename("t(alpha)"),
-        beta=fit.beta,
-        rsquared=fit.rsquared,
-        nobs=fit.nobs,
-        variants=variants,
-        grs=grs,
-        grs_pvalue=pval,
-        grs_df=df,
-        grs_nobs=T,
-        wald=wald,
-        wald_pvalue=wald_p,
-        wald_lags=lags,
-        fit=fit,
-    )
+    return SpanningResult(alpha=fit.params["alpha"].rename("alpha"),
+                          tvalues=t["alpha"].rename("t(alpha)"), beta=fit.beta,
+                          rsquared=fit.rsquared, nobs=fit.nobs, variants=variants, grs=grs,
+                          grs_pvalue=pval, grs_df=df, grs_nobs=T, wald=wald, wald_pvalue=wald_p,
+                          wald_lags=lags, fit=fit)

@@ -98,11 +98,8 @@ def _hurwitz_margins(A, n: int, width: float = 0.02, xp=None):
         )  # fmt: skip
         c2, c1, c0 = -tr, m2, -det
         abs_c1 = xp.sqrt(c1 * c1 + 1e-8)
-        return [
-            c2 / (3 * width),
-            c0 / (width * (abs_c1 + c2 * c2 / 4 + 1e-4)),
-            (c2 * c1 - c0) / (2 * width * (c2 * c2 + abs_c1 + 1e-4)),
-        ]
+        return [c2 / (3 * width), c0 / (width * (abs_c1 + c2 * c2 / 4 + 1e-4)),
+                (c2 * c1 - c0) / (2 * width * (c2 * c2 + abs_c1 + 1e-4))]
     raise SpecError(f"the Bayesian affine model supports 1 to 3 factors, got {n}")
 
 
@@ -297,15 +294,10 @@ class AffineModel(BayesianModel):
         names = factor_names(n)
         tril = np.tril_indices(n)
         diag_pos = np.array([i == j for i, j in zip(*tril, strict=True)])
-        coords = {
-            "state": names,
-            "state2": names,
-            "maturity": tau,
-            "date": D.dates[1:],
-            "residual": [f"resid{i + 1}" for i in range(p - n)],
-            "eig_param": [f"eig_raw{i + 1}" for i in range(n)],
-            "tril": [f"{names[i]},{names[j]}" for i, j in zip(*tril, strict=True)],
-        }
+        coords = {"state": names, "state2": names, "maturity": tau, "date": D.dates[1:],
+                  "residual": [f"resid{i + 1}" for i in range(p - n)],
+                  "eig_param": [f"eig_raw{i + 1}" for i in range(n)],
+                  "tril": [f"{names[i]},{names[j]}" for i, j in zip(*tril, strict=True)]}
         with pm.Model(coords=coords) as model:
             # every data-derived array is a data container, so that data of the same shapes give
             # the same graph and the compiled sampler is reused (see compile_key)
@@ -374,21 +366,12 @@ class AffineModel(BayesianModel):
             Ma = pt.set_subtensor(Ma[:n, :n], A * dt)
             Ma = pt.set_subtensor(Ma[:n, n], a * dt)
             c = expm_pt(Ma)[:n, n]
-            pm.MvNormal(
-                "portfolios",
-                mu=c + pt.dot(P_prev, Phi.T),
-                chol=pt.linalg.cholesky(Q),
-                observed=P_next,
-                dims=("date", "state"),
-            )
+            pm.MvNormal("portfolios", mu=c + pt.dot(P_prev, Phi.T), chol=pt.linalg.cholesky(Q),
+                        observed=P_next, dims=("date", "state"))
             fitted = can.d + pt.dot(P_next, can.Z.T)  # (T-1, p)
-            pm.Normal(
-                "pricing_errors",
-                mu=pt.dot(fitted, pm.Data("W_perp", W_perp).T),
-                sigma=sigma_e,
-                observed=pm.Data("residual_yields", Y[1:] @ W_perp.T),
-                dims=("date", "residual"),
-            )
+            pm.Normal("pricing_errors", mu=pt.dot(fitted, pm.Data("W_perp", W_perp).T),
+                      sigma=sigma_e, observed=pm.Data("residual_yields", Y[1:] @ W_perp.T),
+                      dims=("date", "residual"))
         return model
 
     # ----------------------------------------------------- the model contract (BayesianModel)
@@ -437,8 +420,7 @@ class AffineModel(BayesianModel):
     def data_groups(self, prepared) -> dict[str, xr.Dataset]:
         """``observed_data.yields`` (date, maturity) and :func:`fit_data` as ``constant_data``."""
         const = _fit_data(prepared, self.n)
-        return {"observed_data": xr.Dataset({"yields": const["yields"]}),
-                "constant_data": const}
+        return {"observed_data": xr.Dataset({"yields": const["yields"]}), "constant_data": const}
 
     def loglik_size(self, prepared) -> int:
         return len(prepared.Y) - 1
@@ -549,13 +531,8 @@ class AffineModel(BayesianModel):
                     label = f"{k}[{','.join(names[i] for i in idx)}]"
                 if label in summ.index:
                     rows.append(
-                        (
-                            label,
-                            summ.loc[label, "estimate"],
-                            summ.loc[label, "se"],
-                            float(mean[idx]),
-                            float(sd[idx]),
-                        )
+                        (label, summ.loc[label, "estimate"], summ.loc[label, "se"],
+                         float(mean[idx]), float(sd[idx]))
                     )
         df = pd.DataFrame(rows, columns=["parameter", "ml", "ml_se", "post_mean", "post_sd"])
         df = df.set_index("parameter")
@@ -691,11 +668,5 @@ def _initvals(ml, n):
     diag = np.array([i == j for i, j in zip(*tril, strict=True)])
     raw[diag] = np.log(raw[diag])
     A = np.asarray(ml.A)
-    return {
-        "eig_raw": np.asarray(ml.params["eig_raw"]),
-        "k_inf": float(ml.k_inf),
-        "Sigma_raw": raw,
-        "A": A,
-        "a": np.asarray(ml.a, float),
-        "log_sigma_e": float(np.log(ml.sigma_e[0])),
-    }
+    return {"eig_raw": np.asarray(ml.params["eig_raw"]), "k_inf": float(ml.k_inf), "Sigma_raw": raw,
+            "A": A, "a": np.asarray(ml.a, float), "log_sigma_e": float(np.log(ml.sigma_e[0]))}

@@ -103,32 +103,9 @@ class BayesianModel:
     default_target_accept: ClassVar[float | None] = None
     prepared_type: ClassVar[type] = type(None)
 
-    # ------------------------------------------------------------------------ the contract
-    def spec(self) -> dict:  # pragma: no cover - every family overrides
-        """The model settings as a JSON-able dict with key ``family`` (the class name)."""
-        raise NotImplementedError
-
-    def prepare(self, *data, **options):  # pragma: no cover
-        """Checked, immutable inputs of one fit (all errors name the offending item)."""
-        raise NotImplementedError
-
-    def build(self, prepared):  # pragma: no cover
-        """The PyMC model of ``prepared``."""
-        raise NotImplementedError
-
-    def data_groups(self, prepared) -> dict[str, xr.Dataset]:  # pragma: no cover
-        """``{"observed_data": ..., "constant_data": ...}`` attached to the fit."""
-        raise NotImplementedError
-
-    def pointwise_loglik(self, idata: xr.DataTree, *, dtype="float64",
-                         max_bytes: int = 256 * 2**20, model=None) -> xr.DataArray:
-        """Log-likelihood of each observation at each draw of ``idata`` (``model``: the PyMC
-        model that was sampled, when at hand)."""  # pragma: no cover
-        raise NotImplementedError
-
-    def loglik_size(self, prepared) -> int:  # pragma: no cover
-        """Number of observations of :meth:`pointwise_loglik`."""
-        raise NotImplementedError
+    # the contract: every family defines spec() (JSON-able settings with key ``family``),
+    # prepare, build, data_groups, pointwise_loglik(idata, *, dtype, max_bytes, model) and
+    # loglik_size, as the module docstring describes
 
     @classmethod
     def from_fit(cls, idata: xr.DataTree) -> BayesianModel:

@@ -1,29 +1,13 @@
 """Rank-normalised split R-hat and bulk/tail ESS, vectorised over all posterior elements.
 
-These functions reproduce the numbers of ``arviz_stats`` 1.3 (``azs.rhat`` with its default
-``method="rank"``, ``azs.ess`` with ``method="bulk"`` and ``method="tail"``) to floating-point
-rounding, but compute every element of a ``(chain, draw, *elements)`` array at once with numpy
-and scipy instead of calling a Python function once per scalar element. ``arviz_stats`` spends
-milliseconds per element and statistic, which is tens of seconds for a fit with a few thousand
-posterior elements; here the same work is a handful of array operations (sorts and FFTs).
-
-:func:`rhat_ess` returns all three at once, sharing the sort and the normal scores between
-R-hat and bulk ESS (what a convergence check needs).
-
-Elements are processed in blocks of a few hundred (to bound the memory of the FFTs), each block
-fully vectorised; nothing loops over single elements or over autocorrelation lags.
-
-The algorithms are those of Vehtari et al. (2021), as implemented by ``arviz_stats``:
-
-* chains are split in half (the middle draw of an odd-length chain is dropped);
-* rank normalisation pools all split chains' draws of an element, ranks them (ties get their
-  average rank), applies Blom's back-transform with :math:`c = 3/8` and the standard normal
-  quantile function (for float32 draws the ranks and the back-transformed fractions are float32,
-  as scipy's ``rankdata`` returns them to ``arviz_stats``);
-* ESS uses the FFT autocovariance of each split chain and Geyer's initial positive and initial
-  monotone sequences.
-
-An element whose draws contain a NaN gets NaN for every statistic (as in ``arviz_stats``); an
+The numbers of ``arviz_stats`` 1.3 (``azs.rhat`` with ``method="rank"``, ``azs.ess`` with
+``method="bulk"`` and ``"tail"``) to floating-point rounding, for every element of a
+``(chain, draw, *elements)`` array at once (sorts and FFTs over blocks of elements, bounding the
+FFTs' memory) instead of one Python call per element and statistic (milliseconds each in
+``arviz_stats``: tens of seconds for a few thousand elements). :func:`rhat_ess` returns all three,
+sharing the sort and the normal scores between R-hat and bulk ESS. The algorithms (split chains,
+rank normalisation, Geyer's initial sequences) are those of Vehtari et al. (2021), see the Notes
+of :func:`rhat` and :func:`ess_bulk`. An element with a NaN draw gets NaN for every statistic; an
 array with fewer than 4 draws gives NaN everywhere, and R-hat is NaN with a single chain.
 
 References
@@ -49,22 +33,16 @@ _BLOM_C = 3.0 / 8.0
 _BLOCK_VALUES = 1 << 20
 
 
-# ---------------------------------------------------------------------------------------------
-# Input handling
-# ---------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------- input handling
 
 
 def _prepare(x, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
     """Check ``x`` and view it as ``(chain, draw, n_elements)``; return it and the element shape."""
     x = np.asarray(x)
     if x.ndim < 2:
-        raise ValueError(
-            f"{name}: x must have shape (chain, draw, *elements); got shape {x.shape}"
-        )
+        raise ValueError(f"{name}: x must have shape (chain, draw, *elements); got shape {x.shape}")
     if not (x.dtype.kind in "iu" or x.dtype in (np.float32, np.float64)):
-        raise TypeError(
-            f"{name}: x must be float64, float32 or integer; got dtype {x.dtype}"
-        )
+        raise TypeError(f"{name}: x must be float64, float32 or integer; got dtype {x.dtype}")
     element_shape = x.shape[2:]
     n_elements = int(np.prod(element_shape, dtype=np.int64))
     return x.reshape(x.shape[0], x.shape[1], n_elements), element_shape
@@ -105,9 +83,7 @@ def _apply(x, name: str, min_chains: int, block_fn, n_out: int = 1) -> np.ndarra
     return out.reshape(n_out, *element_shape)
 
 
-# ---------------------------------------------------------------------------------------------
-# Building blocks, each on an (element, chain, draw) array
-# ---------------------------------------------------------------------------------------------
+# -------------------------------------- building blocks, each on an (element, chain, draw) array
 
 
 def _split_chains(a: np.ndarray) -> np.ndarray:
@@ -285,9 +261,7 @@ def _tail_probs(prob, name: str) -> tuple[float, float]:
     return low, high
 
 
-# ---------------------------------------------------------------------------------------------
-# Public functions
-# ---------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------ public functions
 
 
 def rhat(x) -> np.ndarray:
@@ -335,9 +309,7 @@ def rhat(x) -> np.ndarray:
 
     References
     ----------
-    Vehtari, Gelman, Simpson, Carpenter and Bürkner (2021), Rank-normalization, folding, and
-    localization: an improved R-hat for assessing convergence of MCMC. *Bayesian Analysis*
-    16(2), 667-718.
+    Vehtari, Gelman, Simpson, Carpenter and Bürkner (2021), *Bayesian Analysis* 16(2), 667-718.
     """
     return _apply(x, "rhat", 2, _rhat_block)[0]
 
@@ -348,7 +320,7 @@ def ess_bulk(x) -> np.ndarray:
     Parameters
     ----------
     x : array_like, shape (chain, draw, \*elements)
-        Posterior draws: float64, float32 or integer dtype.
+        As in :func:`rhat`.
 
     Returns
     -------
@@ -359,10 +331,8 @@ def ess_bulk(x) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        If ``x`` has fewer than 2 dimensions.
-    TypeError
-        If ``x`` is not float64, float32 or integer (float16 ranks would be rounded).
+    ValueError, TypeError
+        As :func:`rhat`.
 
     Notes
     -----
@@ -396,9 +366,7 @@ def ess_bulk(x) -> np.ndarray:
 
     References
     ----------
-    Vehtari, Gelman, Simpson, Carpenter and Bürkner (2021), Rank-normalization, folding, and
-    localization: an improved R-hat for assessing convergence of MCMC. *Bayesian Analysis*
-    16(2), 667-718.
+    Vehtari et al. (2021), see the module docstring.
     """
     return _apply(x, "ess_bulk", 1, _ess_bulk_block)[0]
 
@@ -409,7 +377,7 @@ def ess_tail(x, prob=None) -> np.ndarray:
     Parameters
     ----------
     x : array_like, shape (chain, draw, \*elements)
-        Posterior draws: float64, float32 or integer dtype.
+        As in :func:`rhat`.
     prob : float or (float, float), optional
         A float :math:`p \in (0, 1]` uses the quantiles :math:`\min(p, 1-p)` and
         :math:`\max(p, 1-p)`; a pair ``(low, high)`` uses those two quantiles. The default
@@ -424,10 +392,8 @@ def ess_tail(x, prob=None) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        If ``x`` has fewer than 2 dimensions or ``prob`` is out of range.
-    TypeError
-        If ``x`` is not float64, float32 or integer (float16 ranks would be rounded).
+    ValueError, TypeError
+        As :func:`rhat`, and ``ValueError`` if ``prob`` is out of range.
 
     Notes
     -----
@@ -440,9 +406,7 @@ def ess_tail(x, prob=None) -> np.ndarray:
 
     References
     ----------
-    Vehtari, Gelman, Simpson, Carpenter and Bürkner (2021), Rank-normalization, folding, and
-    localization: an improved R-hat for assessing convergence of MCMC. *Bayesian Analysis*
-    16(2), 667-718.
+    Vehtari et al. (2021), see the module docstring.
     """
     low, high = _tail_probs(prob, "ess_tail")
     return _apply(x, "ess_tail", 1, lambda a: _ess_tail_block(a, low, high))[0]
@@ -457,7 +421,7 @@ def rhat_ess(x, prob=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Parameters
     ----------
     x : array_like, shape (chain, draw, \*elements)
-        Posterior draws: float64, float32 or integer dtype.
+        As in :func:`rhat`.
     prob : float or (float, float), optional
         Tail probabilities, as in :func:`ess_tail`.
 
@@ -468,10 +432,8 @@ def rhat_ess(x, prob=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Raises
     ------
-    ValueError
-        If ``x`` has fewer than 2 dimensions or ``prob`` is out of range.
-    TypeError
-        If ``x`` is not float64, float32 or integer (float16 ranks would be rounded).
+    ValueError, TypeError
+        As :func:`rhat`, and ``ValueError`` if ``prob`` is out of range.
     """
     low, high = _tail_probs(prob, "rhat_ess")
     n_chain = np.shape(x)[0] if np.ndim(x) else 0

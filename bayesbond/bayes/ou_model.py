@@ -301,11 +301,9 @@ class OUModel(BayesianModel):
     ``a = S^{-1} a_y - A m``, ``Sigma = S^{-1} Sigma_y`` with ``S = diag(1/s_v)``):
 
     * ``"full"`` ``A``: ``A_y = (J - I/2) R R'`` with ``J`` skew-symmetric and ``R`` lower
-      triangular with positive diagonal. This is a one-to-one parameterisation of the stable
-      matrices: ``X = (R R')^{-1}`` solves ``A_y X + X A_y' = -I`` (Lyapunov), and conversely every
-      stable matrix arises from ``X`` solving that equation (Gillis & Sharma 2017,
-      "On computing the distance to stability for matrices using linear dissipative Hamiltonian
-      systems", Automatica 85). Priors: ``diag(R) ~ LogNormal(0, 1)`` (``"A_chol_diag"``),
+      triangular with positive diagonal, one-to-one onto the stable matrices (``X = (R R')^{-1}``
+      solves ``A_y X + X A_y' = -I``; Gillis & Sharma 2017, Automatica 85).
+      Priors: ``diag(R) ~ LogNormal(0, 1)`` (``"A_chol_diag"``),
       ``R`` below the diagonal and the ``J`` entries ``~ Normal(0, 1)`` (``"A_offdiag"``);
       for ``A_y = -kappa I`` this puts ``kappa = R_ii^2 / 2`` around 0.5.
     * ``"diagonal"``/``"lower"``/``"upper"``: ``diag(A) = -kappa``, ``kappa ~ LogNormal(log 0.5,
@@ -384,11 +382,8 @@ class OUModel(BayesianModel):
         return {
             "family": "OUModel",
             "n": self.n,
-            "restrictions": {
-                "A": self.A_structure,
-                "Sigma": self.Sigma_structure,
-                "mean": None if self.mean is None else self.mean.tolist(),
-            },
+            "restrictions": {"A": self.A_structure, "Sigma": self.Sigma_structure,
+                             "mean": None if self.mean is None else self.mean.tolist()},
             "priors": {k: (list(v) if isinstance(v, tuple | list) else v)
                        for k, v in self.priors.items()},
             "stationary_init": self.stationary_init,
@@ -498,8 +493,7 @@ class OUModel(BayesianModel):
             pm.Potential("loglik", ll)
             # data units: x = m + S y with S = diag(s_v)
             S_inv = 1.0 / s_v
-            A = pm.Deterministic("A", A_y * s_v[:, None] * S_inv[None, :],
-                                 dims=("state", "state2"))
+            A = pm.Deterministic("A", A_y * s_v[:, None] * S_inv[None, :], dims=("state", "state2"))
             pm.Deterministic("a", s_v * a_y - A @ m, dims="state")
             pm.Deterministic("Sigma", s_v[:, None] * L_y, dims=("state", "state2"))
         return model

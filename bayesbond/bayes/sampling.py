@@ -5,11 +5,9 @@ model name, library version and timings as attributes and checks R-hat, bulk/tai
 divergences. When the check fails, the warning names the parameters that failed and the likely
 cause (:func:`explain`).
 
-Progress: the phases of a fit (validate, compile, tune, draw, post-process) are sent to the
-callback installed by :func:`progress_to` (the command line installs its time-stamped printer),
-or, in Python attached to a terminal, printed on stderr with a live progress bar and a time
-estimate (``progressbar=None``, the default of the models' ``fit``, means "when
-``sys.stderr.isatty()``").
+Progress: the phases of a fit (validate, compile, tune, draw, post-process) go to the callback
+of :func:`progress_to` (the command line's time-stamped printer) or, on a terminal, to stderr
+with a live progress bar and a time estimate.
 """
 
 from __future__ import annotations
@@ -85,11 +83,8 @@ class _SamplerProgress:
 
     def __init__(self, say, chains: int, draws: int, tune: int, live: bool):
         self.say, self.chains, self.draws, self.tune, self.live = say, chains, draws, tune, live
-        self.phase = "tuning"
-        self.milestone = 0
+        self.phase, self.milestone, self.width, self.lock = "tuning", 0, 0, threading.Lock()
         say(f"tuning: {chains} chains x {tune} tuning steps")
-        self.lock = threading.Lock()
-        self.width = 0
 
     def __call__(self, cps) -> None:
         with self.lock:
@@ -158,19 +153,13 @@ class Diagnostics:
     def ok(self) -> bool:
         """R-hat <= 1.01, no divergence and at least 100 effective draws per chain."""
         need = ESS_MIN_PER_CHAIN * self.n_chains
-        return (
-            self.max_rhat <= RHAT_MAX
-            and self.divergences == 0
-            and self.min_ess_bulk >= need
-            and self.min_ess_tail >= need
-        )
+        return (self.max_rhat <= RHAT_MAX and self.divergences == 0
+                and self.min_ess_bulk >= need and self.min_ess_tail >= need)
 
     def __str__(self) -> str:
-        return (
-            f"max R-hat {self.max_rhat:.4f}, min bulk ESS {self.min_ess_bulk:.0f}, "
-            f"min tail ESS {self.min_ess_tail:.0f}, divergences {self.divergences} "
-            f"({self.n_chains} chains x {self.n_draws} draws)"
-        )
+        return (f"max R-hat {self.max_rhat:.4f}, min bulk ESS {self.min_ess_bulk:.0f}, "
+                f"min tail ESS {self.min_ess_tail:.0f}, divergences {self.divergences} "
+                f"({self.n_chains} chains x {self.n_draws} draws)")
 
 
 def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
@@ -187,26 +176,19 @@ def diagnostics(idata: xr.DataTree, var_names=None) -> Diagnostics:
     if var_names is not None:
         post = post[list(var_names)]
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
-    rhats, bulks, tails = [], [], []
-    for v in post.data_vars:
-        da = post[v]
-        if not da.size:
-            continue
-        x = da.transpose("chain", "draw", ...).values
-        r, b, t = (np.ravel(a) for a in rhat_ess(x))
-        rhats.append(r)
-        bulks.append(b)
-        tails.append(t)
+    # (R-hat, bulk ESS, tail ESS) of every element, variable by variable
+    stats = [[np.ravel(a) for a in rhat_ess(post[v].transpose("chain", "draw", ...).values)]
+             for v in post.data_vars if post[v].size]
 
-    def _extreme(parts, fn):
-        vals = np.concatenate(parts) if parts else np.array([])
+    def _extreme(i, fn):
+        vals = np.concatenate([st[i] for st in stats]) if stats else np.array([])
         vals = vals[~np.isnan(vals)]  # keep inf: chains stuck at different values
         return float(fn(vals)) if vals.size else np.nan
 
     div = 0
     if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
         div = int(idata["sample_stats"]["diverging"].values.sum())
-    return Diagnostics(_extreme(rhats, np.max), _extreme(bulks, np.min), _extreme(tails, np.min),
+    return Diagnostics(_extreme(0, np.max), _extreme(1, np.min), _extreme(2, np.min),
                        div, n_chains, n_draws)
 
 
@@ -248,35 +230,19 @@ def display_name(model_name: str) -> str:
 def ieee_compile():
     """Context in which PyTensor compiles numba code without fastmath flags.
 
-    With PyTensor's default flags (``reassoc``, ``contract``, ...) LLVM may reassociate sums and
-    fuse multiply-adds, and it does so differently in a log density compiled afresh (one
-    inlined module) and in the same graph linked from numba's on-disk cache, so the same seed
-    gave different draws in another process (which depended on the cache state and, through
-    the cache keys, on ``PYTHONHASHSEED``). Without them every compile rounds as IEEE
-    arithmetic prescribes, and the draws repeat bit for bit. PyTensor keys its cache on the
-    flag, so fastmath entries are not reused.
+    With fastmath (``reassoc``, ``contract``, ...) LLVM rounds a log density compiled afresh
+    differently from the same graph linked from numba's on-disk cache, so one seed gave other
+    draws in another process; IEEE rounding makes them repeat bit for bit.
     """
     import pytensor
 
     return pytensor.config.change_flags(numba__fastmath=False)
 
 
-def sample(
-    model,
-    *,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    random_seed=None,
-    sampler: str = "nutpie",
-    progressbar: bool | None = None,
-    target_accept: float | None = None,
-    model_name: str = "",
-    var_names_check=None,
-    check: bool = True,
-    compile_key=None,
-    **kwargs,
-) -> xr.DataTree:
+def sample(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None,
+           sampler: str = "nutpie", progressbar: bool | None = None,
+           target_accept: float | None = None, model_name: str = "", var_names_check=None,
+           check: bool = True, compile_key=None, **kwargs) -> xr.DataTree:
     """Sample ``model`` with NUTS and return an ArviZ DataTree with convergence checked.
 
     Parameters
@@ -287,10 +253,8 @@ def sample(
         The same ``random_seed`` gives bit-identical draws in any process on the same machine
         and library versions: the model is compiled without fastmath (:func:`ieee_compile`).
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
-        NUTS implementation; nutpie (numba-compiled) is PyMC 6's fastest CPU sampler. With
-        nutpie the model is compiled with ``nutpie.compile_pymc_model`` and sampled with
-        ``nutpie.sample`` exactly as :func:`pymc.sample` does (same per-chain seeds), so that
-        compiling and sampling are timed and reported separately.
+        NUTS implementation. nutpie is compiled and sampled as :func:`pymc.sample` does (same
+        per-chain seeds), with compiling and sampling timed separately.
     progressbar : bool, optional
         Show the phases (compile, tune, draw) and a progress bar with a time estimate on stderr.
         ``None`` (default): when a :func:`progress_to` callback is installed or stderr is a
@@ -307,23 +271,17 @@ def sample(
         posterior afterwards passes False and checks once at the end.
     compile_key : hashable, optional
         With nutpie: the compiled sampler is kept under this key (the last
-        :data:`COMPILED_CACHE_SIZE` keys in this process), and a later call with the same key
-        reuses it, swapping in the new model's data containers (``pm.Data``) and coordinates
-        instead of compiling again. The caller promises that models under one key have the
-        same graph up to the values of their data containers (the models' ``compile_key``
-        hooks build the key from the spec and the data's shapes). The draws equal those of a
-        fresh compile with the same seed.
+        :data:`COMPILED_CACHE_SIZE` keys) and reused by a later call with the same key and the
+        same graph (:func:`_same_graph`), with the new model's data containers and coordinates
+        swapped in; the draws equal those of a fresh compile with the same seed.
 
     Returns
     -------
     xarray.DataTree
-        With attributes ``model``, ``bayesbond_version``, ``diagnostics``,
-        ``compile_seconds`` (building and compiling the log density and its gradient) and
-        ``sampling_seconds`` (tuning and drawing, all chains); the posterior group's
-        ``sampled_variables`` attribute lists the free variables NUTS moved (JSON). A
-        :class:`~bayesbond.errors.ConvergenceWarning` is issued, with the numbers, the
-        parameters that failed and the likely cause, when the fit fails R-hat <= 1.01, zero
-        divergences or 100 effective draws per chain.
+        Attributes ``model``, ``bayesbond_version``, ``diagnostics``, ``compile_seconds`` and
+        ``sampling_seconds`` (tuning and drawing, all chains); ``posterior.attrs
+        ["sampled_variables"]`` lists the free variables (JSON). A failed check (R-hat <= 1.01,
+        no divergence, 100 effective draws per chain) warns (:func:`check_convergence`).
     """
     import pymc as pm
 
@@ -354,18 +312,9 @@ def sample(
         else:
             say(f"compiling and sampling {name} with {sampler}: {chains} chains x {tune} "
                 f"tuning steps + {draws} draws")
-            idata = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                nuts_sampler=sampler,
-                progressbar=live,
-                model=model,
-                nuts=nuts_kwargs,
-                compute_convergence_checks=False,
-                **kwargs,
-            )
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                              nuts_sampler=sampler, progressbar=live, model=model,
+                              nuts=nuts_kwargs, compute_convergence_checks=False, **kwargs)
             total = time.perf_counter() - t0
             sampling_s = float(idata["posterior"].attrs.get("sampling_time", total))
             compile_s = max(total - sampling_s, 0.0)

@@ -15,12 +15,5 @@ from bayesbond.core.affine_portfolio import Frontier
 from bayesbond.core.affine_risk import CurveInversion
 from bayesbond.core.affine_special import EFM1, EFM2, Vasicek
 
-__all__ = [
-    "GaussianAffine",
-    "Vasicek",
-    "EFM1",
-    "EFM2",
-    "LoadingParts",
-    "Frontier",
-    "CurveInversion",
-]
+__all__ = ["GaussianAffine", "Vasicek", "EFM1", "EFM2", "LoadingParts", "Frontier",
+           "CurveInversion"]

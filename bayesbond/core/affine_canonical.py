@@ -62,15 +62,8 @@ import numpy as np
 from bayesbond.core.affine_loadings import eigen_ok, parts_eigen, parts_expm
 from bayesbond.errors import DataError
 
-__all__ = [
-    "Canonical",
-    "Eigen",
-    "canonical",
-    "eigen_from_raw",
-    "eigen_to_raw",
-    "latent_loadings",
-    "pca_weights",
-]
+__all__ = ["Canonical", "Eigen", "canonical", "eigen_from_raw", "eigen_to_raw", "latent_loadings",
+           "pca_weights"]
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 _PANEL = 0.5  # years: the longest panel of the composite rule (PyTensor path)

@@ -155,14 +155,8 @@ def eigen_ok(A_star_T: np.ndarray, cond_max: float) -> tuple[bool, np.ndarray, n
     return ok, lam, W
 
 
-def parts_eigen(
-    lam: np.ndarray,
-    W: np.ndarray,
-    delta1: np.ndarray,
-    V: np.ndarray,
-    tau: np.ndarray,
-    with_K: bool = False,
-) -> LoadingParts:
+def parts_eigen(lam: np.ndarray, W: np.ndarray, delta1: np.ndarray, V: np.ndarray, tau: np.ndarray,
+                with_K: bool = False) -> LoadingParts:
     """Loadings integrals from ``A*' = W diag(lam) W^-1`` (see module notes).
 
     Notes
@@ -231,13 +225,8 @@ def _augmented_generator(
     return M
 
 
-def parts_expm(
-    A_star_T: np.ndarray,
-    delta1: np.ndarray,
-    V: np.ndarray,
-    tau: np.ndarray,
-    with_K: bool = False,
-) -> LoadingParts:
+def parts_expm(A_star_T: np.ndarray, delta1: np.ndarray, V: np.ndarray, tau: np.ndarray,
+               with_K: bool = False) -> LoadingParts:
     """Loadings integrals from one augmented matrix exponential per maturity (any ``A*``).
 
     Notes

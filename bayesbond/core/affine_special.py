@@ -221,11 +221,8 @@ class EFM2(_Cascade3):
         if kr == kx or kx == ky or kr == ky:
             raise ModelError(f"A*' is not diagonalisable in closed form for k* = {self.k_star}")
         W = np.array(
-            [
-                [1.0, 0.0, 0.0],
-                [kr / (kx - kr), 1.0, 0.0],
-                [kr * kx / ((kx - kr) * (ky - kr)), kx / (ky - kx), 1.0],
-            ]
+            [[1.0, 0.0, 0.0], [kr / (kx - kr), 1.0, 0.0],
+             [kr * kx / ((kx - kr) * (ky - kr)), kx / (ky - kx), 1.0]]
         )
         return -np.array([kr, kx, ky]), W
 
@@ -328,11 +325,8 @@ class EFM1(_Cascade3):
             raise ModelError(f"A* is singular (k* = {self.k_star})")
         kr = self.k_r
         return -np.array(
-            [
-                [1 / kr_s, 0.0, 0.0],
-                [kr / (kr_s * kx_s), 1 / kx_s, 0.0],
-                [kr / (kr_s * ky_s), 0.0, 1 / ky_s],
-            ]
+            [[1 / kr_s, 0.0, 0.0], [kr / (kr_s * kx_s), 1 / kx_s, 0.0],
+             [kr / (kr_s * ky_s), 0.0, 1 / ky_s]]
         )
 
     def u_inf(self) -> np.ndarray:

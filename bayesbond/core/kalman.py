@@ -153,19 +153,8 @@ def _sqrt_psd(P):
         return U * np.sqrt(np.clip(w, 0.0, None))
 
 
-def kalman_filter(
-    y,
-    Phi,
-    c,
-    Q,
-    Z,
-    d,
-    H,
-    x0=None,
-    P0=None,
-    *,
-    steady_tol: float = 1e-11,
-) -> KalmanResult:
+def kalman_filter(y, Phi, c, Q, Z, d, H, x0=None, P0=None, *,
+                  steady_tol: float = 1e-11) -> KalmanResult:
     """Kalman filter of a linear Gaussian state-space model with diagonal measurement noise.
 
     Parameters
@@ -284,19 +273,9 @@ def kalman_filter(
     p_t = mask.sum(axis=1)
     loglik_t = -0.5 * (p_t * _LOG2PI + logdetH + logdetW + q)
     loglik_t = np.where(p_t > 0, loglik_t, 0.0)
-    return KalmanResult(
-        loglik=float(loglik_t.sum()),
-        loglik_t=loglik_t,
-        x_pred=x_pred,
-        P_pred=P_pred,
-        x_filt=x_filt,
-        P_filt=P_filt_all,
-        innovations=innov,
-        n_obs=int(mask.sum()),
-        steady_from=steady_from,
-        Phi=Phi,
-        Q=Q,
-    )
+    return KalmanResult(loglik=float(loglik_t.sum()), loglik_t=loglik_t, x_pred=x_pred,
+                        P_pred=P_pred, x_filt=x_filt, P_filt=P_filt_all, innovations=innov,
+                        n_obs=int(mask.sum()), steady_from=steady_from, Phi=Phi, Q=Q)
 
 
 def _linear_scan(F, e):

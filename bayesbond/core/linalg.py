@@ -11,25 +11,10 @@ import scipy.linalg as sla
 
 from bayesbond.errors import DataError, ModelError
 
-__all__ = [
-    "as_square",
-    "as_vol_matrix",
-    "as_horizons",
-    "as_real",
-    "expm_t",
-    "expm_and_integral",
-    "van_loan",
-    "integrated_cov",
-    "kron_cov",
-    "lyapunov_operator",
-    "solve_lyapunov",
-    "solve_discrete_lyapunov",
-    "is_stable",
-    "unit_root_tol",
-    "unstable_eigenvalues",
-    "chol_pack",
-    "chol_unpack",
-]
+__all__ = ["as_square", "as_vol_matrix", "as_horizons", "as_real", "expm_t", "expm_and_integral",
+           "van_loan", "integrated_cov", "kron_cov", "lyapunov_operator", "solve_lyapunov",
+           "solve_discrete_lyapunov", "is_stable", "unit_root_tol", "unstable_eigenvalues",
+           "chol_pack", "chol_unpack"]
 
 
 def as_real(x, name: str) -> np.ndarray:
@@ -303,9 +288,7 @@ def integrated_cov(A, V, t, method: str = "auto"):
     V = as_square(V, "V")
     ts, scalar = as_horizons(t)
     if method not in ("auto", "kron", "van_loan", "lyapunov"):
-        raise ValueError(
-            f"method must be 'auto', 'kron', 'van_loan' or 'lyapunov', got {method!r}"
-        )
+        raise ValueError(f"method must be 'auto', 'kron', 'van_loan' or 'lyapunov', got {method!r}")
     F = expm_t(A, ts)
     if method in ("auto", "kron"):
         G = _kron_cov(A, V, ts)

@@ -33,13 +33,7 @@ from scipy.linalg import solve_triangular
 
 from bayesbond.errors import DataError, listing
 
-__all__ = [
-    "BatchedOLS",
-    "bartlett_weights",
-    "batched_ols",
-    "collinear_columns",
-    "newey_west_meat",
-]
+__all__ = ["BatchedOLS", "bartlett_weights", "batched_ols", "collinear_columns", "newey_west_meat"]
 
 
 @dataclass(frozen=True)
@@ -351,15 +345,9 @@ def _qr_fit(
     return b, Vg[inv], u, meat
 
 
-def batched_ols(
-    X: np.ndarray,
-    Y: np.ndarray,
-    hac_lags: int | None = None,
-    use_correction: bool = True,
-    hac_gaps: str = "compress",
-    names: Sequence | None = None,
-    max_cond: float = 1e4,
-) -> BatchedOLS:
+def batched_ols(X: np.ndarray, Y: np.ndarray, hac_lags: int | None = None,
+                use_correction: bool = True, hac_gaps: str = "compress",
+                names: Sequence | None = None, max_cond: float = 1e4) -> BatchedOLS:
     """Least squares of every column of ``Y`` on ``X``, each on its own observed rows.
 
     Parameters
@@ -403,12 +391,10 @@ def batched_ols(
     ``(X_j'X_j)^{-1} S_j (X_j'X_j)^{-1}`` with ``S_j = sum_{|l| <= L} (1 - |l|/(L+1)) Gamma_l``
     of the scores ``x_t u_t``, times ``n_j / (n_j - p)`` with the correction.
 
-    When ``X`` has a constant column ``c``, the centred total sum of squares needs no pass over
-    the data: ``Z r_0 = 1`` for ``r_0 = R e_c d_c / x_c``, so ``ybar_j = r_0' Z'y_j / n_j`` and
-    ``TSS_j = RSS_j + ESS_j`` with ``ESS_j = ||Z_j (gamma_j - ybar_j r_0)||^2
-    = v_j' G_j v_j``, ``v_j = gamma_j - ybar_j r_0`` (fitted values minus their mean; no
-    cancellation, both terms are non-negative). Otherwise ``TSS_j = sum_{t in O_j} (y_tj -
-    ybar_j)^2`` directly.
+    With a constant column ``c`` in ``X``: ``Z r_0 = 1`` for ``r_0 = R e_c d_c / x_c``, so
+    ``ybar_j = r_0' Z'y_j / n_j`` and ``TSS_j = RSS_j + v_j' G_j v_j``,
+    ``v_j = gamma_j - ybar_j r_0`` (no pass over the data, no cancellation); otherwise
+    ``TSS_j = sum_{t in O_j} (y_tj - ybar_j)^2``.
 
     References: Golub, G. H. and Van Loan, C. F., Matrix Computations, 4th ed., sections 5.3
     (least squares by QR) and 3.5 (iterative refinement); Newey, W. K. and West, K. D. (1987),
@@ -541,13 +527,8 @@ def batched_ols(
     if hac_lags is not None:
         gi = np.flatnonzero(good)
         all_good = gi.size == N
-        S = _meat(
-            Z,
-            U if all_good else U[:, gi],
-            mask if all_good else mask[:, gi],
-            hac_lags,
-            hac_gaps,
-        )
+        S = _meat(Z, U if all_good else U[:, gi], mask if all_good else mask[:, gi], hac_lags,
+                  hac_gaps)
         if gp.size:  # sandwich in the orthonormal coordinates: G_j^{-1} S_j G_j^{-1}
             if all_part:
                 S = Gip @ S @ Gip
@@ -597,12 +578,5 @@ def batched_ols(
         hi = 3 if sys.byteorder == "little" else 0  # the 16 bits holding sign and exponent
         top = A.view(np.int16).reshape(*A.shape, 4)[..., hi]
         np.bitwise_or(top, np.bitwise_and(~m, np.int16(0x7FF8), dtype=np.int16), out=top)
-    return BatchedOLS(
-        params=params,
-        cov_classical=cov,
-        cov_hac=cov_hac,
-        resid=U,
-        nobs=nobs,
-        rss=rss,
-        tss=tss,
-    )
+    return BatchedOLS(params=params, cov_classical=cov, cov_hac=cov_hac, resid=U, nobs=nobs,
+                      rss=rss, tss=tss)

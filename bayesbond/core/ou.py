@@ -25,20 +25,9 @@ import scipy.signal as ss
 from bayesbond.core import linalg
 from bayesbond.errors import DataError, ModelError
 
-__all__ = [
-    "OU",
-    "Transition",
-    "EulerError",
-    "phi1",
-    "exact_transition",
-    "euler_transition",
-    "euler_error",
-    "psd_factor",
-    "transition_loglik",
-    "as_observations",
-    "as_steps",
-    "infer_dt",
-]
+__all__ = ["OU", "Transition", "EulerError", "phi1", "exact_transition", "euler_transition",
+           "euler_error", "psd_factor", "transition_loglik", "as_observations", "as_steps",
+           "infer_dt"]
 
 
 class Transition(NamedTuple):
@@ -74,6 +63,12 @@ def _as_vector(a, n: int, name: str) -> np.ndarray:
     return a
 
 
+def _parameters(A, a, V, dt):
+    """Checked ``(A, a, V, n, steps, dt_is_scalar)`` of a transition."""
+    A, V = linalg.as_square(A), linalg.as_square(V, "V")
+    return (A, _as_vector(a, A.shape[0], "a"), V, A.shape[0], *linalg.as_horizons(dt, "dt"))
+
+
 def exact_transition(A, a, V, dt) -> Transition:
     """Exact VAR(1) form of the OU process over the step(s) ``dt``.
 
@@ -103,11 +98,7 @@ def exact_transition(A, a, V, dt) -> Transition:
     In 1-D the closed forms ``Phi = e^{A d}``, ``c = a d phi1(A d)`` and ``Q = V d phi1(2 A d)``
     with ``phi1(z) = (e^z - 1)/z`` are used (exact for any sign of ``A``, including 0).
     """
-    A = linalg.as_square(A)
-    V = linalg.as_square(V, "V")
-    n = A.shape[0]
-    a = _as_vector(a, n, "a")
-    ds, scalar = linalg.as_horizons(dt, "dt")
+    A, a, V, n, ds, scalar = _parameters(A, a, V, dt)
     if n == 1:
         k, v, m = A[0, 0], V[0, 0], a[0]
         z = k * ds
@@ -132,11 +123,7 @@ def euler_transition(A, a, V, dt) -> Transition:
     (see :func:`euler_error`).
     Shapes as in :func:`exact_transition`.
     """
-    A = linalg.as_square(A)
-    V = linalg.as_square(V, "V")
-    n = A.shape[0]
-    a = _as_vector(a, n, "a")
-    ds, scalar = linalg.as_horizons(dt, "dt")
+    A, a, V, n, ds, scalar = _parameters(A, a, V, dt)
     Phi = np.eye(n)[None] + ds[:, None, None] * A[None]
     c = ds[:, None] * a[None]
     Q = ds[:, None, None] * V[None]

@@ -7,14 +7,10 @@ table means the same thing whichever of them reads it.
 Rules
 -----
 Dates
-    Returns and factor returns are monthly: their dates (an index or a column) go through
-    :func:`to_month_end`, which parses them (:func:`parse_dates`) and moves each to its month-end
-    midnight: ``2000-01-01``, ``2000-01-15`` and ``2000-01-31`` are all ``2000-01-31``. Rates and
-    yields (OU, affine models) may be daily, weekly or irregular:
-    :func:`bayesbond.core.ou.as_observations` and
-    :func:`bayesbond.baselines.affine_ml.prepare_yields` keep their dates (the step is measured
-    from them, :func:`bayesbond.core.ou.infer_dt`). The readers and the command line read monthly
-    files and move those dates to month-end too (``read_fred`` keeps a daily file's days).
+    Returns and factor returns are monthly: their dates go through :func:`to_month_end`
+    (``2000-01-01``, ``2000-01-15`` and ``2000-01-31`` are all ``2000-01-31``). Rates and yields
+    (OU, affine models) keep their dates, from which the step is measured
+    (:func:`bayesbond.core.ou.infer_dt`); ``read_fred`` keeps a daily file's days.
 Series or DataFrame
     A :class:`pandas.Series` of returns is one bond, of factor returns one factor: a one-column
     table whose column is the Series name (:func:`as_wide_returns`, :func:`as_factor_frame`).
@@ -44,21 +40,9 @@ import xarray as xr
 
 from bayesbond.errors import DataError, listing
 
-__all__ = [
-    "MISSING_MARKERS",
-    "UNITS",
-    "as_factor_frame",
-    "as_float",
-    "as_wide_returns",
-    "check_return_units",
-    "dated_frame",
-    "listing",
-    "non_numeric_columns",
-    "parse_dates",
-    "read_table",
-    "to_decimal",
-    "to_month_end",
-]
+__all__ = ["MISSING_MARKERS", "UNITS", "as_factor_frame", "as_float", "as_wide_returns",
+           "check_return_units", "dated_frame", "listing", "non_numeric_columns", "parse_dates",
+           "read_table", "to_decimal", "to_month_end"]
 
 #: strings read as a missing value in a file, besides pandas' defaults (FRED writes ``.``)
 MISSING_MARKERS: tuple[str, ...] = (".",)
@@ -212,26 +196,8 @@ def to_month_end(
 ) -> pd.DatetimeIndex:
     """Parse dates (:func:`parse_dates`) and move each to its month-end (midnight, ``ns``).
 
-    Parameters
-    ----------
-    values : array-like
-        Dates as strings (``"2020-01-15"``, ``"2020-01"``, ``"31/01/2020"``), timestamps, or
-        integers/strings in ``yyyymm`` or ``yyyymmdd`` form.
-    where : str
-        Text naming the origin, used in error messages.
-    date_format : str, optional
-        ``strftime`` format for every row (needed for ambiguous day/month strings).
-
-    Returns
-    -------
-    pandas.DatetimeIndex
-        Month-end dates named ``"date"``.
-
-    Raises
-    ------
-    DataError
-        Naming the rows (positions) and values that are missing, cannot be parsed, or whose
-        day/month order is ambiguous or mixed.
+    Parameters and errors as :func:`parse_dates`; returns a :class:`pandas.DatetimeIndex` of
+    month-end dates named ``"date"``.
     """
     if isinstance(values, pd.PeriodIndex):
         values = values.to_timestamp(how="start")
@@ -272,13 +238,8 @@ def to_decimal(values, units: str, what: str = "returns"):
     return values / 100.0 if units == "percent" else values
 
 
-def check_return_units(
-    values: np.ndarray,
-    labels: Sequence,
-    where: str,
-    units: str = "decimal",
-    kind: str = "bond",
-) -> None:
+def check_return_units(values: np.ndarray, labels: Sequence, where: str, units: str = "decimal",
+                       kind: str = "bond") -> None:
     """Refuse returns whose magnitude says they are not decimals per month.
 
     Parameters

@@ -25,12 +25,8 @@ from bayesbond.errors import DataError
 __all__ = ["long_short", "market"]
 
 #: subsamples by the bond's rating bucket at formation
-_SUBSAMPLES: dict[str, tuple[str, ...]] = {
-    "IG": ("IG+", "IG-"),
-    "HY": ("HY",),
-    "IG+": ("IG+",),
-    "IG-": ("IG-",),
-}
+_SUBSAMPLES: dict[str, tuple[str, ...]] = {"IG": ("IG+", "IG-"), "HY": ("HY",), "IG+": ("IG+",),
+                                           "IG-": ("IG-",)}
 
 
 def _calendar(panel: BondPanel) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -77,10 +73,8 @@ def _breakpoint_mask(mask, panel: BondPanel) -> np.ndarray:
     if isinstance(mask, pd.DataFrame):
         mask = xr.DataArray(
             mask.to_numpy(),
-            coords={
-                "date": to_month_end(mask.index, where="breakpoint_universe index"),
-                "bond": mask.columns,
-            },
+            coords={"date": to_month_end(mask.index, where="breakpoint_universe index"),
+                    "bond": mask.columns},
             dims=("date", "bond"),
         )
     if not isinstance(mask, xr.DataArray) or set(mask.dims) != {"date", "bond"}:
@@ -140,21 +134,11 @@ def _groups_percentile(s: np.ndarray, s_bp: np.ndarray, n_groups: int) -> np.nda
     return np.searchsorted(edges, s, side="left").astype(np.int64)
 
 
-def long_short(
-    panel: BondPanel,
-    signal: str,
-    n_groups: int = 3,
-    weighting: str = "value",
-    within: str | None = None,
-    min_bonds: int = 10,
-    *,
-    breakpoints: str = "rank",
-    breakpoint_universe=None,
-    holding: int = 1,
-    subsample: str | None = None,
-    return_filter: tuple[float, float] | None = None,
-    winsorize: tuple[float, float] | None = None,
-) -> pd.Series:
+def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str = "value",
+               within: str | None = None, min_bonds: int = 10, *, breakpoints: str = "rank",
+               breakpoint_universe=None, holding: int = 1, subsample: str | None = None,
+               return_filter: tuple[float, float] | None = None,
+               winsorize: tuple[float, float] | None = None) -> pd.Series:
     """Long-short factor from sorting bonds on a lagged signal.
 
     Parameters
@@ -179,14 +163,10 @@ def long_short(
         ``"percentile"``: value breakpoints at the ``100 j / n_groups`` percentiles of the
         signal, as in PyBondLab.
     breakpoint_universe : xarray.DataArray or pandas.DataFrame of bool, optional
-        Only with ``breakpoints="percentile"``: a (date, bond) mask, read at the formation
-        month, of the bonds whose signals set the breakpoints (e.g. large or IG bonds). Every
-        bond of the universe is still sorted into a group. It must cover the panel's dates and
-        bonds exactly.
+        With ``breakpoints="percentile"``: a (date, bond) mask, on the panel's dates and bonds,
+        of the bonds whose signals at formation set the breakpoints; every bond is still sorted.
     holding : int
-        Holding period ``K`` in months. ``K > 1``: overlapping cohorts (Jegadeesh and Titman),
-        the return in month ``t`` is the mean of the factor returns of the ``K`` cohorts formed
-        at ``t-1, ..., t-K``.
+        Holding period ``K`` in months: ``K`` overlapping cohorts (Jegadeesh and Titman).
     subsample : {None, "IG", "HY", "IG+", "IG-"}
         Only bonds whose rating bucket at formation is in this subsample (``"IG"``: ``IG+`` and
         ``IG-``). With ``within="rating_bucket"`` only the subsample's buckets are averaged.
@@ -196,8 +176,7 @@ def long_short(
         return is kept.
     winsorize : (float, float), optional
         Percentiles ``(p_lo, p_hi)``, e.g. ``(1, 99)``: holding-month returns are clipped to the
-        percentiles of all returns observed before the holding month (an expanding window known
-        at formation, as PyBondLab's ex-ante winsorising), never to those of the month itself.
+        percentiles of all returns before the holding month (PyBondLab's ex-ante winsorising).
 
     Returns
     -------
@@ -205,21 +184,16 @@ def long_short(
         Factor returns indexed by month-end ``date``, from calendar month ``K`` of the panel on
         (the first month in which all ``K`` cohorts exist). Its ``attrs`` hold:
 
-        ``counts``
-            DataFrame (date x (group, leg)): bonds held in each leg (over the live cohorts) that
-            have a return in the holding month.
-        ``vanished``
-            Same shape: bonds held in each leg that have no return in the holding month (a
-            signal at formation, then no return: defaulted, matured, called, or missing). They
-            are left out of that month's leg return, the other bonds' weights renormalised.
+        ``counts``, ``vanished``
+            DataFrames (date x (group, leg)): bonds held in each leg (over the live cohorts)
+            with, and without, a return in the holding month (the latter are left out of that
+            month's leg return, the other weights renormalised).
         ``turnover``
             Same shape: ``0.5 sum_i |w_i,new - w_i,old| / K`` between the leg formed at ``t-1``
-            and the one it replaces (formed at ``t-1-K``), formation weights normalised per leg,
-            price drift ignored; in ``[0, 1]`` for ``K = 1``.
+            and the one it replaces (formed at ``t-1-K``), formation weights, no price drift.
         ``thin_months``, ``missing_months``, ``gap_months``
-            Months set to ``NaN`` because a leg was too thin; calendar months absent from the
-            panel (no bond has a row); holding months set to ``NaN`` because they or one of
-            their formation months are absent.
+            Months set to ``NaN`` for a too thin leg; calendar months absent from the panel;
+            holding months set to ``NaN`` because they or a formation month are absent.
         ``settings``
             The sort's settings.
 

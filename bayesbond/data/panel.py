@@ -60,15 +60,9 @@ class BondPanel:
         kept as given in ``ratings`` with a missing bucket.
     """
 
-    def __init__(
-        self,
-        returns: xr.DataArray,
-        ratings: xr.DataArray | None = None,
-        weights: xr.DataArray | None = None,
-        signals: xr.Dataset | None = None,
-        present: xr.DataArray | None = None,
-        unrated: str = "error",
-    ):
+    def __init__(self, returns: xr.DataArray, ratings: xr.DataArray | None = None,
+                 weights: xr.DataArray | None = None, signals: xr.Dataset | None = None,
+                 present: xr.DataArray | None = None, unrated: str = "error"):
         if not isinstance(returns, xr.DataArray) or returns.dims != ("date", "bond"):
             raise DataError("BondPanel needs returns as an xarray.DataArray with dims (date, bond)")
         if returns.sizes["date"] == 0 or returns.sizes["bond"] == 0:
@@ -106,21 +100,11 @@ class BondPanel:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_frame(
-        cls,
-        df: pd.DataFrame,
-        date: str = "date",
-        bond: str = "bond",
-        ret: str = "ret",
-        rating: str | None = "rating",
-        weight: str | None = "weight",
-        signals: Sequence[str] | None = None,
-        *,
-        unrated: str = "error",
-        units: str = "decimal",
-        check_units: bool = True,
-        date_format: str | None = None,
-    ) -> BondPanel:
+    def from_frame(cls, df: pd.DataFrame, date: str = "date", bond: str = "bond", ret: str = "ret",
+                   rating: str | None = "rating", weight: str | None = "weight",
+                   signals: Sequence[str] | None = None, *, unrated: str = "error",
+                   units: str = "decimal", check_units: bool = True,
+                   date_format: str | None = None) -> BondPanel:
         """Build a panel from a long table (one row per bond and month).
 
         Parameters
@@ -135,12 +119,10 @@ class BondPanel:
         signals : sequence of str, optional
             Signal columns. By default every further column is a signal.
         unrated : {"error", "missing"}
-            Unrated labels in the rating column (``NR``, ``WR``, ``WD``, blank, a bare watch
-            mark): an error listing them (default), or months without a rating (``"missing"``:
-            the raw label is kept in :attr:`ratings`, the bucket is missing, and
-            :meth:`bond_bucket` ignores those months). Qualifiers such as ``(P)Baa3``,
-            ``A-(sf)``, ``Baa3u`` and watch marks (``BBB+ *-``, ``A- (CW Negative)``) are
-            stripped either way (:func:`bayesbond.data.ratings.clean_rating`).
+            Unrated labels (``NR``, ``WR``, ``WD``, blank, a bare watch mark): an error listing
+            them, or months without a bucket (the raw label kept in :attr:`ratings`).
+            Qualifiers and watch marks are stripped either way
+            (:func:`bayesbond.data.ratings.clean_rating`).
         units : {"decimal", "percent"}
             Units of the return column; percent are divided by 100.
         check_units : bool
@@ -157,16 +139,14 @@ class BondPanel:
         Raises
         ------
         DataError
-            A missing column, an empty panel, unparseable, ambiguous or mixed-order dates (rows
-            named), duplicated (bond, date) rows (listed), non-finite returns, returns that look
-            like percent or gross returns (bonds named), negative weights, unknown ratings or,
-            with ``unrated="error"``, unrated labels (listed with rows and bonds).
+            A missing column, an empty panel, bad dates (rows named), duplicated (bond, month)
+            rows, non-finite, percent or gross returns, negative weights, unknown or (with
+            ``unrated="error"``) unrated ratings; each listed.
 
         Notes
         -----
-        Dates are moved to their month-end, so ``2020-01-15`` and ``2020-01-31`` are the same month
-        (and, for the same bond, a duplicate). Missing returns (``NaN``) are allowed and counted;
-        rows with a missing return still carry their rating, weight and signals (needed for sorts).
+        Dates move to their month-end (``2020-01-15`` and ``2020-01-31`` are one month). Rows with
+        a missing return still carry their rating, weight and signals (needed for sorts).
         """
         if not isinstance(df, pd.DataFrame):
             raise DataError(
@@ -245,11 +225,8 @@ class BondPanel:
         ratings = None
         if rating is not None:
             try:
-                rating_buckets(
-                    df[rating].astype(object).to_numpy(),
-                    where=f"column {rating!r}",
-                    unrated=unrated,
-                )
+                rating_buckets(df[rating].astype(object).to_numpy(), where=f"column {rating!r}",
+                               unrated=unrated)
             except DataError as exc:
                 codes, uniques = pd.factorize(df[rating].astype(object), use_na_sentinel=True)
 
@@ -296,19 +273,11 @@ class BondPanel:
                 ) from exc
             if np.isinf(v).any():
                 rows = np.flatnonzero(np.isinf(v))
-                raise DataError(
-                    f"non-finite values in signal column {c!r} at rows {listing(rows)}"
-                )
+                raise DataError(f"non-finite values in signal column {c!r} at rows {listing(rows)}")
             sig[str(c)] = (("date", "bond"), grid(v, np.nan, float))
         signals_ds = xr.Dataset(sig, coords=coords)
-        return cls(
-            returns,
-            ratings=ratings,
-            weights=weights,
-            signals=signals_ds,
-            present=present,
-            unrated=unrated,
-        )
+        return cls(returns, ratings=ratings, weights=weights, signals=signals_ds, present=present,
+                   unrated=unrated)
 
     # ------------------------------------------------------------------ views
     @property
@@ -340,11 +309,8 @@ class BondPanel:
 
     def __repr__(self) -> str:
         n_d, n_b = self.shape
-        parts = [
-            f"{n_d} months ({self.dates[0].date()} .. {self.dates[-1].date()})",
-            f"{n_b} bonds",
-            f"{int(self.observed.values.sum())} observed returns",
-        ]
+        parts = [f"{n_d} months ({self.dates[0].date()} .. {self.dates[-1].date()})",
+                 f"{n_b} bonds", f"{int(self.observed.values.sum())} observed returns"]
         extra = [
             name
             for name, v in (("ratings", self.ratings), ("weights", self.weights))
@@ -422,9 +388,7 @@ class BondPanel:
                     )[0]
         if out.isna().any():
             missing = list(out.index[out.isna()])
-            raise DataError(
-                f"bonds without any rating (give them in mapping=): {listing(missing)}"
-            )
+            raise DataError(f"bonds without any rating (give them in mapping=): {listing(missing)}")
         return out
 
     def to_frame(self) -> pd.DataFrame:
@@ -435,11 +399,8 @@ class BondPanel:
         """
         mask = self._present.values
         d_idx, b_idx = np.nonzero(mask)
-        out = {
-            "date": self.dates[d_idx],
-            "bond": np.asarray(self.bonds)[b_idx],
-            "ret": self.returns.values[d_idx, b_idx],
-        }
+        out = {"date": self.dates[d_idx], "bond": np.asarray(self.bonds)[b_idx],
+               "ret": self.returns.values[d_idx, b_idx]}
         if self.ratings is not None:
             out["rating"] = self.ratings.values[d_idx, b_idx]
         if self.weights is not None:

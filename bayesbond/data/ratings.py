@@ -23,15 +23,8 @@ import pandas as pd
 
 from bayesbond.errors import DataError
 
-__all__ = [
-    "BUCKETS",
-    "RATING_SCALE",
-    "UNRATED",
-    "clean_rating",
-    "rating_bucket",
-    "rating_buckets",
-    "rating_number",
-]
+__all__ = ["BUCKETS", "RATING_SCALE", "UNRATED", "clean_rating", "rating_bucket", "rating_buckets",
+           "rating_number"]
 
 #: the three buckets, from safest to riskiest
 BUCKETS: tuple[str, ...] = ("IG+", "IG-", "HY")

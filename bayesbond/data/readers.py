@@ -26,15 +26,8 @@ from bayesbond.data.coerce import MISSING_MARKERS, dated_frame, parse_dates, rea
 from bayesbond.data.panel import BondPanel
 from bayesbond.errors import DataError
 
-__all__ = [
-    "read_factors",
-    "read_fred",
-    "read_french",
-    "read_gsw",
-    "read_liuwu",
-    "read_panel",
-    "read_yields_csv",
-]
+__all__ = ["read_factors", "read_fred", "read_french", "read_gsw", "read_liuwu", "read_panel",
+           "read_yields_csv"]
 
 _DATE_NAMES = ("date", "DATE", "Date", "observation_date", "yyyymm", "sasdate", "dates")
 
@@ -257,14 +250,9 @@ def _curve(out: pd.DataFrame, path: Path, unit: str | None, percent: bool) -> pd
     return out
 
 
-def read_yields_csv(
-    path,
-    date: str = "date",
-    unit: str | None = None,
-    percent: bool = True,
-    columns: Sequence[str] | None = None,
-    date_format: str | None = None,
-) -> pd.DataFrame:
+def read_yields_csv(path, date: str = "date", unit: str | None = None, percent: bool = True,
+                    columns: Sequence[str] | None = None,
+                    date_format: str | None = None) -> pd.DataFrame:
     """Read a CSV of zero-coupon yields whose columns are maturities.
 
     Parameters

@@ -19,17 +19,9 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = [
-    "BUCKET_COLORS",
-    "beta_intervals",
-    "plot_betas_by_bucket",
-    "plot_expected_returns",
-    "plot_ou_fit",
-    "plot_pooled_coefficients",
-    "plot_term_premium",
-    "plot_yield_curve_fit",
-    "save_png",
-]
+__all__ = ["BUCKET_COLORS", "beta_intervals", "plot_betas_by_bucket", "plot_expected_returns",
+           "plot_ou_fit", "plot_pooled_coefficients", "plot_term_premium", "plot_yield_curve_fit",
+           "save_png"]
 
 BUCKET_COLORS = {"IG+": "#1f77b4", "IG-": "#2ca02c", "HY": "#d62728"}
 _OTHER = "#7f7f7f"
@@ -116,8 +108,7 @@ def _caterpillar(ax, table: pd.DataFrame, ref=None, ref_label="OLS", group_means
         start = stop
     ax.set_xlim(-1, len(t))
     if len(t) <= _MAX_NAMED:
-        ax.set_xticks(x, [str(b) for b in t.index], rotation=90,
-                      fontsize=8 if len(t) <= 30 else 6)
+        ax.set_xticks(x, [str(b) for b in t.index], rotation=90, fontsize=8 if len(t) <= 30 else 6)
         ax.set_xlabel("bond (sorted by rating bucket and posterior mean)")
     else:
         ax.set_xticks([])
@@ -309,8 +300,7 @@ def plot_pooled_coefficients(idata: xr.DataTree, ols=None, prob: float = 0.94,
             e, se = (float(pooled_ols.loc[name, c]) * mult for c in ("estimate", "se"))
             ax.axvline(e, color="#d62728", lw=1.3, label="pooled OLS")
             ax.axvspan(e - 1.96 * se, e + 1.96 * se, color="#d62728", alpha=0.1)
-        ax.set_title("alpha (% per month)" if name == "alpha" else f"beta on {name}",
-                     fontsize=10)
+        ax.set_title("alpha (% per month)" if name == "alpha" else f"beta on {name}", fontsize=10)
         ax.set_yticks([])
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper left")
@@ -384,8 +374,7 @@ def plot_ou_fit(x: pd.Series, kappa, theta, sigma, dt: float, prob: float = 0.94
                                              ("sigma", sigma, units)]):
         a = fig.add_subplot(grid[1, j])
         lo_d, hi_d = np.quantile(draws * mult, [0.005, 0.995])  # keep stray tails off-axis
-        a.hist(draws * mult, bins=40, range=(lo_d, hi_d), color="#1f77b4", alpha=0.7,
-               density=True)
+        a.hist(draws * mult, bins=40, range=(lo_d, hi_d), color="#1f77b4", alpha=0.7, density=True)
         if ml is not None and name in ml:
             a.axvline(ml[name] * mult, color="k", lw=1.2, label="ML")
             a.legend(fontsize=8)

@@ -177,8 +177,7 @@ def write_report(idata: xr.DataTree, out_dir, name: str = "fit", ols=None, overw
         say(f"summarising {name} ({fam})")
         full = ml_table(idata) if ml else summary_table(idata, prob=prob)
         full.to_csv(tmp / f"{name}_summary.csv")
-        short = ml_table(idata, max_rows=12) if ml else summary_table(idata, prob=prob,
-                                                                       max_rows=12)
+        short = ml_table(idata, max_rows=12) if ml else summary_table(idata, prob=prob, max_rows=12)
         lines = [f"# {name}\n", f"- family: {fam}"]
         for key in ("estimator", "loglik", "diagnostics", "bayesbond_version",
                     "bayesbond_data_hash"):
@@ -435,8 +434,7 @@ def _affine_baseline(idata, ctx):
 
 #: family -> (table, text) of the posterior beside its baseline (families without one get the
 #: generic report)
-_BASELINES = {"factor_regression": _factor_baseline, "ou": _ou_baseline,
-              "affine": _affine_baseline}
+_BASELINES = {"factor_regression": _factor_baseline, "ou": _ou_baseline, "affine": _affine_baseline}
 
 
 def is_ml_fit(idata: xr.DataTree) -> bool:

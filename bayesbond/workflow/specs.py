@@ -60,15 +60,8 @@ from typing import Any
 from bayesbond.bayes import registry
 from bayesbond.errors import DataError, SpecError
 
-__all__ = [
-    "FAMILIES",
-    "MODELS_DIR",
-    "Spec",
-    "check_columns",
-    "load_spec",
-    "parse_spec",
-    "shipped_specs",
-]
+__all__ = ["FAMILIES", "MODELS_DIR", "Spec", "check_columns", "load_spec", "parse_spec",
+           "shipped_specs"]
 
 FAMILIES = tuple(registry.FAMILIES)
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -92,15 +85,18 @@ SAMPLER_KEYS: dict[str, tuple] = {
     "sampler": (str, "nutpie", registry.one_of(*SAMPLERS)),
 }
 
-def _prior_keys(family: str, model: Mapping | None = None) -> tuple[str, ...]:
-    return registry.get(family).prior_keys(model)
-
 
 def _suggest(key: str, valid: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     if close:
         return f"; did you mean {close[0]!r}?"
     return "; valid keys: " + ", ".join(valid)
+
+
+def _hint(key: str, valid: Sequence[str], other_tables: Mapping[str, Sequence[str]]) -> str:
+    """Where an unknown key belongs (the last other table that has it), else the nearest key."""
+    homes = [t for t, keys in other_tables.items() if key in keys]
+    return f"; {key!r} belongs in [{homes[-1]}]" if homes else _suggest(key, valid)
 
 
 @dataclass(frozen=True)
@@ -188,7 +184,7 @@ def _check_type(value, typ, source: str, where: str):
 
 
 def _table(raw, schema: Mapping[str, tuple], source: str, table: str,
-           other_tables: Mapping[str, Sequence[str]] = None) -> dict:
+           other_tables: Mapping[str, Sequence[str]]) -> dict:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -196,11 +192,8 @@ def _table(raw, schema: Mapping[str, tuple], source: str, table: str,
     out = {}
     for key in raw:
         if key not in schema:
-            hint = _suggest(key, list(schema))
-            for other, keys in (other_tables or {}).items():
-                if key in keys:
-                    hint = f"; {key!r} belongs in [{other}]"
-            raise _fail(source, f"[{table}]", f"unknown key {key!r}{hint}")
+            raise _fail(source, f"[{table}]",
+                        f"unknown key {key!r}{_hint(key, list(schema), other_tables)}")
     for key, (typ, default, check) in schema.items():
         if key not in raw:
             out[key] = list(default) if isinstance(default, list) else default
@@ -215,11 +208,7 @@ def _table(raw, schema: Mapping[str, tuple], source: str, table: str,
 
 
 def _number(v, source: str, at: str, positive: bool) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _fail(source, at, f"must be a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise _fail(source, at, f"must be finite, got {v!r}")
+    v = _check_type(v, float, source, at)
     if positive and v <= 0:
         raise _fail(source, at, f"impossible prior: a scale or shape must be positive, got {v!r}")
     return v
@@ -245,16 +234,13 @@ def _priors(raw, family: str, model: Mapping, source: str,
         return {}
     if not isinstance(raw, Mapping):
         raise _fail(source, "[priors]", f"must be a table, got {raw!r}")
-    names = _prior_keys(family, model)
+    names = registry.get(family).prior_keys(model)
     out = {}
     for name, value in raw.items():
         where = f"[priors] {name}"
         if name not in names:
-            hint = _suggest(name, names)
-            for other, keys in other_tables.items():
-                if name in keys:
-                    hint = f"; {name!r} belongs in [{other}]"
-            raise _fail(source, "[priors]", f"unknown prior {name!r} for family {family!r}{hint}")
+            raise _fail(source, "[priors]", f"unknown prior {name!r} for family {family!r}"
+                        f"{_hint(name, names, other_tables)}")
         if registry.get(family).prior_style == "per_factor":
             positive = not name.endswith("_mean")
             if isinstance(value, Mapping):  # per factor: {CMKT = 1.0, TERM = 2.0}
@@ -291,11 +277,7 @@ def parse_spec(raw: Mapping, source: str = "<dict>", name: str | None = None) ->
               "data": [k for keys in DATA_KEYS.values() for k in keys]}
     for key in raw:
         if key not in TOP_KEYS:
-            hint = _suggest(key, TOP_KEYS)
-            for table, keys in tables.items():
-                if key in keys:
-                    hint = f"; {key!r} belongs in [{table}]"
-            raise _fail(source, "top level", f"unknown key {key!r}{hint}")
+            raise _fail(source, "top level", f"unknown key {key!r}{_hint(key, TOP_KEYS, tables)}")
     if "family" not in raw:
         raise _fail(source, "top level", "missing key 'family' (one of "
                     + ", ".join(map(repr, FAMILIES)) + ")")
@@ -309,14 +291,11 @@ def parse_spec(raw: Mapping, source: str = "<dict>", name: str | None = None) ->
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise _fail(source, "description", f"must be a string, got {description!r}")
-    others = {t: k for t, k in tables.items()}
-    model = _table(raw.get("model"), MODEL_KEYS[family], source, "model",
-                   {t: k for t, k in others.items() if t != "model"})
-    sampler = _table(raw.get("sampler"), SAMPLER_KEYS, source, "sampler",
-                     {t: k for t, k in others.items() if t != "sampler"})
-    data = _table(raw.get("data"), DATA_KEYS[family], source, "data",
-                  {t: k for t, k in others.items() if t != "data"})
-    priors = _priors(raw.get("priors"), family, model, source, others)
+    model, sampler, data = (
+        _table(raw.get(t), schema, source, t, {o: k for o, k in tables.items() if o != t})
+        for t, schema in (("model", MODEL_KEYS[family]), ("sampler", SAMPLER_KEYS),
+                          ("data", DATA_KEYS[family])))
+    priors = _priors(raw.get("priors"), family, model, source, tables)
 
     check = registry.get(family).spec_check
     problem = check(model, data) if check is not None else None
