@@ -28,6 +28,7 @@ applications to financial risk management. *Int. Econ. Rev.* 39(4), 863-883.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -378,14 +379,15 @@ def _factor_stats(e, sig):
     """Per-draw statistics of residuals ``e`` (s, T, B) with scales ``sig`` (s, B)."""
     z = e / sig[:, None, :]
     r, n_pairs = autocorr_lag1(e)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
         out = {"autocorr_lag1": np.nanmean(r, axis=-1), "autocorr_lag1_sd": np.nanstd(r, axis=-1),
                "cross_ratio": cross_ratio(e, sig[:, None, :] ** 2),
                "cross_corr": cross_corr(z), "kurtosis": kurtosis(z), "tail_share": tail_share(z)}
-    ok = np.isfinite(z)
-    z0 = np.where(ok, z, 0.0)
-    bond = {"autocorr_lag1": r,
-            "kurtosis": (z0**4).sum(-2) / ok.sum(-2) / ((z0**2).sum(-2) / ok.sum(-2)) ** 2}
+        ok = np.isfinite(z)
+        z0 = np.where(ok, z, 0.0)
+        bond = {"autocorr_lag1": r,
+                "kurtosis": (z0**4).sum(-2) / ok.sum(-2) / ((z0**2).sum(-2) / ok.sum(-2)) ** 2}
     return out, bond, n_pairs
 
 
@@ -435,12 +437,11 @@ def _ppc_factor(fit, post, idx, rng, prob):
     q = (1 - prob) / 2
     for k in b_obs:
         o, r = b_obs[k], b_rep[k]
-        with np.errstate(invalid="ignore"):
-            details[f"{k}_observed"] = np.nanmean(o, axis=0) if np.isfinite(o).any() else np.nan
-            details[f"{k}_replicated_lower"] = np.nanquantile(r, q, axis=0) \
-                if np.isfinite(r).any() else np.nan
-            details[f"{k}_replicated_upper"] = np.nanquantile(r, 1 - q, axis=0) \
-                if np.isfinite(r).any() else np.nan
+        with warnings.catch_warnings():  # a bond without the statistic: NaN, counted in n_pairs
+            warnings.simplefilter("ignore", RuntimeWarning)
+            details[f"{k}_observed"] = np.nanmean(o, axis=0)
+            details[f"{k}_replicated_lower"] = np.nanquantile(r, q, axis=0)
+            details[f"{k}_replicated_upper"] = np.nanquantile(r, 1 - q, axis=0)
             details[f"{k}_p_value"] = np.where(np.isfinite(o).any(axis=0),
                                                np.mean(r >= o, axis=0), np.nan)
     draws = {k: (obs[k], rep[k]) for k in names}
