@@ -176,6 +176,10 @@ def ppc(fit: xr.DataTree, *, n_draws: int = 200, prob: float = 0.9, alpha: float
     ``sigma_e sqrt((W_perp' W_perp)_jj)``. Replicated errors are drawn from that law. Per
     maturity (and ``"all"``): ``rmse`` (root mean square), ``mean`` and ``autocorr_lag1``
     (``sum e_t e_{t-1} / sqrt(sum e_t^2 sum e_{t-1}^2)``).
+
+    A posterior predictive p-value from ``S`` draws moves in steps of ``1/S``: 0 means that no
+    replicated statistic reached the observed one (use the default 200 draws or more before
+    reading ``extreme``).
     """
     if not isinstance(fit, xr.DataTree):
         raise SpecError(f"ppc needs a fit (xarray.DataTree), got {type(fit).__name__}")

@@ -344,6 +344,15 @@ def test_ou_pit_matches_a_hand_mixture():
     assert row["p_value"] == pytest.approx(stats.binomtest(n_in, 49, 0.9).pvalue)
     ks = res.table.set_index(["statistic", "unit"]).loc[("pit_ks", "r")]
     assert ks["p_value"] == pytest.approx(stats.kstest(want, "uniform").pvalue)
+    # irregular steps (constant_data.dt per step)
+    dts = DT * (1 + rng.random(len(x) - 1))
+    irregular = _ou_tree(x[:, None], DT, post)
+    irregular["constant_data"] = xr.DataTree(xr.Dataset({"dt": (("step",), dts)}))
+    want = np.zeros(len(x) - 1)
+    for i in range(S):
+        Phi, c, Q = OU.vasicek(k[i], th[i], s[i]).transition(dts)  # one value per step
+        want += stats.norm.cdf((x[1:] - (Phi * x[:-1] + c)) / np.sqrt(Q)) / S
+    np.testing.assert_allclose(bb.ppc(irregular).details["pit"], want, rtol=1e-10)
 
     A = np.array([[-0.8, 0.4], [0.1, -0.3]])
     a = np.array([0.02, 0.01])
@@ -377,7 +386,10 @@ def ou_fits():
     truth = OU.vasicek(0.5, 0.04, 0.01)
     x = truth.simulate(0.04, n_steps=479, dt=DT, rng=3)[0]
     idx = pd.date_range("1980-01-31", periods=len(x), freq="ME")
-    ok = bb.OUModel().fit(pd.Series(x, index=idx, name="r"), DT, **FIT_KW)
+    kw = {**FIT_KW, "draws": 500, "tune": 600}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a slow kappa-theta ridge: a few hundred draws suffice
+        ok = bb.OUModel().fit(pd.Series(x, index=idx, name="r"), DT, **kw)
     # misspecified: 5% of the steps have 8 times the volatility (jumps)
     rng = np.random.default_rng(4)
     e = 0.01 * np.sqrt(DT) * rng.standard_normal(len(x))
@@ -386,7 +398,9 @@ def ou_fits():
     xj[0] = 0.04
     for t in range(1, len(x)):
         xj[t] = 0.04 + np.exp(-0.5 * DT) * (xj[t - 1] - 0.04) + e[t]
-    bad = bb.OUModel().fit(pd.Series(xj, index=idx, name="r"), DT, **FIT_KW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = bb.OUModel().fit(pd.Series(xj, index=idx, name="r"), DT, **kw)
     return ok, bad
 
 
