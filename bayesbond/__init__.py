@@ -39,6 +39,8 @@ _EXPORTS = {
     # workflow
     "expected_returns": "bayesbond.workflow.expected",
     "compare": "bayesbond.workflow.compare",
+    "ppc": "bayesbond.workflow.ppc",
+    "PPCResult": "bayesbond.workflow.ppc",
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }
