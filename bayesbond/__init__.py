@@ -39,8 +39,8 @@ _EXPORTS = {
     # workflow
     "expected_returns": "bayesbond.workflow.expected",
     "compare": "bayesbond.workflow.compare",
-    "ppc": "bayesbond.workflow.ppc",
-    "PPCResult": "bayesbond.workflow.ppc",
+    "ppc": "bayesbond.workflow.predictive_checks",
+    "PPCResult": "bayesbond.workflow.predictive_checks",
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }

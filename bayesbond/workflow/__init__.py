@@ -8,8 +8,8 @@ from importlib import import_module
 
 # public name -> module that defines it
 _EXPORTS = {
-    "ppc": "bayesbond.workflow.ppc",
-    "PPCResult": "bayesbond.workflow.ppc",
+    "ppc": "bayesbond.workflow.predictive_checks",
+    "PPCResult": "bayesbond.workflow.predictive_checks",
 }
 
 __all__ = sorted(_EXPORTS)

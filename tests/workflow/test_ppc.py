@@ -17,7 +17,7 @@ import bayesbond as bb
 from bayesbond.core.ou import OU
 from bayesbond.errors import SpecError
 from bayesbond.workflow import plots
-from bayesbond.workflow.ppc import (
+from bayesbond.workflow.predictive_checks import (
     COLUMNS,
     autocorr_lag1,
     cross_corr,
@@ -553,13 +553,18 @@ def test_plots_are_figures_and_take_axes(hand, tmp_path):
 
 
 def test_exports():
-    """bb.ppc is the function; bayesbond.workflow exports it lazily too (in a fresh process:
-    once the submodule bayesbond.workflow.ppc is imported, the import system binds that name of
-    the package to the module)."""
+    """bb.ppc is the function, also after its module is imported (bayesbond.workflow.ppc is
+    not a module name, so nothing shadows it)."""
     import subprocess
     import sys
 
-    assert callable(bb.ppc) and bb.ppc.__module__ == "bayesbond.workflow.ppc"
+    from bayesbond.workflow import (
+        ppc,
+        predictive_checks,  # noqa: F401
+    )
+
+    assert callable(bb.ppc) and bb.ppc is ppc
+    assert bb.ppc.__module__ == "bayesbond.workflow.predictive_checks"
     assert bb.PPCResult.__name__ == "PPCResult" and {"ppc", "PPCResult"} <= set(bb.__all__)
     code = ("import sys; from bayesbond.workflow import ppc, PPCResult; import bayesbond as bb; "
             "assert ppc is bb.ppc and PPCResult is bb.PPCResult; assert 'pymc' not in sys.modules")

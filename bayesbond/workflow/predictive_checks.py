@@ -98,7 +98,7 @@ class PPCResult:
         return self.table[self.table["extreme"]]
 
     def plot(self, ax=None):
-        """Figure of the checks (see :func:`bayesbond.workflow.ppc.plot_ppc`)."""
+        """Figure of the checks (see :func:`bayesbond.workflow.predictive_checks.plot_ppc`)."""
         return plot_ppc(self, ax=ax)
 
     def __repr__(self) -> str:
