@@ -39,6 +39,8 @@ _EXPORTS = {
     # workflow
     "expected_returns": "bayesbond.workflow.expected",
     "compare": "bayesbond.workflow.compare",
+    "kfold": "bayesbond.workflow.cv",
+    "lfo": "bayesbond.workflow.cv",
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }
