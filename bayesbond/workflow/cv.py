@@ -42,7 +42,7 @@ import xarray as xr
 
 from bayesbond.errors import IdentificationWarning, SpecError
 
-__all__ = ["kfold", "lfo", "training_prepared"]
+__all__ = ["kfold", "lfo", "training_prepared", "warm_start_kwargs"]
 
 #: keywords of ``fit`` that cross-validation sets itself unless given
 _FIT_DEFAULTS = {"log_likelihood": False, "progressbar": False}
@@ -95,6 +95,56 @@ def training_prepared(model, prepared, train_rows):
     return FactorPrepared(dataclasses.replace(data, y=y), pri)
 
 
+def warm_start_kwargs(model, prepared, full_fit) -> dict:
+    """nutpie keywords that start every chain of a fold's fit where a full-data fit ended.
+
+    Parameters
+    ----------
+    model : FactorModel
+    prepared : FactorPrepared
+        The full data (:meth:`FactorModel.prepare`), for the sampler's coordinates.
+    full_fit : DataTree
+        A fit of ``model`` on those data (nutpie).
+
+    Returns
+    -------
+    dict
+        ``{"nuts": {"init_mean": ..., "initial_step": ...}}`` for ``fit(**kwargs)``:
+        ``init_mean`` the posterior mean of the free variables in the sampler's unconstrained
+        coordinates (in the order of ``model.free_RVs``, log-transformed scales averaged on the
+        log scale), around which nutpie jitters its starting points; ``initial_step`` the
+        median of the full fit's adapted step sizes. nutpie takes no initial mass matrix, so
+        its adaptation of the mass matrix starts afresh (from the gradient at the start).
+
+    Raises
+    ------
+    SpecError
+        A free variable the full fit lacks or with a transform other than none or log (e.g.
+        the LKJ factor of ``correlated=True``).
+    """
+    pm_model = model.build(prepared)
+    post = full_fit["posterior"].to_dataset()
+    parts = []
+    for rv in pm_model.free_RVs:
+        name = rv.name
+        if name not in post:
+            raise SpecError(f"warm start: the full fit has no {name!r}: is it a fit of this model?")
+        dims = pm_model.named_vars_to_dims.get(name, ())
+        x = post[name].transpose("chain", "draw", *dims).values
+        tr = pm_model.rvs_to_transforms.get(rv)
+        if tr is not None:
+            if type(tr).__name__ != "LogTransform":
+                raise SpecError(f"warm start: {name!r} has the transform {type(tr).__name__}; "
+                                "only untransformed and log-transformed variables are supported")
+            x = np.log(x)
+        parts.append(x.reshape(-1, *x.shape[2:]).mean(axis=0).ravel())
+    nuts = {"init_mean": np.concatenate(parts)}
+    if "sample_stats" in full_fit.children and \
+            "step_size" in full_fit["sample_stats"].data_vars:
+        nuts["initial_step"] = float(np.median(full_fit["sample_stats"]["step_size"].values))
+    return {"nuts": nuts}
+
+
 def _weak(model, train, label):
     """Identification messages of a training set (issued later as one warning) and the counts
     of bonds with fewer than ``p + 3`` and with no training month."""
@@ -108,7 +158,7 @@ def _weak(model, train, label):
     return msgs, int((n - p < MIN_RESIDUAL_MONTHS).sum()), int((n == 0).sum())
 
 
-def _fit_and_score(model, train, y_test, F_test, fit_kw):
+def _fit_and_score(model, train, y_test, F_test, fit_kw, need_r_eff=False):
     """One training fit and the joint log density of each test date at its draws.
 
     Returns a small dict (what a worker sends back): ``ll`` (S, T_test) and the timings.
@@ -132,7 +182,7 @@ def _fit_and_score(model, train, y_test, F_test, fit_kw):
             "compile_reused": bool(fit.attrs.get("compile_reused", False)),
             "divergences": divs, "diagnostics": str(fit.attrs.get("diagnostics", "")),
             "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"]),
-            "r_eff": _r_eff(fit)}
+            "r_eff": _r_eff(fit) if need_r_eff else 1.0}
 
 
 def _r_eff(fit) -> float:
@@ -175,10 +225,17 @@ def _fit_kw(sample_kw):
 
 
 def _warn_weak(kind, msgs):
-    if msgs:
-        warnings.warn(f"{kind}: weakly identified bonds or groups in some training sets (kept, "
-                      f"not dropped; their predictions lean on the hierarchy or the prior): "
-                      + " | ".join(msgs), IdentificationWarning, stacklevel=3)
+    """One warning for all training sets: each message once, with the sets it holds for."""
+    if not msgs:
+        return
+    where: dict[str, list[str]] = {}
+    for label, msg in msgs:
+        text = msg[len(label) + 2:] if msg.startswith(f"{label}: ") else msg
+        where.setdefault(text, []).append(label)
+    shown = " | ".join(f"{', '.join(labels)}: {text}" for text, labels in where.items())
+    warnings.warn(f"{kind}: weakly identified bonds or groups in training sets (kept, not "
+                  f"dropped; their predictions lean on the hierarchy or the prior): {shown}",
+                  IdentificationWarning, stacklevel=3)
 
 
 def _date_labels(dates) -> list[str]:
@@ -197,7 +254,7 @@ def _lpd_full(full_fit, data):
 
 # -------------------------------------------------------------------------------------- kfold
 def kfold(model, panel, factors, k: int = 10, by: str = "date", client=None, *, gap: int = 0,
-          groups=None, full_fit=None, **sample_kw):
+          groups=None, full_fit=None, warm_start: bool = False, **sample_kw):
     r"""Exact blocked K-fold cross-validation of a factor model over dates.
 
     Parameters
@@ -222,6 +279,9 @@ def kfold(model, panel, factors, k: int = 10, by: str = "date", client=None, *, 
     full_fit : DataTree, optional
         A fit of ``model`` on all the data: gives ``p_kfold_i = lpd_t - elpd_t`` with
         ``lpd_t`` the in-sample log predictive density of date ``t`` (NaN without it).
+    warm_start : bool
+        Start every fold's chains at the posterior mean of ``full_fit`` with its step size
+        (:func:`warm_start_kwargs`); pair it with a shorter ``tune``. Needs ``full_fit``.
     **sample_kw
         Keywords of :meth:`FactorModel.fit` (``draws``, ``tune``, ``chains``,
         ``random_seed``, ``target_accept``, ...), the same for every fold: the same
@@ -272,6 +332,12 @@ def kfold(model, panel, factors, k: int = 10, by: str = "date", client=None, *, 
     prepared = model.prepare(panel, factors, groups=groups)
     data = prepared.data
     T = len(data.dates)
+    if warm_start:
+        if full_fit is None:
+            raise SpecError("warm_start=True needs full_fit= (a fit on all the data)")
+        if "nuts" in fit_kw:
+            raise SpecError("warm_start=True sets the sampler's nuts= keywords itself")
+        fit_kw.update(warm_start_kwargs(model, prepared, full_fit))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= T:
         raise SpecError(f"k = {k!r}: need an integer number of folds between 2 and {T} (the "
                         "number of dates)")
@@ -287,7 +353,7 @@ def kfold(model, panel, factors, k: int = 10, by: str = "date", client=None, *, 
         train = training_prepared(model, prepared, train_rows)
         what = f"fold {j} (test {labels[test[0]]}..{labels[test[-1]]})"
         m, n_weak, n_none = _weak(model, train, what)
-        msgs += [f"{what}: {x}" for x in m]
+        msgs += [(what, x) for x in m]
         rows.append({"fold": j, "first_test": labels[test[0]], "last_test": labels[test[-1]],
                      "test_dates": len(test), "train_dates": int(train_rows.sum()),
                      "weak_bonds": n_weak, "untrained_bonds": n_none})
@@ -317,6 +383,7 @@ def kfold(model, panel, factors, k: int = 10, by: str = "date", client=None, *, 
         pareto_k=None, n_folds=int(k), p_kfold_i=p_i)
     out.unit = "date"
     out.method = f"kfold(k={int(k)}, by=date" + (f", gap={gap})" if gap else ")")
+    out.warm_start = bool(warm_start)
     out.folds = pd.DataFrame(rows).set_index("fold")
     out.wall_seconds = wall
     return out
@@ -420,8 +487,8 @@ def lfo(model, panel, factors, min_train: int = 60, client=None, *, k_threshold:
         train = training_prepared(model, prepared, train_rows)
         what = f"fit on the {L} dates to {labels[L - 1]}"
         m, n_weak, n_none = _weak(model, train, what)
-        msgs.extend(f"{what}: {x}" for x in m)
-        res = run(_fit_and_score, [(model, train, data.y[L:], data.F[L:], fit_kw)])[0]
+        msgs.extend((what, x) for x in m)
+        res = run(_fit_and_score, [(model, train, data.y[L:], data.F[L:], fit_kw, True)])[0]
         rows.append({"train_dates": L, "last_train": labels[L - 1], "first_predicted":
                      labels[L], "predicted": 0, "weak_bonds": n_weak, "untrained_bonds": n_none,
                      **{key: res[key] for key in ("wall_seconds", "sampling_seconds",
