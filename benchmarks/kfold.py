@@ -46,8 +46,8 @@ def _report(name, res, full_sampling):
     rhat, div = _worst(folds)
     print(f"{name}: wall {res.wall_seconds:7.1f} s = {res.wall_seconds / full_sampling:5.2f} x "
           f"the full fit's sampling; sampling {folds['sampling_seconds'].sum():7.1f} s, "
-          f"compile {folds['compile_seconds'].sum():6.1f} s; compiled once: "
-          f"{not any(reused[:1]) and all(reused[1:])} ({reused}); worst fold R-hat "
+          f"compile {folds['compile_seconds'].sum():6.1f} s; folds that compiled: "
+          f"{reused.count(False)} of {len(reused)} (the full fit compiled first); worst fold R-hat "
           f"{rhat:.4f}, max divergences {div}; elpd {res.elpd:.1f} (se {res.se:.1f})",
           flush=True)
 

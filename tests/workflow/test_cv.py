@@ -329,3 +329,32 @@ def test_lfo_with_psis_is_close_to_exact_lfo(data, exact_lfo):
     # per date within Monte Carlo error, and the total too
     np.testing.assert_allclose(res.elpd_i.values, exact_lfo, atol=0.3)
     assert abs(res.elpd - exact_lfo.sum()) < 0.5
+
+
+@pytest.mark.slow
+def test_warm_start_starts_at_the_full_fit_and_reuses_the_compile(data, kfold_result):
+    """init_mean is the full fit's posterior mean in the sampler's unconstrained coordinates
+    (one value per sampled coordinate, log scales on the log scale); the warm folds reuse the
+    compiled sampler and score close to the cold ones."""
+    R, F, groups = data
+    model = bb.FactorModel(FACTORS)
+    full = _quiet_fit(model, R, F, groups=groups)
+    prepared = model.prepare(R, F, groups=groups)
+    nuts = cv.warm_start_kwargs(model, prepared, full)["nuts"]
+    built = model.build(prepared)
+    sizes = [int(np.prod(built.initial_point()[v.name].shape)) for v in built.value_vars]
+    assert nuts["init_mean"].shape == (sum(sizes),)
+    names = [rv.name for rv in built.free_RVs]
+    pos = int(np.sum(sizes[:names.index("tau_log_sigma")]))
+    tau = full["posterior"]["tau_log_sigma"].transpose("chain", "draw", "rating_bucket").values
+    np.testing.assert_allclose(nuts["init_mean"][pos:pos + 2], np.log(tau).mean(axis=(0, 1)))
+    assert nuts["initial_step"] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warm = bb.kfold(model, R, F, k=3, groups=groups, full_fit=full, warm_start=True, **KW)
+    assert warm.warm_start and warm.folds["compile_reused"].all()
+    # within Monte Carlo error (300 draws; an outlying date has the widest)
+    np.testing.assert_allclose(warm.elpd_i.values, kfold_result.elpd_i.values, atol=0.6)
+    assert abs(warm.elpd - kfold_result.elpd) < 1.5
+    with pytest.raises(SpecError, match="full_fit"):
+        bb.kfold(model, R, F, k=3, groups=groups, warm_start=True)
