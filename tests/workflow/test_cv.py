@@ -355,6 +355,6 @@ def test_warm_start_starts_at_the_full_fit_and_reuses_the_compile(data, kfold_re
     assert warm.warm_start and warm.folds["compile_reused"].all()
     # within Monte Carlo error (300 draws; an outlying date has the widest)
     np.testing.assert_allclose(warm.elpd_i.values, kfold_result.elpd_i.values, atol=0.6)
-    assert abs(warm.elpd - kfold_result.elpd) < 1.5
+    assert abs(warm.elpd - kfold_result.elpd) < 3.0  # 36 dates: about 0.1 a date
     with pytest.raises(SpecError, match="full_fit"):
         bb.kfold(model, R, F, k=3, groups=groups, warm_start=True)
