@@ -41,6 +41,8 @@ _EXPORTS = {
     "compare": "bayesbond.workflow.compare",
     "ppc": "bayesbond.workflow.predictive_checks",
     "PPCResult": "bayesbond.workflow.predictive_checks",
+    "kfold": "bayesbond.workflow.cv",
+    "lfo": "bayesbond.workflow.cv",
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }
