@@ -30,7 +30,8 @@ def test_true_model_ranks_first_and_table_equals_arviz(fits):
     _, _, two, one = fits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = compare({"CMKT+TERM": two, "CMKT": one}, round_to="none")
+        # se="obs": the cell-level SEs of arviz_stats (the default se="date" clusters by date)
+        table = compare({"CMKT+TERM": two, "CMKT": one}, round_to="none", se="obs")
     assert list(table.index) == ["CMKT+TERM", "CMKT"]
     assert abs(table.loc["CMKT", "elpd_diff"]) > 2 * table.loc["CMKT", "dse"]
     full = {}
@@ -112,7 +113,7 @@ def test_ou_fits_compare_and_equal_arviz_on_the_exact_transition_densities(ou_fi
         assert float(ll.values[c, d].sum()) == pytest.approx(ref, rel=1e-11)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = compare({"free mean": free, "mean 2%": wrong}, round_to="none")
+        table = compare({"free mean": free, "mean 2%": wrong}, round_to="none", se="obs")
         ref = azs.compare({"free mean": free, "mean 2%": wrong}, round_to="none")
     assert list(table.index) == ["free mean", "mean 2%"]
     assert abs(table.loc["mean 2%", "elpd_diff"]) > 2 * table.loc["mean 2%", "dse"]
@@ -178,8 +179,9 @@ def test_auto_rounding_keeps_one_decimal_of_elpd_differences_and_ses():
     base = 2.7 + 0.9 * rng.standard_normal(2000)  # elpd about 5,400 with an SE of about 40
     models = {"a": _elpd(base), "b": _elpd(base - 0.0061 + 0.01 * rng.standard_normal(2000)),
               "c": _elpd(base - 0.25 + 0.3 * rng.standard_normal(2000))}
-    raw = compare(models, round_to="none")
-    auto = compare(models)
+    # these hand-made results have no dates: se="obs" (the default se="date" needs obs_date)
+    raw = compare(models, round_to="none", se="obs")
+    auto = compare(models, se="obs")
     arviz_auto = azs.compare(models)
     # arviz_stats' own "auto" keeps the two significant digits of the SE (about 40): elpd to
     # tens, so the difference of a and b (about 12) is lost in their elpd column
@@ -191,7 +193,7 @@ def test_auto_rounding_keeps_one_decimal_of_elpd_differences_and_ses():
     assert auto.loc["b", "elpd"] != auto.loc["a", "elpd"]
     printed = auto.to_string()
     assert f"{raw.loc['a', 'elpd']:.1f}" in printed and f"{raw.loc['b', 'dse']:.1f}" in printed
-    three = compare(models, round_to=3)
+    three = compare(models, round_to=3, se="obs")
     np.testing.assert_array_equal(three["elpd"], raw["elpd"].astype(float).round(3))
     with pytest.raises(SpecError, match="round_to"):
         compare(models, round_to="2g")
