@@ -39,6 +39,7 @@ _EXPORTS = {
     # workflow
     "expected_returns": "bayesbond.workflow.expected",
     "compare": "bayesbond.workflow.compare",
+    "loo": "bayesbond.workflow.loglik",
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }

@@ -102,9 +102,13 @@ def collapsed_in_log_sigma(XtX, Xty, yty, n, m, S, *, diag):
 def collapsed_loglik_u(u, n, rtr, lam, zsq):
     """``log p_c(y | sigma = e^u)`` from :func:`collapsed_in_log_sigma`'s pieces.
 
-    ``u`` broadcasts against ``n`` and ``rtr`` (a trailing node axis is added by the caller:
-    ``lam`` and ``zsq`` are ``(..., p)``, so pass ``u[..., None]``-compatible shapes via
-    :func:`bond_marginal_loglik`).
+    ``u``, ``n`` and ``rtr`` broadcast together to a shape ``(...)``; ``lam`` and ``zsq`` are
+    ``(..., p)`` (their last axis is the eigen-axis, summed over).
+
+    Notes
+    -----
+    ``-n/2 log(2 pi) - n u - r'r e^{-2u} / 2 - 1/2 sum_k log(1 + lambda_k e^{-2u})
+    + 1/2 sum_k z_k^2 / (e^{2u} (e^{2u} + lambda_k))`` (module Notes).
     """
     q = np.exp(2.0 * u)
     a = np.exp(-2.0 * u)

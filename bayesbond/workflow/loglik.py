@@ -4,8 +4,12 @@ The factor model's pointwise log-likelihood (observed (bond, date) cells on dime
 is computed from the fit by :mod:`bayesbond.bayes.factor_loglik`, block by block; the names
 :func:`iter_loglik`, :func:`pointwise_loglik` and :func:`add_log_likelihood` are re-exported here.
 
-:func:`loo` gives PSIS-LOO (Vehtari, Gelman and Gabry 2017; Vehtari et al. 2024) by one of three
-routes:
+:func:`loo` gives PSIS-LOO (Vehtari, Gelman and Gabry 2017; Vehtari et al. 2024) of one of two
+units: a bond-month cell (``by="obs"``, the default) or a whole bond (``by="bond"``: the bond's
+returns given the factors and its bucket's hyperparameters, its coefficients and residual scale
+integrated out by :func:`bayesbond.bayes.factor_bond_loglik.bond_loglik`; how well the model
+predicts a new bond of the bucket). Both score the returns given the factor returns (``R |
+F``), not an asset-pricing model. The cells are cross-validated by one of three routes:
 
 * ``"chunked"`` (default): the log-likelihood of a block of bonds at a time (at most about
   ``max_bytes``), Pareto-smoothed per observation with the same relative efficiency ``r_eff`` as
