@@ -110,12 +110,12 @@ def collapsed_loglik_u(u, n, rtr, lam, zsq):
     ``-n/2 log(2 pi) - n u - r'r e^{-2u} / 2 - 1/2 sum_k log(1 + lambda_k e^{-2u})
     + 1/2 sum_k z_k^2 / (e^{2u} (e^{2u} + lambda_k))`` (module Notes).
     """
-    q = np.exp(2.0 * u)
     a = np.exp(-2.0 * u)
-    qk = q[..., None]
+    la = lam * a[..., None]  # lambda / q
+    # z^2 / (q (q + lambda)) = z^2 a^2 / (1 + lambda a)
+    quad = (zsq / (1.0 + la)).sum(-1) * (a * a)
     return (-0.5 * n * LOG_2PI - n * u - 0.5 * rtr * a
-            - 0.5 * np.log1p(lam * a[..., None]).sum(-1)
-            + 0.5 * (zsq / (qk * (qk + lam))).sum(-1))
+            - 0.5 * np.log1p(la).sum(-1) + 0.5 * quad)
 
 
 def _derivatives(u, n, rtr, lam, zsq, mu, tau):
