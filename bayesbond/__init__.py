@@ -43,6 +43,7 @@ _EXPORTS = {
     "PPCResult": "bayesbond.workflow.predictive_checks",
     "kfold": "bayesbond.workflow.cv",
     "lfo": "bayesbond.workflow.cv",
+    "loo": "bayesbond.workflow.loglik",
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }

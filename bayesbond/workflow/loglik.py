@@ -4,8 +4,12 @@ The factor model's pointwise log-likelihood (observed (bond, date) cells on dime
 is computed from the fit by :mod:`bayesbond.bayes.factor_loglik`, block by block; the names
 :func:`iter_loglik`, :func:`pointwise_loglik` and :func:`add_log_likelihood` are re-exported here.
 
-:func:`loo` gives PSIS-LOO (Vehtari, Gelman and Gabry 2017; Vehtari et al. 2024) by one of three
-routes:
+:func:`loo` gives PSIS-LOO (Vehtari, Gelman and Gabry 2017; Vehtari et al. 2024) of one of two
+units: a bond-month cell (``by="obs"``, the default) or a whole bond (``by="bond"``: the bond's
+returns given the factors and its bucket's hyperparameters, its coefficients and residual scale
+integrated out by :func:`bayesbond.bayes.factor_bond_loglik.bond_loglik`; how well the model
+predicts a new bond of the bucket). Both score the returns given the factor returns (``R |
+F``), not an asset-pricing model. The cells are cross-validated by one of three routes:
 
 * ``"chunked"`` (default): the log-likelihood of a block of bonds at a time (at most about
   ``max_bytes``), Pareto-smoothed per observation with the same relative efficiency ``r_eff`` as
@@ -111,12 +115,14 @@ def loo(
     idata: xr.DataTree,
     method: str = "chunked",
     *,
+    by: str = "obs",
+    nodes: int = 32,
     observations: int | None = None,
     max_bytes: int = 256 * 2**20,
     dtype="float64",
     seed: int = 315,
 ):
-    """PSIS-LOO of a factor-model fit.
+    """PSIS-LOO of a factor-model fit: leave one cell (bond-month) or one bond out.
 
     Parameters
     ----------
@@ -128,6 +134,16 @@ def loo(
         See the module docstring. ``"exact"`` uses the stored ``log_likelihood`` group when
         present, otherwise computes the full array in memory; ``"chunked"`` and ``"subsample"``
         always compute the log-likelihood block by block and never read a stored group.
+        Cells only (``by="obs"``).
+    by : {"obs", "bond"}
+        ``"obs"`` (default): leave one observed (bond, date) cell out. ``"bond"``: leave one
+        whole bond out, scored by the log predictive density of all its returns given the
+        factor returns and its bucket's hyperparameters, its own coefficients and residual
+        scale integrated out (:func:`bayesbond.bayes.factor_bond_loglik.bond_loglik`): how
+        well the model predicts a *new* bond of the bucket. Hierarchical or pooled Gaussian
+        fits without date effects only.
+    nodes : int
+        Gauss-Hermite nodes over ``log sigma`` for ``by="bond"``.
     observations : int, optional
         Subsample size for ``method="subsample"`` (default: 10% of the observed cells, at least
         100 and at most 5,000, and never more than the number of cells). Drawn as
@@ -146,18 +162,37 @@ def loo(
     Returns
     -------
     arviz_stats.ELPDDataLOO or arviz_stats.ELPDDataLOOSubsample
-        With pointwise ``elpd_i`` and ``pareto_k`` (dim ``obs``, coordinates ``obs_bond`` and
+        With the Python attributes ``unit`` (``"obs"``, ``"bond"``, or ``"date"`` for an OU or
+        affine fit) and ``method`` (e.g. ``"psis-loo(by=obs)"``), read by
+        :func:`bayesbond.compare`. With ``by="bond"``: ``elpd_i`` and ``pareto_k`` over dim
+        ``bond`` (coordinate ``bond_group``: the bond's group). Otherwise with pointwise
+        ``elpd_i`` and ``pareto_k`` (dim ``obs``, coordinates ``obs_bond`` and
         ``obs_date``). For ``"subsample"`` they hold the subsampled cells only, in increasing
         observation index, and their ``obs`` coordinate equals ``loo_subsample_observations``:
         the indices of those cells among all observed cells in (date, bond) order (the ``obs``
         index of :func:`pointwise_loglik` and of the other routes). High Pareto k values raise
         the usual ArviZ warning (never silenced).
 
+    Notes
+    -----
+    ``by="bond"``: with ``ll_si = log p(y_i | F, phi_s)`` the bond's log predictive density at
+    posterior draw ``s`` of the hyperparameters ``phi = (mu_alpha_g, mu_beta_g, tau_alpha_g,
+    tau_beta_g[, corr_beta_g], mu_log_sigma_g, tau_log_sigma_g)`` of its group ``g``,
+
+        p(y_i | F, phi) = integral N(y_i | X_i m_g, sigma^2 I + X_i S_g S_g' X_i')
+                          N(log sigma; mu_log_sigma_g, tau_log_sigma_g) d log sigma,
+
+    ``elpd_i = log sum_s w_si exp(ll_si) / sum_s w_si`` with the Pareto-smoothed weights of
+    ``exp(-ll_si)`` (the same PSIS as the cells), which estimates ``log p(y_i | y_{-i})``: the
+    density of bond ``i`` under the posterior fitted without it. For a pooled fit ``m`` is the
+    shared ``(alpha, beta)`` and ``S = 0``.
+
     Raises
     ------
     SpecError
-        Unknown method, a subsample size outside ``1..N``, or a fit that does not match its data
-        (see :func:`iter_loglik`).
+        Unknown method or ``by``, a subsample size outside ``1..N``, or a fit that does not
+        match its data (see :func:`iter_loglik`); ``by="bond"`` on an unpooled, Student-t or
+        date-effects fit (why is said).
     DataError
         ``"chunked"``/``"subsample"``: cells whose largest importance ratios are all equal (a
         log-likelihood constant over the draws), named by bond and date, where
@@ -168,16 +203,26 @@ def loo(
 
     if method not in ("chunked", "exact", "subsample"):
         raise SpecError(f"unknown LOO method {method!r}; use 'chunked', 'exact' or 'subsample'")
+    if by not in ("obs", "bond"):
+        raise SpecError(f"unknown LOO unit by={by!r}; use 'obs' (one bond-month cell) or "
+                        "'bond' (one whole bond)")
     if "observed_data" in idata.children and VAR_NAME not in idata["observed_data"].data_vars:
+        if by == "bond":
+            raise SpecError("by='bond' needs a FactorModel fit (observed 'returns' by bond); "
+                            "this fit's units are its dates")
         return stored_loo(idata)  # an OU or affine fit: its per-date log-likelihood
+    if by == "bond":
+        return _loo_bond(idata, nodes, max_bytes)
     if method == "exact":
         data = idata
         if "log_likelihood" not in idata.children:
             data = idata.copy()
             add_log_likelihood(data, dtype=dtype)
-        return azs.loo(data, pointwise=True, var_name=VAR_NAME)
+        return _tag(azs.loo(data, pointwise=True, var_name=VAR_NAME), "obs",
+                    "psis-loo(by=obs)")
     if method == "subsample":
-        return _loo_subsample(idata, observations, max_bytes, dtype, seed)
+        return _tag(_loo_subsample(idata, observations, max_bytes, dtype, seed), "obs",
+                    f"psis-loo(by=obs, subsample={observations or 'default'})")
 
     reff = relative_eff(idata)
     post = idata["posterior"]
@@ -209,11 +254,62 @@ def loo(
             f"Pareto k > {good_k:.2f} for {n_bad} of {pareto_k.size} observations: the PSIS-LOO "
             "estimate is unreliable there (influential observations or a misspecified model).",
             UserWarning, stacklevel=2)
-    return ELPDDataLOO(
+    return _tag(ELPDDataLOO(
         elpd=float(elpd), se=float(se), p=float(p_loo), n_samples=n_samples,
         n_data_points=int(elpd_i.size), scale="log", warning=warn, good_k=good_k,
         elpd_i=elpd_i, pareto_k=pareto_k, approx_posterior=False,
-    )
+    ), "obs", "psis-loo(by=obs)")
+
+
+def _tag(result, unit: str, method: str):
+    """``result`` with the Python attributes ``unit`` and ``method`` (read by compare)."""
+    result.unit = unit
+    result.method = method
+    return result
+
+
+def _loo_bond(idata: xr.DataTree, nodes: int, max_bytes: int):
+    """Leave-one-bond-out PSIS-LOO from the collapsed per-bond marginal (see :func:`loo`)."""
+    from arviz_stats import ELPDDataLOO
+
+    from bayesbond.bayes.factor_bond_loglik import bond_loglik
+
+    ll = bond_loglik(idata, nodes=nodes, max_bytes=max_bytes)
+    C, D, B = ll.shape
+    n_samples = C * D
+    bonds = ll["bond"].values
+    try:
+        elpd_v, k_v, p_v = psis_loo_pointwise(ll.values.reshape(n_samples, B),
+                                              relative_eff(idata),
+                                              block_bytes=_psis_work_bytes(max_bytes))
+    except DataError as err:
+        cols = getattr(err, "columns", None)
+        if not cols:
+            raise
+        raise DataError(
+            f"leave-one-bond-out: the log predictive density of bonds "
+            f"{listing([str(bonds[c]) for c in cols])} has its largest importance ratios all "
+            "equal (constant over the draws?): no Pareto tail can be fitted") from err
+    coords = {"bond": bonds}
+    if "bond_group" in ll.coords:
+        coords["bond_group"] = ("bond", ll["bond_group"].values)
+    elpd_i = xr.DataArray(elpd_v, dims="bond", coords=coords)
+    pareto_k = xr.DataArray(k_v, dims="bond", coords=coords)
+    p_i = xr.DataArray(p_v, dims="bond", coords=coords)
+    elpd, se, p_loo, _ = elpd_i.azstats.loo_summary(p_i)
+    good_k = _good_k(n_samples)
+    bad = pareto_k.values > good_k
+    if bad.any():
+        warnings.warn(
+            f"leave-one-bond-out: Pareto k > {good_k:.2f} for {int(bad.sum())} of {B} bonds "
+            f"({listing([str(b) for b in bonds[bad]])}): the PSIS estimate of their elpd is "
+            "unreliable (a bond that moves the hyperparameters; refit without it to check)",
+            UserWarning, stacklevel=3)
+    return _tag(ELPDDataLOO(
+        elpd=float(elpd), se=float(se), p=float(p_loo), n_samples=n_samples, n_data_points=B,
+        scale="log", warning=bool(bad.any()), good_k=good_k, elpd_i=elpd_i, pareto_k=pareto_k,
+        approx_posterior=False,
+    ), "bond", f"psis-loo(by=bond, nodes={int(nodes)})")
 
 
 def stored_loo(idata: xr.DataTree, what: str = "the fit"):
@@ -248,7 +344,10 @@ def stored_loo(idata: xr.DataTree, what: str = "the fit"):
     names = list(idata["log_likelihood"].data_vars)
     if len(names) != 1:
         raise SpecError(f"{what}: its 'log_likelihood' group has {names}, expected one variable")
-    return azs.loo(idata, pointwise=True, var_name=names[0])
+    dims = [d for d in idata["log_likelihood"][names[0]].dims if d not in ("chain", "draw")]
+    unit = "date" if dims == ["date"] else "obs"
+    return _tag(azs.loo(idata, pointwise=True, var_name=names[0]), unit,
+                f"psis-loo(by={unit})")
 
 
 def _loo_subsample(idata, observations, max_bytes, dtype, seed):
