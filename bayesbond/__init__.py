@@ -7,7 +7,14 @@ fast and PyMC is imported only when a Bayesian model is used.
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from bayesbond.errors import BayesBondError, ConvergenceWarning, DataError, ModelError, SpecError
+from bayesbond.errors import (
+    BayesBondError,
+    ConvergenceWarning,
+    CrossSectionalDependenceWarning,
+    DataError,
+    ModelError,
+    SpecError,
+)
 
 try:
     __version__ = version("bayesbond")
@@ -26,6 +33,7 @@ _EXPORTS = {
     "ou_ml": "bayesbond.baselines.ou_ml",
     "affine_ml": "bayesbond.baselines.affine_ml",
     "efm2_ml": "bayesbond.baselines.efm2_ml",
+    "residual_dependence": "bayesbond.baselines.dependence",
     # term-structure maths
     "OU": "bayesbond.core.ou",
     "GaussianAffine": "bayesbond.core.affine",
@@ -56,7 +64,8 @@ _SUBMODULES = {
     "specs": "bayesbond.workflow.specs",
 }
 
-__all__ = ["BayesBondError", "ConvergenceWarning", "DataError", "ModelError", "SpecError",
+__all__ = ["BayesBondError", "ConvergenceWarning", "CrossSectionalDependenceWarning", "DataError",
+           "ModelError", "SpecError",
            "__version__", *sorted(_EXPORTS), *sorted(_SUBMODULES)]
 
 

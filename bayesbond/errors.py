@@ -21,6 +21,11 @@ class ConvergenceWarning(UserWarning):
     """MCMC diagnostics (R-hat, ESS, divergences) outside their thresholds."""
 
 
+class CrossSectionalDependenceWarning(UserWarning):
+    """Residuals that share shocks across bonds while the model treats them as independent
+    (e.g. a FactorModel without date effects): bucket-level intervals are too narrow."""
+
+
 class IdentificationWarning(UserWarning):
     """A model the data barely identify (e.g. a rating bucket with one bond), found before
     sampling: the message names the group or bond and the fix."""

@@ -2,9 +2,11 @@
 
 The observations are the observed (bond, date) cells, in (date, bond) C order, on one dimension
 ``obs`` with coordinates ``obs_bond`` and ``obs_date``. The log-likelihood of cell ``(b, t)`` at
-draw ``s`` is ``log N(R_bt | alpha_b + beta_b'F_t, sigma_b^2)`` (or the Student-t density with
-``nu``). The posterior and the factor returns are matched to the observed cells by label (bond,
-date and factor coordinates), whatever the order of their dimensions or labels.
+draw ``s`` is ``log N(R_bt | alpha_b + beta_b'F_t + d_{g(b) t}, sigma_b^2)`` (or the Student-t
+density with ``nu``), with the date effects ``d`` of a fit that has them (given the draw's effects:
+PSIS-LOO of a cell then leaves out the cell, not its date). The posterior and the factor returns
+are matched to the observed cells by label (bond, date and factor coordinates), whatever the
+order of their dimensions or labels.
 
 PSIS-LOO over these blocks is :func:`bayesbond.workflow.loglik.loo`.
 """
@@ -15,6 +17,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
+from bayesbond.bayes.factor_date_effects import effect_draws
 from bayesbond.errors import SpecError, listing
 
 __all__ = ["add_log_likelihood", "global_positions", "iter_loglik", "loglik_blocks",
@@ -74,7 +77,14 @@ def _inputs(idata: xr.DataTree):
     if errors == "student_t" and "nu" not in post:
         raise SpecError("a Student-t fit needs the degrees of freedom 'nu' in its posterior")
     nu = post["nu"].transpose("chain", "draw") if errors == "student_t" else None
-    return post, y, F, alpha, beta, sigma, nu, errors
+    effects = None
+    if "date_effect" in post:
+        groups = None
+        if "group" in idata["constant_data"].data_vars:
+            groups = _by_label(idata["constant_data"]["group"], "bond", bonds,
+                               "constant_data.group").values
+        effects = effect_draws(post, "date_effect", y["date"].values, groups)
+    return post, y, F, alpha, beta, sigma, nu, errors, effects
 
 
 def _chunk_bonds(n_samples: int, n_dates: int, n_bonds: int, max_bytes: int,
@@ -106,7 +116,7 @@ def loglik_blocks(idata: xr.DataTree, max_bytes: int, dtype, extra_bytes_per_cel
     each cell while it holds the block (8 for a float64 copy of a float32 block). The blocks are
     sized so that the two together take at most ``max_bytes`` (at least one bond a block).
     """
-    post, y, F, alpha, beta, sigma, nu, errors = _inputs(idata)
+    post, y, F, alpha, beta, sigma, nu, errors, effects = _inputs(idata)
     dtype = np.dtype(dtype)
     C, D = post.sizes["chain"], post.sizes["draw"]
     S = C * D
@@ -138,6 +148,12 @@ def loglik_blocks(idata: xr.DataTree, max_bytes: int, dtype, extra_bytes_per_cel
             np.einsum("sbk,tk->stb", b_all[:, sl], Fv, out=grid)
             grid += a_all[:, None, sl]
             np.subtract(yb[None], grid, out=grid)
+        if effects is not None:  # y - mu - d_{g(b) t}, one group of the block at a time
+            d, cols = effects
+            cols = np.zeros(nb, dtype=int) if cols is None else cols[sl]
+            for g in np.unique(cols):
+                j = np.flatnonzero(cols == g)
+                grid[:, :, j] -= d[:, :, g, None].astype(dtype, copy=False)
         sig = sig_all[:, sl]
         grid /= sig[:, None, :]  # z
         np.square(grid, out=grid)

@@ -13,8 +13,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.baselines.dependence import cross_sectional_dependence
 from bayesbond.bayes.base import BayesianModel, to_json
 from bayesbond.bayes.factor_data import FactorData, ols_log_scale, prepare_factor_data
+from bayesbond.bayes.factor_date_effects import (
+    DATE_EFFECTS,
+    DateBasis,
+    adjusted_stats,
+    date_basis,
+    split_effects,
+)
 from bayesbond.bayes.factor_likelihood import (
     centred_coefficients_pt,
     collapsed_loglik_pt,
@@ -22,12 +30,22 @@ from bayesbond.bayes.factor_likelihood import (
     gaussian_loglik_pt,
 )
 from bayesbond.bayes.factor_priors import default_priors, log_sigma_reparam, resolve_priors
-from bayesbond.errors import DataError, IdentificationWarning, SpecError, listing
+from bayesbond.errors import (
+    CrossSectionalDependenceWarning,
+    DataError,
+    IdentificationWarning,
+    SpecError,
+    listing,
+)
 
-__all__ = ["FactorModel", "FactorPrepared", "check_identification"]
+__all__ = ["FactorModel", "FactorPrepared", "check_dependence", "check_identification"]
 
 MIN_BONDS_PER_GROUP = 3
 MIN_RESIDUAL_MONTHS = 3
+#: warn when the residuals' CD test rejects independence at this level ...
+DEPENDENCE_P = 1e-3
+#: ... and the variance of the mean residual of a date is this many times what independence says
+DEPENDENCE_INFLATION = 1.5
 
 POOLINGS = ("pooled", "unpooled", "hierarchical")
 ERRORS = ("normal", "student_t")
@@ -200,7 +218,10 @@ class FactorModel(BayesianModel):
         marginalize: bool | None = None,
         group_rule: str = "mode",
         check_units: bool = True,
+        date_effects: str | None = None,
     ):
+        if date_effects == "none":
+            date_effects = None
         if pooling not in POOLINGS:
             raise SpecError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
         if errors not in ERRORS:
@@ -213,6 +234,18 @@ class FactorModel(BayesianModel):
             raise SpecError("marginalize=True needs errors='normal' (Student-t is not conjugate)")
         if group_rule not in ("mode", "last"):
             raise SpecError(f"unknown group_rule {group_rule!r}; use 'mode' or 'last'")
+        if date_effects not in DATE_EFFECTS:
+            raise SpecError(f"unknown date_effects {date_effects!r}; use None, 'common' or "
+                            "'group'")
+        if date_effects is not None and not marginalize:
+            raise SpecError(
+                f"date_effects={date_effects!r} needs the collapsed Gaussian likelihood "
+                "(errors='normal', marginalize=True): with Student-t errors the effects would "
+                "enter every cell's density, and no exact date-level predictive exists")
+        if date_effects == "group" and pooling == "pooled":
+            raise SpecError("date_effects='group' with pooling='pooled': one shared alpha "
+                            "cannot absorb a different shock mean per group; use "
+                            "pooling='hierarchical' or date_effects='common'")
         if priors is not None and not isinstance(priors, dict):
             raise SpecError(f"priors must be a dict; got {type(priors).__name__}")
         self.factors = None if factors is None else [str(f) for f in factors]
@@ -224,6 +257,7 @@ class FactorModel(BayesianModel):
         self.marginalize = bool(marginalize)
         self.group_rule = group_rule
         self.check_units = bool(check_units)
+        self.date_effects = date_effects
 
     @classmethod
     def from_spec(cls, spec):
@@ -235,12 +269,14 @@ class FactorModel(BayesianModel):
         m = spec.model
         return cls(factors=m["factors"], pooling=m["pooling"], group=m["group"],
                    errors=m["errors"], priors=spec.priors or None,
-                   correlated=m["correlated"]), {"log_likelihood": False}
+                   correlated=m["correlated"],
+                   date_effects=m.get("date_effects")), {"log_likelihood": False}
 
     def __repr__(self) -> str:
         return (f"FactorModel(factors={self.factors}, pooling={self.pooling!r}, "
                 f"group={self.group!r}, errors={self.errors!r}, correlated={self.correlated}, "
-                f"marginalize={self.marginalize})")
+                f"marginalize={self.marginalize}"
+                + (f", date_effects={self.date_effects!r})" if self.date_effects else ")"))
 
     # ------------------------------------------------------------------------------ building
     def spec(self) -> dict:
@@ -254,6 +290,7 @@ class FactorModel(BayesianModel):
             "correlated": self.correlated,
             "marginalize": self.marginalize,
             "group_rule": self.group_rule,
+            "date_effects": self.date_effects,
             "priors": {k: np.asarray(v).tolist() for k, v in self.priors.items()},
         }
 
@@ -287,6 +324,12 @@ class FactorModel(BayesianModel):
                                    check_units=self.check_units)
         if self.correlated and len(data.factors) < 2:
             raise SpecError("correlated=True needs at least two factors")
+        if self.date_effects == "group" and data.group_idx is None:
+            raise SpecError("date_effects='group' needs each bond's group: pass a BondPanel "
+                            "with ratings or groups= (a mapping bond -> group)")
+        if self.date_effects is not None and len(data.dates) <= data.n_coef + 2:
+            raise SpecError(f"date_effects={self.date_effects!r} needs more than "
+                            f"{data.n_coef + 2} dates; {returns_name} has {len(data.dates)}")
         try:
             defaults = default_priors(data.y, data.F, data.factors)
         except DataError as exc:
@@ -311,10 +354,18 @@ class FactorModel(BayesianModel):
         hier = self.pooling == "hierarchical"
         K = len(data.factors)
         p = K + 1
+        de = self.date_effects
         coords = {"bond": list(data.bonds), "factor": list(data.factors),
                   "date": data.dates}
-        if hier:
+        if hier or de == "group":
             coords[g_dim] = list(data.group_names)
+        if de is not None or (hier and not self.marginalize):
+            coords["coef"] = ["alpha", *data.factors]
+        if de is not None:
+            coords["date_perp"] = np.arange(len(data.dates) - p)
+            gd = data.group_idx if de == "group" else np.zeros(len(data.bonds), dtype=int)
+            basis = date_basis(data.y, data.design(), gd,
+                               len(data.group_names) if de == "group" else 1)
         if self.correlated:
             coords["factor2"] = list(data.factors)
         gdims = (g_dim,) if hier else ()
@@ -328,15 +379,12 @@ class FactorModel(BayesianModel):
                     # types it float32; kept a constant, so the draws stay as they were
                     return pt.as_tensor(value)
                 value = np.asarray(value)
-                import os
-                keep = os.environ.get("KEEPCONST", "").split(",")
-                if name in keep or "all" in keep or (name.startswith("prior_") and "prior" in keep):
-                    return pt.as_tensor(value)
                 return pm.Data(name, value, shape=value.shape)
 
             XtX, Xty, yty, n = (shared(k, v) for k, v in zip(("XtX", "Xty", "yty", "n_obs"),
                                                               stats, strict=True))
-            pri = {k: shared(f"prior_{k}", v) for k, v in pri.items()}
+            pri = {k: shared(f"prior_{k}", v) for k, v in pri.items()
+                   if k != "date_scale" or de is not None}
             gi = shared("group_idx", data.group_idx) if hier else None
             log_s, prec = shared("log_s_ols", log_s), shared("prec_ols", prec)
             # residual scales: partially pooled on the log scale, sampled in coordinates centred
@@ -350,13 +398,26 @@ class FactorModel(BayesianModel):
             log_sigma = pm.Deterministic("log_sigma", shift + slope * z_ls, dims="bond")
             sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="bond")
 
+            c_b = None
+            if de is not None:  # see bayesbond.bayes.factor_date_effects
+                c, c_b, Xty, yty = self._date_effects_pt(basis, shared, pri, Xty, yty)
+
             m_b, S_b = None, None
             m_shared = pt.concatenate([pt.zeros(1), pri["beta_mean"]])
             S_shared = pt.concatenate([pri["alpha_scale"][None], pri["beta_scale"]])
             if hier:
-                mu_a = pm.Normal("mu_alpha", 0.0, pri["alpha_scale"], dims=g_dim)
-                mu_b = pm.Normal("mu_beta", pri["beta_mean"], pri["beta_scale"],
-                                 dims=(g_dim, "factor"))
+                if de is None:
+                    mu_a = pm.Normal("mu_alpha", 0.0, pri["alpha_scale"], dims=g_dim)
+                    mu_b = pm.Normal("mu_beta", pri["beta_mean"], pri["beta_scale"],
+                                     dims=(g_dim, "factor"))
+                else:  # the data identify m*_g = m_g + c_g: sampled, with the prior of m_g
+                    m_star = pm.Flat("mu_theta_star", dims=(g_dim, "coef"))
+                    m_true = m_star - (c if de == "group" else c[0][None, :])
+                    mu_a = pm.Deterministic("mu_alpha", m_true[:, 0], dims=g_dim)
+                    mu_b = pm.Deterministic("mu_beta", m_true[:, 1:], dims=(g_dim, "factor"))
+                    pm.Potential("prior_mu", pt.sum(pm.logp(
+                        pm.Normal.dist(m_shared[None, :], S_shared[None, :]),
+                        pt.concatenate([mu_a[:, None], mu_b], axis=1))))
                 tau_a = pm.HalfNormal("tau_alpha", pri["tau_alpha"], dims=g_dim)
                 tau_b = pm.HalfNormal("tau_beta", pri["tau_beta"], dims=(g_dim, "factor"))
                 m_g = pt.concatenate([mu_a[:, None], mu_b], axis=1)  # (G, p)
@@ -371,10 +432,16 @@ class FactorModel(BayesianModel):
                     S_g = pt.set_subtensor(S_g[:, 1:, 1:], tau_b[:, :, None] * L)
                 else:
                     S_g = pt.concatenate([tau_a[:, None], tau_b], axis=1)  # (G, p) diagonal
+                if de is not None:
+                    m_g = m_star
                 m_b, S_b = m_g[gi], S_g[gi]
             elif self.pooling == "unpooled":
                 m_b = pt.broadcast_to(m_shared, (len(data.bonds), p))
                 S_b = pt.broadcast_to(S_shared, (len(data.bonds), p))
+                if de is not None:
+                    m_b = m_b + c_b
+            elif de is not None:  # pooled, common effects: theta* = theta + c
+                m_shared = m_shared + c[0]
 
             if self.marginalize:
                 ll = collapsed_loglik_pt(
@@ -398,7 +465,6 @@ class FactorModel(BayesianModel):
                                  dims=("bond", "factor"))
                 theta = pt.concatenate([alpha[:, None], beta], axis=1)
             else:
-                model.add_coord("coef", ["alpha", *data.factors])
                 if self.errors == "normal":
                     s2 = sigma**2
                 else:  # the Fisher information of a t location is (nu + 1) / ((nu + 3) sigma^2)
@@ -425,6 +491,38 @@ class FactorModel(BayesianModel):
                             dims="obs")
         return model
 
+    def _date_effects_pt(self, basis: DateBasis, shared, pri, Xty, yty):
+        """The date effects' variables (:mod:`bayesbond.bayes.factor_date_effects`).
+
+        Returns ``c`` (G, p), each bond's ``c_b`` (B, p) and the sufficient statistics of
+        ``y - d_perp`` (``Xty``, ``yty``).
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        b = DateBasis(*(shared(f"date_{k}", v) for k, v in zip(DateBasis._fields, basis,
+                                                                strict=True)))
+        by_group = self.date_effects == "group"
+        s_d = pm.HalfNormal("sigma_date", pri["date_scale"],
+                            dims=(self.group,) if by_group else ())
+        s_g = s_d[:, None] if by_group else pt.reshape(s_d, (1, 1))    # (G, 1)
+        loc, scale, shift, slope = log_sigma_reparam(0.0, s_g, b.z_hat, b.prec[:, None])
+        if by_group:
+            z = pm.Normal("z_date", loc, scale, dims=(self.group, "date_perp"))
+            u = pm.Normal("z_date_coef", 0.0, 1.0, dims=(self.group, "coef"))
+        else:
+            z = pm.Normal("z_date", loc[0], scale[0], dims="date_perp")[None, :]
+            u = pm.Normal("z_date_coef", 0.0, 1.0, dims="coef")[None, :]
+        c = s_g * (u @ b.L_coef.T)                                     # rows sigma_g L u_g
+        d_perp = (shift + slope * z) @ b.Q_perp.T                      # (G, T)
+        d = c @ b.X.T + d_perp
+        if by_group:
+            pm.Deterministic("date_effect", d.T, dims=("date", self.group))
+        else:
+            pm.Deterministic("date_effect", d[0], dims="date")
+        Xty, yty = adjusted_stats(Xty, yty, b.y0, b.mask, b.X, d_perp, b.group)
+        return c, c[b.group], Xty, yty
+
     # ----------------------------------------------------- the model contract (BayesianModel)
     def build(self, prepared: FactorPrepared):
         """The PyMC model of ``prepared`` (:meth:`prepare`); see :meth:`build_model`."""
@@ -441,6 +539,8 @@ class FactorModel(BayesianModel):
     def check(self, prepared, stacklevel: int) -> None:
         check_identification(prepared.data, self.pooling, self.display(prepared),
                              stacklevel=stacklevel)
+        if self.date_effects is None:
+            check_dependence(prepared.data, self.display(prepared), stacklevel=stacklevel)
 
     def postprocess(self, idata, prepared, options, random_seed) -> None:
         """The exact redraw of ``alpha``, ``beta`` (collapsed models) and the error attributes."""
@@ -495,6 +595,36 @@ class FactorModel(BayesianModel):
 
         return pointwise_loglik(idata, dtype=dtype, max_bytes=max_bytes)
 
+    def _date_groups(self, data: FactorData) -> np.ndarray:
+        """Group of each bond's date effects (all 0 for common effects)."""
+        if self.date_effects == "group":
+            return data.group_idx
+        return np.zeros(len(data.bonds), dtype=int)
+
+    def _date_effect_draws(self, post, data: FactorData, max_bytes: int = 64 * 2**20):
+        """``effects(chain) -> (Xty, yty, c)``: the statistics of ``y - d_perp`` per draw,
+        (draw, bond, p) and (draw, bond), and the projections ``c`` (draw, G, p) of the chain's
+        date effects (in blocks of draws of at most ``max_bytes`` of temporaries)."""
+        d = post["date_effect"]
+        if self.date_effects == "group":
+            d = d.transpose("chain", "draw", self.group, "date").values
+        else:
+            d = d.transpose("chain", "draw", "date").values[:, :, None, :]
+        X = data.design()
+        c_all, d_perp = split_effects(d, X)
+        basis = date_basis(data.y, X, self._date_groups(data), d.shape[2])
+        XtX, Xty, yty, n = data.stats()
+        B, T = basis.y0.shape
+        step = max(1, max_bytes // (16 * B * T))
+
+        def effects(chain):
+            parts = [adjusted_stats(Xty, yty, basis.y0, basis.mask, X, d_perp[chain, s:s + step],
+                                    basis.group) for s in range(0, d.shape[1], step)]
+            return (np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts]),
+                    c_all[chain])
+
+        return effects
+
     def _add_coefficients(self, idata, data: FactorData, pri: dict, random_seed) -> None:
         """Complete each posterior draw with a draw of (alpha, beta) from its exact conditional."""
         post = idata["posterior"].to_dataset()
@@ -506,14 +636,21 @@ class FactorModel(BayesianModel):
         p = K + 1
         m_shared = np.concatenate([[0.0], pri["beta_mean"]])
         S_shared = np.concatenate([[pri["alpha_scale"]], pri["beta_scale"]])
+        effects = self._date_effect_draws(post, data) if self.date_effects else None
         thetas = []
         for c in range(C):  # one chain at a time bounds the memory
+            Xty_c, yty_c, shift = Xty, yty, 0.0
+            if effects is not None:  # theta* = theta + c_g given d_perp (module notes)
+                Xty_c, yty_c, shift = effects(c)
             if self.pooling == "pooled":
-                th = draw_theta(XtX, Xty, yty, n, sigma[c], np.broadcast_to(m_shared, (D, p)),
+                m = m_shared + (shift[:, 0] if effects is not None else np.zeros((D, p)))
+                th = draw_theta(XtX, Xty_c, yty_c, n, sigma[c], m,
                                 np.broadcast_to(S_shared, (D, p)), rng, diag=True, pooled=True)
-            elif self.pooling == "unpooled":
-                th = draw_theta(XtX, Xty, yty, n, sigma[c], np.broadcast_to(m_shared, (D, B, p)),
-                                np.broadcast_to(S_shared, (D, B, p)), rng, diag=True)
+                thetas.append(th - (shift[:, 0] if effects is not None else 0.0))
+                continue
+            if self.pooling == "unpooled":
+                m_b = np.broadcast_to(m_shared, (D, B, p))
+                S_b = np.broadcast_to(S_shared, (D, B, p))
             else:
                 g = self.group
                 gi = data.group_idx
@@ -529,9 +666,11 @@ class FactorModel(BayesianModel):
                     S_g[..., 1:, 1:] = tau_b[..., :, None] * L
                 else:
                     S_g = np.concatenate([tau_a[..., None], tau_b], axis=-1)
-                th = draw_theta(XtX, Xty, yty, n, sigma[c], m_g[:, gi], S_g[:, gi], rng,
-                                diag=not self.correlated)
-            thetas.append(th)
+                m_b, S_b = m_g[:, gi], S_g[:, gi]
+            shift_b = 0.0 if effects is None else shift[:, self._date_groups(data)]
+            th = draw_theta(XtX, Xty_c, yty_c, n, sigma[c], m_b + shift_b, S_b, rng,
+                            diag=not self.correlated)
+            thetas.append(th - shift_b)
         theta = np.stack(thetas)
         chain = post["chain"].values
         draw = post["draw"].values
@@ -548,6 +687,34 @@ class FactorModel(BayesianModel):
                                         "factor": data.factors})
         ds = post.assign(alpha=alpha, beta=beta)
         idata["posterior"] = xr.DataTree(ds)
+
+
+def check_dependence(data: FactorData, model_name: str = "FactorModel",
+                     stacklevel: int = 2) -> str | None:
+    """Warn when the bonds' OLS residuals share shocks (a model without date effects).
+
+    Returns the message issued as :class:`~bayesbond.errors.CrossSectionalDependenceWarning`
+    (None if none): when the CD statistic of all bonds or of a group has a p-value below
+    :data:`DEPENDENCE_P` and the variance of a date's mean residual is more than
+    :data:`DEPENDENCE_INFLATION` times what independence says
+    (:func:`bayesbond.baselines.dependence.cross_sectional_dependence`).
+    """
+    table = cross_sectional_dependence(data.y, data.design(), data.group_idx,
+                                       None if data.group_idx is None else data.group_names)
+    hit = table[(table["p_value"] < DEPENDENCE_P)
+                & (table["variance_inflation"] > DEPENDENCE_INFLATION)]
+    if hit.empty:
+        return None
+    shown = "; ".join(f"{name}: rho {r.rho:.3f}, CD {r.cd:.1f}, "
+                      f"variance x{r.variance_inflation:.1f}" for name, r in hit.iterrows())
+    msg = (f"{model_name}: the residuals share shocks across bonds ({shown}; average pairwise "
+           "correlation of OLS residuals, Pesaran CD statistic, and the factor by which "
+           "independence understates the variance of a date's mean residual): bucket alphas, "
+           "bucket expected returns and date-level comparisons would be too precise. Fix: "
+           "FactorModel(..., date_effects='common') or 'group' (one shock per bucket); "
+           "bb.residual_dependence(panel, factors) shows the table")
+    warnings.warn(msg, CrossSectionalDependenceWarning, stacklevel=stacklevel + 1)
+    return msg
 
 
 def check_identification(data: FactorData, pooling: str, model_name: str = "FactorModel",

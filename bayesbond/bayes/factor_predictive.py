@@ -193,20 +193,23 @@ def heldout_date_logpdf(fit, y, F, bonds, factors, *, max_bytes: int = 64 * 2**2
     -------
     ndarray (S, T)
 
-    Raises
-    ------
-    NotImplementedError
-        A fit with random date effects (its model spec has ``date_effects`` set): the scoring
-        needs the posterior of the effects' scales, whose names the model does not publish yet
-        (:func:`date_logpdf` already evaluates the joint density given them).
+    Notes
+    -----
+    A fit with random date effects (``sigma_date`` in its posterior) is scored with the held-out
+    dates' effects integrated out: the returns of a group's bonds at a date are jointly normal
+    with covariance ``diag(sigma_b^2) + sigma_date_g^2 11'`` (:func:`date_logpdf`).
     """
-    import json
+    from bayesbond.bayes.factor_date_effects import effect_draws
 
-    spec = json.loads(fit.attrs.get("model", "{}") or "{}")
-    if isinstance(spec, dict) and spec.get("date_effects") not in (None, False, "none"):
-        raise NotImplementedError(
-            f"held-out scoring of a fit with date_effects={spec.get('date_effects')!r}: the "
-            "date effect of a held-out date is integrated out with date_logpdf(date_scale=, "
-            "date_group=), but the posterior names of the effects' scales are not wired in yet")
+    post = fit["posterior"]
+    scale = group = None
+    if "sigma_date" in post.data_vars:
+        groups = None
+        const = fit["constant_data"] if "constant_data" in fit.children else None
+        if const is not None and "group" in const.data_vars:
+            groups = const["group"].sel(bond=list(bonds)).values
+        scale, group = effect_draws(post.to_dataset(), "sigma_date", None, groups)
+        group = np.zeros(len(bonds), dtype=int) if group is None else group
     alpha, beta, sigma, nu = posterior_arrays(fit, bonds, factors)
-    return date_logpdf(y, F, alpha, beta, sigma, nu=nu, max_bytes=max_bytes)
+    return date_logpdf(y, F, alpha, beta, sigma, nu=nu, date_scale=scale, date_group=group,
+                       max_bytes=max_bytes)

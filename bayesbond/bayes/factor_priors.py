@@ -28,6 +28,8 @@ PRIOR_KEYS = {
     "lkj_eta": ("shape of the LKJ prior of the beta correlations (correlated=True)", False),
     "nu_alpha": ("shape of the Gamma prior of the Student-t degrees of freedom nu", False),
     "nu_beta": ("rate of the Gamma prior of the Student-t degrees of freedom nu", False),
+    "date_scale": ("scale of the HalfNormal prior of sigma_date (sd of the random date effects)",
+                   False),
 }
 
 
@@ -65,6 +67,7 @@ def default_priors(y: np.ndarray, F: np.ndarray, factors=None) -> dict:
         "lkj_eta": 2.0,
         "nu_alpha": 2.0,
         "nu_beta": 0.1,
+        "date_scale": 0.5 * sd_y,
     }
 
 

@@ -175,6 +175,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
             "group": (str, "rating_bucket", None),
             "errors": (str, "normal", one_of("normal", "student_t")),
             "correlated": (bool, False, None),
+            "date_effects": (str, "none", one_of("none", "common", "group")),
         },
         data_keys={
             "date": (str, "date", None),

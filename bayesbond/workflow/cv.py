@@ -55,12 +55,6 @@ def _check_model(model):
     if not isinstance(model, FactorModel):
         raise SpecError(f"cross-validation over dates needs a bb.FactorModel; got "
                         f"{type(model).__name__}")
-    de = getattr(model, "date_effects", None)
-    if de is not None:
-        raise NotImplementedError(
-            f"kfold/lfo of a FactorModel with date_effects={de!r}: the held-out date's effect "
-            "must be integrated out (bayesbond.bayes.factor_predictive.date_logpdf does it given "
-            "the effects' scales), which is not wired to that model's posterior yet")
 
 
 def training_prepared(model, prepared, train_rows):

@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from bayesbond.bayes.factor_date_effects import effect_draws
 from bayesbond.bayes.registry import FAMILIES, family_of_fit
 from bayesbond.errors import SpecError, listing
 
@@ -353,30 +354,11 @@ def _factor_inputs(fit, post, idx):
     if "group" in const.data_vars:
         groups = np.asarray(_match(const["group"], "bond", bonds, "constant_data.group")
                             .values).astype(str)
-    d = _date_effect(post, y, groups, idx)
+    d = None
+    if "date_effect" in post:  # the draws' date effects on the (date, bond) grid
+        draws, cols = effect_draws(post, "date_effect", y["date"].values, groups)
+        d = draws[idx] if cols is None else draws[idx][:, :, cols]
     return y, F.values, alpha, beta, sigma, nu, groups, d
-
-
-def _date_effect(post, y, groups, idx):
-    """The draws' date effects on the (date, bond) grid, (S, T, B), or None."""
-    if "date_effect" not in post:
-        return None
-    d = _match(post["date_effect"], "date", y["date"].values, "the posterior's 'date_effect'")
-    extra = [k for k in d.dims if k not in ("chain", "draw", "date")]
-    if not extra:
-        return _flat(d.transpose("chain", "draw", "date"), idx)[:, :, None]
-    if len(extra) > 1 or groups is None or extra[0] not in d.coords:
-        raise SpecError(f"the posterior's 'date_effect' has dimensions {list(d.dims)}: ppc "
-                        "needs (date) or (date, group) with group labels and "
-                        "constant_data.group")
-    gdim = extra[0]
-    labels = [str(v) for v in d[gdim].values]
-    missing = sorted(set(groups) - set(labels))
-    if missing:
-        raise SpecError(f"the posterior's 'date_effect' has no {gdim} {listing(missing)}, "
-                        "which constant_data.group names")
-    col = np.array([labels.index(g) for g in groups])
-    return _flat(d.transpose("chain", "draw", "date", gdim), idx)[:, :, col]
 
 
 def _factor_stats(e, sig):

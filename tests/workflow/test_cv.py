@@ -147,12 +147,6 @@ def test_bad_arguments_are_refused_before_any_fit(data):
     if not cv._have_distributed():
         with pytest.raises(SpecError, match="dask.distributed"):
             bb.kfold(model, R, F, k=3, groups=groups, client=object())
-    with_effects = bb.FactorModel(FACTORS)
-    with_effects.date_effects = "common"
-    with pytest.raises(NotImplementedError, match="date_effects='common'"):
-        bb.kfold(with_effects, R, F, k=3, groups=groups)
-    with pytest.raises(NotImplementedError, match="date_effects"):
-        bb.lfo(with_effects, R, F, groups=groups)
 
 
 # ------------------------------------------------------------------------------ with fits
