@@ -17,7 +17,8 @@ group's effects into their projection on ``X`` and the rest,
 independent (``Q_perp`` an orthonormal basis of the complement of the columns of ``X``), which
 is ``d_g ~ N(0, sigma_g^2 I_T)`` exactly. ``X c_g`` moves every bond of the group as a shift of
 its coefficients would: ``theta*_b = theta_b + c_g(b) ~ N(m_g + c_g, S_g)``, so the data identify
-``m*_g = m_g + c_g`` and the likelihood sees only ``z_g``. The sampler therefore runs on
+``m*_g = m_g + c_g`` and the likelihood sees only ``z_g`` (``Q_perp z`` applied as the ``p``
+Householder reflections of the QR decomposition of ``X``: O(pT) a group). The sampler runs on
 ``m*_g`` (with the prior of ``m_g = m*_g - c_g`` as a potential), ``c_g = sigma_g L u_g``
 (``L L' = (X'X)^{-1}``, ``u_g ~ N(0, I)``: a posteriori close to its prior) and ``z_g`` partially
 centred at the OLS residuals' precision-weighted cross-sectional means ``z^_g`` with the
@@ -32,8 +33,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 
 __all__ = ["DATE_EFFECTS", "DateBasis", "adjusted_stats", "date_basis", "effect_draws",
+           "q_perp",
            "split_effects"]
 
 DATE_EFFECTS = (None, "common", "group")
@@ -44,7 +47,8 @@ class DateBasis(NamedTuple):
 
     X: np.ndarray        # (T, p) design over all dates
     L_coef: np.ndarray   # (p, p) Cholesky factor of (X'X)^{-1}
-    Q_perp: np.ndarray   # (T, T - p) orthonormal complement of X
+    V: np.ndarray        # (p, T) Householder vectors of the QR of X ...
+    tau: np.ndarray      # (p,) ... and their factors: Q = H_0 ... H_{p-1}, H_k = I - tau_k v_k v_k'
     z_hat: np.ndarray    # (G, T - p) centring of z_g
     prec: np.ndarray     # (G,) mean precision of the group's date effects
     y0: np.ndarray       # (B, T) returns, 0 where not observed
@@ -78,11 +82,27 @@ def date_basis(y: np.ndarray, X: np.ndarray, group: np.ndarray, n_groups: int) -
     prec_t = a @ onehot                                   # (T, G)
     with np.errstate(invalid="ignore", divide="ignore"):
         d_hat = np.where(prec_t > 0, ((a * e) @ onehot) / prec_t, 0.0)
-    q, _ = np.linalg.qr(X, mode="complete")
-    Q_perp = q[:, p:]
+    (qr, tau), _ = scipy.linalg.qr(X, mode="raw")
+    V = np.tril(qr)[:, :p].T.copy()
+    V[np.arange(p), np.arange(p)] = 1.0
+    x = d_hat.T                                           # (G, T): Q' d^ = H_{p-1} ... H_0 d^
+    for k in range(p):
+        x = x - tau[k] * (x @ V[k])[:, None] * V[k][None, :]
     L_coef = np.linalg.cholesky(np.linalg.inv(X.T @ X))
-    return DateBasis(X=X, L_coef=L_coef, Q_perp=Q_perp, z_hat=(Q_perp.T @ d_hat).T,
-                     prec=prec_t.mean(0), y0=y0.T, mask=mf.T, group=np.asarray(group))
+    return DateBasis(X=X, L_coef=L_coef, V=V, tau=tau, z_hat=x[:, p:], prec=prec_t.mean(0),
+                     y0=y0.T, mask=mf.T, group=np.asarray(group))
+
+
+def q_perp(V, tau, z, concatenate=np.concatenate, p: int | None = None):
+    """``Q_perp z``: coordinates ``z`` (..., T - p) in the orthogonal complement of ``X``, mapped
+    to dates (..., T) by the ``p`` Householder reflections of :class:`DateBasis` (O(pT), not the
+    O(T^2) of a dense basis). ``concatenate``: ``numpy.concatenate`` or PyTensor's (then ``p``,
+    the number of reflections, must be given)."""
+    p = V.shape[0] if p is None else p
+    x = concatenate([z[..., :1] * 0.0] * p + [z], axis=-1)
+    for k in reversed(range(p)):
+        x = x - tau[k] * (x @ V[k])[..., None] * V[k]
+    return x
 
 
 def adjusted_stats(Xty, yty, y0, mask, X, d, group):

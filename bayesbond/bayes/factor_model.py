@@ -21,6 +21,7 @@ from bayesbond.bayes.factor_date_effects import (
     DateBasis,
     adjusted_stats,
     date_basis,
+    q_perp,
     split_effects,
 )
 from bayesbond.bayes.factor_likelihood import (
@@ -514,7 +515,8 @@ class FactorModel(BayesianModel):
             z = pm.Normal("z_date", loc[0], scale[0], dims="date_perp")[None, :]
             u = pm.Normal("z_date_coef", 0.0, 1.0, dims="coef")[None, :]
         c = s_g * (u @ b.L_coef.T)                                     # rows sigma_g L u_g
-        d_perp = (shift + slope * z) @ b.Q_perp.T                      # (G, T)
+        d_perp = q_perp(b.V, b.tau, shift + slope * z, pt.concatenate,
+                        p=basis.X.shape[1])                            # (G, T)
         d = c @ b.X.T + d_perp
         if by_group:
             pm.Deterministic("date_effect", d.T, dims=("date", self.group))

@@ -13,7 +13,7 @@ from scipy import stats
 import bayesbond as bb
 from bayesbond.baselines.dependence import cross_sectional_dependence
 from bayesbond.bayes.factor_data import sufficient_stats
-from bayesbond.bayes.factor_date_effects import adjusted_stats, date_basis, split_effects
+from bayesbond.bayes.factor_date_effects import adjusted_stats, date_basis, q_perp, split_effects
 from bayesbond.errors import CrossSectionalDependenceWarning, SpecError
 
 FACTORS = ["CMKT", "TERM"]
@@ -40,8 +40,9 @@ def test_adjusted_stats_are_the_statistics_of_y_minus_d():
         np.testing.assert_allclose(got_yty[s], want_yty, rtol=1e-12)
     # the basis: an orthonormal complement of X and L L' = (X'X)^-1; the split is exact
     T, p = X.shape
-    np.testing.assert_allclose(basis.Q_perp.T @ basis.Q_perp, np.eye(T - p), atol=1e-12)
-    np.testing.assert_allclose(X.T @ basis.Q_perp, 0, atol=1e-12)
+    Q_perp = q_perp(basis.V, basis.tau, np.eye(T - p)).T   # (T, T - p)
+    np.testing.assert_allclose(Q_perp.T @ Q_perp, np.eye(T - p), atol=1e-12)
+    np.testing.assert_allclose(X.T @ Q_perp, 0, atol=1e-12)
     np.testing.assert_allclose(basis.L_coef @ basis.L_coef.T, np.linalg.inv(X.T @ X),
                                rtol=1e-10)
     c, d_perp = split_effects(d, X)
