@@ -190,7 +190,7 @@ def test_plot_term_premium_band(ml1, tmp_path):
 def test_liuwu_ml_term_premium_band(shared_data):
     """Liu-Wu 1990-2022, 3 factors, portfolio ML: the 10-year term premium band at the last date."""
     df = pd.read_csv(shared_data / "liuwu_zcb_monthly_1to360m.csv")
-    df.index = pd.to_datetime(df["yyyymm"].astype(str), format="%Y%m") + pd.offsets.MonthEnd(0)
+    df.index = pd.to_datetime(df["yyyymm"])
     months = [3, 6, 12, 24, 36, 60, 84, 120]
     Y = df.loc["1990":"2022", [f"m{m}" for m in months]] / 100
     Y.columns = np.array(months) / 12
