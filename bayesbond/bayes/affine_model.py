@@ -199,6 +199,17 @@ class AffineModel(BayesianModel):
         self.priors = {**DEFAULT_PRIORS, **priors}
 
     @classmethod
+    def from_fit(cls, idata):
+        """The model of a fit; a fit stored before ``stationary`` existed used the soft
+        stability factor, i.e. ``stationary=False``."""
+        import json
+
+        spec = dict(json.loads(idata.attrs["model"]))
+        spec.pop("family", None)
+        spec.setdefault("stationary", False)
+        return cls(**spec)
+
+    @classmethod
     def from_spec(cls, spec):
         """``(model, fit_kwargs)`` of a validated spec (``bayesbond.workflow.specs.Spec``)."""
         if spec.model["kind"] != "gaussian":
