@@ -52,6 +52,8 @@ _EXPORTS = {
     "kfold": "bayesbond.workflow.cv",
     "lfo": "bayesbond.workflow.cv",
     "loo": "bayesbond.workflow.loglik",
+    "term_premium": "bayesbond.workflow.term_premium",
+    "expected_excess_returns": "bayesbond.workflow.term_premium",
     "save": "bayesbond.workflow.io",
     "load": "bayesbond.workflow.io",
 }

@@ -30,7 +30,8 @@ from bayesbond.core.ou import infer_dt, transition_loglik
 from bayesbond.errors import ConvergenceWarning, DataError, SpecError
 
 __all__ = ["affine_ml", "AffineML", "AffineMLResult", "AffineSpec", "prepare_yields", "K_SCALE",
-           "OFF_SCALE", "A_SCALE"]  # fmt: skip
+           "OFF_SCALE", "A_SCALE", "risk_price_labels", "parse_risk_prices",
+           "lr_test"]  # fmt: skip
 
 K_SCALE = 0.01  #: k_inf = K_SCALE * raw
 OFF_SCALE = 0.01  #: off-diagonal Sigma = OFF_SCALE * raw
@@ -129,6 +130,41 @@ def prepare_yields(yields, maturities=None, dt=None, maturity_units=None):
     return Y, tau, dates, dt
 
 
+# ----------------------------------------------------------------------------- risk prices
+def risk_price_labels(n: int) -> list[str]:
+    """Labels of the risk-price parameters: ``lambda1[i]`` then ``Lambda[i,j]`` (row major)."""
+    return [f"lambda1[{i}]" for i in range(n)] + [f"Lambda[{i},{j}]" for i in range(n)
+                                                  for j in range(n)]
+
+
+def parse_risk_prices(risk_prices, n: int):
+    """``(zero_lambda1 (n,), zero_Lambda (n, n))`` boolean masks of the elements fixed at zero.
+
+    ``risk_prices``: ``"free"`` (none), or the labels of :func:`risk_price_labels` fixed at
+    zero, as a list (``["lambda1[0]", "Lambda[1,0]"]``) or a dict with value 0 for each
+    (``{"Lambda[1,0]": 0}``).
+    """
+    z1, zL = np.zeros(n, bool), np.zeros((n, n), bool)
+    if isinstance(risk_prices, str):
+        if risk_prices != "free":
+            raise SpecError(f"risk_prices must be 'free' or restrictions, got {risk_prices!r}")
+        return z1, zL
+    items = risk_prices.items() if isinstance(risk_prices, dict) else \
+        ((k, 0) for k in risk_prices)
+    labels = risk_price_labels(n)
+    for key, value in items:
+        if key not in labels:
+            raise SpecError(f"risk_prices: unknown element {key!r}; valid: {labels}")
+        if value != 0:
+            raise SpecError(f"risk_prices[{key!r}] = {value!r}: restrictions fix elements at 0")
+        idx = labels.index(key)
+        if idx < n:
+            z1[idx] = True
+        else:
+            zL.flat[idx - n] = True
+    return z1, zL
+
+
 # ----------------------------------------------------------------------------- parameters
 class AffineSpec:
     """Packing of the canonical parameters into an unconstrained, well-scaled vector ``theta``.
@@ -139,7 +175,9 @@ class AffineSpec:
     off-diagonal Sigma and ``a`` scaled by 0.01.
     """
 
-    def __init__(self, n, tau, W, dt, measurement_error="common"):
+    def __init__(self, n, tau, W, dt, measurement_error="common", risk_prices="free"):
+        self.zero_lambda1, self.zero_Lambda = parse_risk_prices(risk_prices, n)
+        self.risk_prices = risk_prices
         if measurement_error not in ("common", "maturity"):
             raise SpecError(
                 f"measurement_error must be 'common' or 'maturity', got {measurement_error!r}"
@@ -149,8 +187,9 @@ class AffineSpec:
         self.measurement_error = measurement_error
         self.n_sig = 1 if measurement_error == "common" else self.p
         self.tril = np.tril_indices(n)
-        self.sizes = {"lam": n, "k": 1, "L": len(self.tril[0]), "A": n * n, "a": n,
-                      "sig": self.n_sig}  # fmt: skip
+        self.sizes = {"lam": n, "k": 1, "L": len(self.tril[0]),
+                      "A": n * n - int(self.zero_Lambda.sum()),
+                      "a": n - int(self.zero_lambda1.sum()), "sig": self.n_sig}  # fmt: skip
         ends = np.cumsum(list(self.sizes.values())).tolist()
         self.slices = {k: slice(e - s, e) for (k, s), e in zip(self.sizes.items(), ends, strict=1)}
         self.size = ends[-1]
@@ -161,8 +200,10 @@ class AffineSpec:
         eig = eigen_from_raw(np, th[self.slices["lam"]], n)
         k_inf = K_SCALE * th[self.slices["k"]][0]
         L = chol_unpack(th[self.slices["L"]], n, OFF_SCALE)
-        A = th[self.slices["A"]].reshape(n, n)
-        a = A_SCALE * th[self.slices["a"]]
+        A = np.zeros((n, n))
+        A[~self.zero_Lambda] = th[self.slices["A"]]  # restricted: A = A* (set in model)
+        a = np.zeros(n)
+        a[~self.zero_lambda1] = A_SCALE * th[self.slices["a"]]
         sig = np.exp(th[self.slices["sig"]])
         sig_e = np.full(self.p, sig[0]) if self.n_sig == 1 else sig
         return {"eig": eig, "k_inf": k_inf, "Sigma": L, "A": A, "a": a, "sigma_e": sig_e}
@@ -171,8 +212,10 @@ class AffineSpec:
         sig = np.atleast_1d(np.asarray(sigma_e, float))
         sig = sig[:1] if self.n_sig == 1 else np.broadcast_to(sig, (self.p,))
         return np.concatenate([np.asarray(eig_raw, float), [k_inf / K_SCALE],
-                               chol_pack(Sigma, OFF_SCALE), np.asarray(A, float).ravel(),
-                               np.asarray(a, float) / A_SCALE, np.log(sig)])  # fmt: skip
+                               chol_pack(Sigma, OFF_SCALE),
+                               np.asarray(A, float)[~self.zero_Lambda],
+                               np.asarray(a, float)[~self.zero_lambda1] / A_SCALE,
+                               np.log(sig)])  # fmt: skip
 
     def model(self, theta):
         """Parameters plus the state-space matrices implied by ``theta``."""
@@ -181,6 +224,8 @@ class AffineSpec:
         can = canonical(np, par["eig"], par["k_inf"], V, self.W, self.tau)
         par.update(Z=can.Z, d=can.d, A_star=can.A_star, a_star=can.a_star,
                    delta0=float(can.delta0), delta1=can.delta1, V=V)  # fmt: skip
+        par["A"] = np.where(self.zero_Lambda, par["A_star"], par["A"])
+        par["a"] = np.where(self.zero_lambda1, par["a_star"], par["a"])
         par["Lambda"] = par["A_star"] - par["A"]
         par["lambda1"] = par["a_star"] - par["a"]
         ev = eigenvalues(par["eig"])
@@ -275,7 +320,7 @@ def affine_ml(
     yields, maturities=None, n_factors: int = 3, identification: str = "jsz", *,
     method: str = "kalman", measurement_error: str = "common", n_starts: int = 3,
     dt: float | None = None, maturity_units: str | None = None, weights=None, se: bool = True,
-    maxiter: int = 3000,
+    maxiter: int = 3000, risk_prices="free",
 ) -> AffineMLResult:  # fmt: skip
     """Maximum-likelihood estimate of the Gaussian affine term-structure model.
 
@@ -315,6 +360,13 @@ def affine_ml(
         Compute standard errors from the observed information (numerical Hessian).
     maxiter : int
         Maximum L-BFGS iterations per start.
+    risk_prices : "free" or list or dict
+        ``"free"``: ``lambda1 = a* - a`` and ``Lambda = A* - A`` unrestricted. Otherwise the
+        elements fixed at zero, by label (:func:`risk_price_labels`: ``"lambda1[0]"``,
+        ``"Lambda[1,0]"``; states in the order of ``W``), as a list or a dict with value 0
+        (the spelling of :class:`bayesbond.AffineModel`). A zero ``Lambda[i,j]`` sets
+        ``A[i,j] = A*[i,j]`` (likewise ``a[i] = a*[i]``): the P drift shares that element with
+        P*. Nested fits compare with :func:`lr_test`.
 
     Returns
     -------
@@ -360,7 +412,8 @@ def affine_ml(
         if W.shape != (n, p) or np.linalg.matrix_rank(W) < n:
             raise SpecError(f"weights must be a full-rank ({n}, {p}) array, got shape {W.shape}")
     fit = AffineML(Y, tau, dates, dt, n, W, method=method, measurement_error=measurement_error,
-                   complete=complete, n_starts=n_starts, maxiter=maxiter)  # fmt: skip
+                   complete=complete, n_starts=n_starts, maxiter=maxiter,
+                   risk_prices=risk_prices)  # fmt: skip
     return fit.fit(se=se)
 
 
@@ -385,12 +438,14 @@ class AffineML(KalmanML):
     param_names = PARAM_NAMES
     start_stage = "portfolio likelihood"
 
-    def __init__(self, Y, tau, dates, dt, n, W, *, method, measurement_error, complete, **kw):
+    def __init__(self, Y, tau, dates, dt, n, W, *, method, measurement_error, complete,
+                 risk_prices="free", **kw):
         super().__init__(Y, tau, dates, dt, **kw)
-        self.spec = AffineSpec(n, tau, W, dt, measurement_error)
+        self.spec = AffineSpec(n, tau, W, dt, measurement_error, risk_prices)
         if method == "portfolio" and self.spec.n_sig != 1:
             raise SpecError("method='portfolio' needs measurement_error='common'")
-        self.spec1 = self.spec if self.spec.n_sig == 1 else AffineSpec(n, tau, W, dt, "common")
+        self.spec1 = self.spec if self.spec.n_sig == 1 else AffineSpec(n, tau, W, dt, "common",
+                                                                    risk_prices)
         self.n, self.method, self.complete = n, method, complete
         self.state_names = tuple(factor_names(n))
         self.Po = self.Y @ W.T
@@ -486,3 +541,45 @@ class AffineML(KalmanML):
 
     def make_result(self, *, runs, **fields):
         return AffineMLResult(method=self.method, **fields)
+
+
+def lr_test(restricted: AffineMLResult, unrestricted: AffineMLResult) -> dict:
+    """Likelihood-ratio test of risk-price restrictions between nested :func:`affine_ml` fits.
+
+    Returns
+    -------
+    dict
+        ``statistic = 2 (loglik_u - loglik_r)``, ``df`` (number of restrictions), ``p_value``
+        (chi-square with ``df`` degrees of freedom) and ``restricted`` (labels fixed at zero in
+        the restricted fit and not in the other).
+
+    Notes
+    -----
+    Under the null that the restricted elements are zero, ``2 (l_u - l_r)`` is asymptotically
+    ``chi2(df)`` (Wilks 1938). The fits must be to the same yields with the same method,
+    weights and measurement error, the restricted set containing the other's.
+    """
+    from scipy import stats
+
+    r, u = restricted.spec, unrestricted.spec
+    for name, x, y in (("method", restricted.method, unrestricted.method),
+                       ("measurement_error", r.measurement_error, u.measurement_error)):
+        if x != y:
+            raise SpecError(f"lr_test: the fits differ in {name} ({x!r} vs {y!r})")
+    if r.W.shape != u.W.shape or not np.allclose(r.W, u.W) or \
+            restricted.yields.shape != unrestricted.yields.shape or \
+            not np.allclose(restricted.yields.to_numpy(), unrestricted.yields.to_numpy(),
+                            equal_nan=True):
+        raise SpecError("lr_test: the fits are not to the same yields and portfolio weights")
+    zr = np.r_[r.zero_lambda1, r.zero_Lambda.ravel()]
+    zu = np.r_[u.zero_lambda1, u.zero_Lambda.ravel()]
+    if np.any(zu & ~zr):
+        raise SpecError("lr_test: the models are not nested (the 'unrestricted' fit fixes an "
+                        "element the restricted one leaves free)")
+    df = int((zr & ~zu).sum())
+    if df == 0:
+        raise SpecError("lr_test: the two fits have the same restrictions")
+    stat = 2.0 * (unrestricted.loglik - restricted.loglik)
+    labels = [lab for lab, z in zip(risk_price_labels(r.n), zr & ~zu, strict=True) if z]
+    return {"statistic": float(stat), "df": df, "p_value": float(stats.chi2.sf(max(stat, 0.0), df)),
+            "restricted": labels}

@@ -33,9 +33,11 @@ from bayesbond.baselines.affine_result import PARAM_NAMES, eh_yields, factor_nam
 from bayesbond.bayes.base import BayesianModel, to_json
 from bayesbond.bayes.registry import AFFINE_DEFAULT_PRIORS
 from bayesbond.core.affine_canonical import canonical, eigen_from_raw, n_real, pca_weights
+from bayesbond.core.affine_stable import n_chol, n_skew, stable_drift, stable_to_raw
 from bayesbond.errors import DataError, ModelError, SpecError
 
 __all__ = ["AffineModel", "AffinePrepared", "DEFAULT_PRIORS", "data_from_fit", "date_loglik",
+           "p_eigenvalues",
            "expm_pt"]
 
 #: default priors (keys and values: :data:`bayesbond.bayes.registry.AFFINE_DEFAULT_PRIORS`)
@@ -131,6 +133,17 @@ class AffineModel(BayesianModel):
         real canonical form with ordered eigenvalues, ``Sigma`` lower triangular.
     priors : dict, optional
         Overrides of :data:`DEFAULT_PRIORS` (same keys).
+    stationary : bool
+        ``True`` (default): every draw has stable P dynamics, by construction. ``A`` is written
+        ``A = D (-(L L' + S)) D^-1`` (:mod:`bayesbond.core.affine_stable`; ``D`` the standard
+        deviations of the portfolios, ``L`` lower triangular with positive diagonal, ``S``
+        skew), whose eigenvalues all have negative real parts; the free parameters ``A_chol``
+        (log diagonal) and ``A_skew`` replace ``A``, with normal priors
+        ``log L_ii ~ N(log 0.5, 1.5)``, ``L_ij ~ N(0, 1)``, ``S_ij ~ N(0, 2)`` (scaled speeds per
+        year), and no wall for NUTS. The posterior also holds ``lam_P`` / ``lam_P_imag``, the
+        real and absolute imaginary parts of the eigenvalues of ``A``, slowest first.
+        ``False``: ``A`` free with elementwise normal priors times a smooth stability factor
+        (explosive draws are unlikely, not excluded).
 
     Notes
     -----
@@ -166,13 +179,17 @@ class AffineModel(BayesianModel):
     #: 400-month curve gave divergences there
     default_target_accept = 0.95
 
-    def __init__(self, n_factors: int = 3, identification: str = "jsz", priors=None):
+    def __init__(self, n_factors: int = 3, identification: str = "jsz", priors=None,
+                 stationary: bool = True):
         if identification != "jsz":
             raise SpecError(f"identification must be 'jsz', got {identification!r}")
         if not 1 <= int(n_factors) <= 3:
             raise SpecError(f"n_factors must be 1, 2 or 3 in the Bayesian model, got {n_factors}")
         self.n = int(n_factors)
         self.identification = identification
+        if not isinstance(stationary, bool | np.bool_):
+            raise SpecError(f"stationary must be True or False, got {stationary!r}")
+        self.stationary = bool(stationary)
         priors = dict(priors or {})
         unknown = set(priors) - set(DEFAULT_PRIORS)
         if unknown:
@@ -180,6 +197,17 @@ class AffineModel(BayesianModel):
                 f"unknown prior keys {sorted(unknown)}; valid keys: {sorted(DEFAULT_PRIORS)}"
             )
         self.priors = {**DEFAULT_PRIORS, **priors}
+
+    @classmethod
+    def from_fit(cls, idata):
+        """The model of a fit; a fit stored before ``stationary`` existed used the soft
+        stability factor, i.e. ``stationary=False``."""
+        import json
+
+        spec = dict(json.loads(idata.attrs["model"]))
+        spec.pop("family", None)
+        spec.setdefault("stationary", False)
+        return cls(**spec)
 
     @classmethod
     def from_spec(cls, spec):
@@ -198,13 +226,16 @@ class AffineModel(BayesianModel):
     def free_(self) -> list[tuple[str, tuple]]:
         """Names and shapes of the free parameters, in the order of the flat vector theta."""
         n = self.n
+        drift = [("A", (n, n))]
+        if self.stationary:
+            drift = [("A_chol", (n_chol(n),))] + ([("A_skew", (n_skew(n),))] if n > 1 else [])
         return [("eig_raw", (n,)), ("k_inf", ()), ("Sigma_raw", (n * (n + 1) // 2,)),
-                ("A", (n, n)), ("a", (n,)), ("log_sigma_e", ())]
+                *drift, ("a", (n,)), ("log_sigma_e", ())]
 
     def spec(self) -> dict:
         """JSON-able description of the model (stored in the fit's ``model`` attribute)."""
         return {"family": "AffineModel", "n_factors": self.n,
-                "identification": self.identification,
+                "identification": self.identification, "stationary": self.stationary,
                 "priors": {k: np.asarray(v, dtype=object).tolist() if isinstance(v, tuple)
                            else v for k, v in self.priors.items()}}
 
@@ -255,12 +286,19 @@ class AffineModel(BayesianModel):
         diag_pos = np.array([i == j for i, j in zip(*tril, strict=True)])
         ld_mu, ld_sd = pr["log_sigma_diag"]
         se_mu, se_sd = pr["log_sigma_e"]
+        drift = (("A", np.zeros((n, n)), A_sd, ("state", "state2")),)
+        if self.stationary:
+            drift = (("A_chol", np.where(diag_pos, np.log(0.5), 0.0),
+                      np.where(diag_pos, 1.5, 1.0), ("tril",)),)
+            if n > 1:
+                drift += (("A_skew", np.zeros(n_skew(n)), np.full(n_skew(n), 2.0),
+                           ("skew",)),)
         return (
             ("eig_raw", eig_mu, eig_sd, ("eig_param",)),
             ("k_inf", np.float64(0.0), np.float64(pr["k_inf"]), ()),
             ("Sigma_raw", np.where(diag_pos, ld_mu, 0.0),
              np.where(diag_pos, ld_sd, pr["sigma_offdiag"]), ("tril",)),
-            ("A", np.zeros((n, n)), A_sd, ("state", "state2")),
+            *drift,
             ("a", np.zeros(n), a_sd, ("state",)),
             ("log_sigma_e", np.float64(se_mu), np.float64(se_sd), ()),
         )  # fmt: skip
@@ -298,6 +336,9 @@ class AffineModel(BayesianModel):
                   "residual": [f"resid{i + 1}" for i in range(p - n)],
                   "eig_param": [f"eig_raw{i + 1}" for i in range(n)],
                   "tril": [f"{names[i]},{names[j]}" for i, j in zip(*tril, strict=True)]}
+        if self.stationary and n > 1:
+            coords["skew"] = [f"{names[i]},{names[j]}" for i, j in zip(*np.tril_indices(n, -1),
+                                                                     strict=True)]
         with pm.Model(coords=coords) as model:
             # every data-derived array is a data container, so that data of the same shapes give
             # the same graph and the compiled sampler is reused (see compile_key)
@@ -324,7 +365,14 @@ class AffineModel(BayesianModel):
             dt = pm.Data("dt", np.float64(dt))
             P_prev = pm.Data("portfolios_prev", Po[:-1])
             P_next = pm.Data("portfolios_next", Po[1:])
-            eig_raw, k_inf, L_raw, A, a, log_sig = (x[k] for k, *_ in free)
+            eig_raw, k_inf, L_raw, a, log_sig = (x[k] for k in ("eig_raw", "k_inf", "Sigma_raw",
+                                                                 "a", "log_sigma_e"))
+            if self.stationary:  # stable by construction (core.affine_stable)
+                A = pm.Deterministic("A", stable_drift(
+                    pt, x["A_chol"], x.get("A_skew"), pm.Data("A_scale", _scales(Po)), n),
+                    dims=("state", "state2"))
+            else:
+                A = x["A"]
             L_vals = pt.where(diag_pos, pt.exp(L_raw), L_raw)
             Sigma = pt.zeros((n, n))
             Sigma = pm.Deterministic(
@@ -333,7 +381,9 @@ class AffineModel(BayesianModel):
             sigma_e = pm.Deterministic("sigma_e", pt.exp(log_sig))
             # smooth prior favouring stable P dynamics: sum of log-sigmoids of the Routh-Hurwitz
             # margins (a hard wall where the posterior has mass would make NUTS diverge)
-            pm.Potential("stable_P", -sum(pt.softplus(-m) for m in _hurwitz_margins(A, n)))
+            if not self.stationary:
+                pm.Potential("stable_P",
+                             -sum(pt.softplus(-m) for m in _hurwitz_margins(A, n)))
 
             # P* side: canonical loadings (same code as the ML fit)
             eig = eigen_from_raw(pt, eig_raw, n)
@@ -398,14 +448,16 @@ class AffineModel(BayesianModel):
         D = prepared
         ml = affine_ml(D.Y, D.tau, self.n, method="portfolio", dt=D.dt, weights=D.W,
                        n_starts=1, se=False)
+        scale = _scales(D.Y @ D.W.T) if self.stationary else None
         if not options["precondition"]:
-            return model, _initvals(ml, self.n)
-        theta_hat, H = _laplace(ml, D.Y, D.prior_sd)
+            return model, _initvals(ml, self.n, scale)
+        theta_hat, H = _laplace(ml, D.Y, D.prior_sd, scale)
         # z = 0 is the ML point; the sampler jitters each chain's start
         return self.build(prepared, precondition=(theta_hat, _inv_sqrt(H))), None
 
     def check_vars(self, prepared, model) -> list[str]:
-        return [k for k, *_ in prepared.free]
+        names = [k for k, *_ in prepared.free if k not in ("A_chol", "A_skew")]
+        return names if "A" in names else [*names[:3], "A", *names[3:]]
 
     def compile_key(self, prepared, model):
         """The spec, the sizes and the maturities (a graph constant); the yields, weights, step,
@@ -416,6 +468,13 @@ class AffineModel(BayesianModel):
     def postprocess(self, idata, prepared, options, random_seed) -> None:
         idata.attrs["portfolio_weights"] = prepared.W.ravel().tolist()
         idata.attrs["dt"] = prepared.dt
+        post = idata["posterior"]
+        if "A" in post.data_vars:
+            re, im = p_eigenvalues(post["A"].transpose("chain", "draw", "state", "state2").values)
+            dims = ("chain", "draw", "eigen")
+            idata["posterior"] = post.to_dataset().assign(
+                lam_P=(dims, re), lam_P_imag=(dims, im)).assign_coords(
+                eigen=np.arange(1, re.shape[-1] + 1))
 
     def data_groups(self, prepared) -> dict[str, xr.Dataset]:
         """``observed_data.yields`` (date, maturity) and :func:`fit_data` as ``constant_data``."""
@@ -432,7 +491,7 @@ class AffineModel(BayesianModel):
         if model is None:
             D = data_from_fit(idata)
             n = int(idata["posterior"]["A"].sizes["state"])
-            model = AffineModel(n, self.identification, self.priors).build(
+            model = AffineModel(n, self.identification, self.priors, self.stationary).build(
                 pd.DataFrame(D["Y"], index=D["dates"]), D["tau"], D["dt"], D["W"])
         return date_loglik(model, idata).astype(dtype, copy=False)
 
@@ -622,7 +681,21 @@ def _eig_parts(pt, eig, n):
     return re, im
 
 
-def _laplace(ml, Y, prior_sd):
+def _scales(Po):
+    """The scales ``D`` of the stable drift parameterisation: sd of each portfolio."""
+    return np.asarray(Po, float).std(axis=0)
+
+
+def p_eigenvalues(A):
+    """Real and absolute imaginary parts of the eigenvalues of ``A`` (..., n, n), slowest first
+    (largest real part first)."""
+    ev = np.linalg.eigvals(np.asarray(A, float))
+    order = np.argsort(-ev.real, axis=-1, kind="stable")
+    ev = np.take_along_axis(ev, order, axis=-1)
+    return ev.real, np.abs(ev.imag)
+
+
+def _laplace(ml, Y, prior_sd, stable_scale=None):
     """Centre and precision of the Laplace preconditioner, on the model's free vector.
 
     The ML portfolio fit's ``theta`` is the free vector up to a diagonal scaling ``D``
@@ -630,6 +703,12 @@ def _laplace(ml, Y, prior_sd):
     numerical Hessian ``H_ml`` of the negative log-likelihood at the ML estimate,
     ``theta_hat = D theta_ml`` and ``H = D^-1 H_ml D^-1 + diag(1 / prior_sd^2) + H_stab``, with
     ``H_stab`` the Hessian of the stability prior factor in ``A`` (see :func:`_hurwitz_margins`).
+
+    With ``stable_scale`` (``stationary=True``) the ``A`` block of the free vector is
+    ``(A_chol, A_skew)`` of :func:`~bayesbond.core.affine_stable.stable_drift` (the same ``n^2``
+    places): the centre maps the ML ``A`` there (moved into the stable set if needed) and the
+    likelihood Hessian is carried over by the Jacobian, ``J' H J`` (exact at a mode; any
+    positive definite preconditioner leaves the posterior unchanged).
     """
     from bayesbond.baselines import affine_ml as aml
     from bayesbond.core.numdiff import num_hessian
@@ -647,6 +726,23 @@ def _laplace(ml, Y, prior_sd):
     # the smooth stability factor of the prior: -log factor = sum softplus(-margins(A))
     n = spec.n
     iA = np.arange(spec.slices["A"].start, spec.slices["A"].stop)
+    if stable_scale is not None:
+        H_ml = H_ml / np.outer(D, D)
+        c_raw, s_raw = stable_to_raw(ml.A, stable_scale)[:2]
+        q = np.r_[c_raw, s_raw]
+        k_c = len(c_raw)
+
+        def drift(v):
+            return stable_drift(np, v[:k_c], v[k_c:], stable_scale, n).ravel()
+
+        J = np.eye(spec.size)
+        h = 1e-6
+        J[np.ix_(iA, iA)] = np.column_stack(
+            [(drift(q + h * e) - drift(q - h * e)) / (2 * h) for e in np.eye(len(q))])
+        H = J.T @ H_ml @ J + np.diag(1.0 / np.asarray(prior_sd, float) ** 2)
+        centre = D * th
+        centre[iA] = q
+        return centre, 0.5 * (H + H.T)
     H[np.ix_(iA, iA)] += num_hessian(
         lambda x: sum(np.logaddexp(0.0, -m) for m in _hurwitz_margins(x.reshape(n, n), n, xp=np)),
         th[iA], h=1e-5)
@@ -660,13 +756,21 @@ def _inv_sqrt(H, floor: float = 1e-10):
     return (V / np.sqrt(w)) @ V.T
 
 
-def _initvals(ml, n):
-    """Starting point of the chains from an ML fit (on the model's unconstrained scale)."""
+def _initvals(ml, n, stable_scale=None):
+    """Starting point of the chains from an ML fit (on the model's unconstrained scale); with
+    ``stable_scale`` (``stationary=True``) ``A`` as ``A_chol, A_skew``."""
     L = np.asarray(ml.Sigma)
     tril = np.tril_indices(n)
     raw = L[tril].copy()
     diag = np.array([i == j for i, j in zip(*tril, strict=True)])
     raw[diag] = np.log(raw[diag])
     A = np.asarray(ml.A)
-    return {"eig_raw": np.asarray(ml.params["eig_raw"]), "k_inf": float(ml.k_inf), "Sigma_raw": raw,
-            "A": A, "a": np.asarray(ml.a, float), "log_sigma_e": float(np.log(ml.sigma_e[0]))}
+    out = {"eig_raw": np.asarray(ml.params["eig_raw"]), "k_inf": float(ml.k_inf), "Sigma_raw": raw,
+           "A": A, "a": np.asarray(ml.a, float), "log_sigma_e": float(np.log(ml.sigma_e[0]))}
+    if stable_scale is not None:
+        c_raw, s_raw, _ = stable_to_raw(A, stable_scale)
+        del out["A"]
+        out["A_chol"] = c_raw
+        if n > 1:
+            out["A_skew"] = s_raw
+    return out

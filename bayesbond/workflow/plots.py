@@ -20,7 +20,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 __all__ = ["BUCKET_COLORS", "beta_intervals", "plot_betas_by_bucket", "plot_expected_returns",
-           "plot_ou_fit", "plot_pooled_coefficients", "plot_term_premium", "plot_yield_curve_fit",
+           "plot_ou_fit", "plot_pooled_coefficients", "plot_term_premium", "plot_term_premium_band",
+           "plot_yield_curve_fit",
            "save_png"]
 
 BUCKET_COLORS = {"IG+": "#1f77b4", "IG-": "#2ca02c", "HY": "#d62728"}
@@ -535,6 +536,62 @@ def plot_term_premium(term_premium, maturities: Sequence[float] | None = None,
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper right")
     axes[-1].set_xlabel("date")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_term_premium_band(tp: pd.DataFrame, yields: pd.Series | None = None,
+                           title: str | None = None) -> Figure:
+    """The yield, its expectations-hypothesis component and the term premium with its band.
+
+    Parameters
+    ----------
+    tp : pandas.DataFrame
+        :func:`bayesbond.term_premium` output: index dates, columns ``mean, lower, upper``
+        (decimals per year); ``attrs`` ``maturity``, ``prob``, ``source`` and ``yield`` are used
+        when present.
+    yields : pandas.Series, optional
+        The yield of that maturity (decimals; default ``tp.attrs["yield"]``, the model yield).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels in percent: top, the yield and the expectations component ``yield - TP``;
+        bottom, the term premium with its band.
+    """
+    for col in ("mean", "lower", "upper"):
+        if col not in tp.columns:
+            raise KeyError(f"term premium table has no column {col!r} (need mean, lower, upper)")
+    y = tp.attrs.get("yield") if yields is None else yields
+    m = tp.attrs.get("maturity")
+    prob = tp.attrs.get("prob")
+    name = f"{m:g}-year " if m is not None else ""
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    dates = tp.index
+    if y is not None:
+        y = pd.Series(y).reindex(dates)
+        ax1.plot(dates, y * 100, color="k", lw=1.1, label=f"{name}yield")
+        ax1.plot(dates, (y - tp["mean"]) * 100, color="#2ca02c", lw=1.0,
+                 label="expectations component (yield - TP)")
+        ax1.fill_between(dates, (y - tp["upper"]) * 100, (y - tp["lower"]) * 100,
+                         color="#2ca02c", alpha=0.25)
+        ax1.legend(fontsize=8, loc="upper right")
+    ax1.set_ylabel("percent per year")
+    ax1.grid(alpha=0.3)
+    band = f"{prob:.0%} band" if prob else "band"
+    ax2.fill_between(dates, tp["lower"] * 100, tp["upper"] * 100, color="#1f77b4", alpha=0.3,
+                     label=f"{band} ({tp.attrs.get('source', 'draws')})")
+    ax2.plot(dates, tp["mean"] * 100, color="#1f77b4", lw=1.1, label="term premium")
+    ax2.axhline(0, color="k", lw=0.6)
+    ax2.set_ylabel(f"{name}term premium (%)")
+    ax2.set_xlabel("date")
+    ax2.legend(fontsize=8, loc="upper right")
+    ax2.grid(alpha=0.3)
+    last = tp.iloc[-1]
+    ax2.set_title(f"last date: {last['mean'] * 100:.2f}% [{last['lower'] * 100:.2f}, "
+                  f"{last['upper'] * 100:.2f}]", fontsize=9)
     if title:
         fig.suptitle(title)
     return fig

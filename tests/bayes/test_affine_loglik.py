@@ -41,7 +41,7 @@ def test_each_date_is_the_ml_portfolio_likelihood_of_that_transition(case):
     # of dates (t-1, t), which conditions on the first
     ref = np.array([portfolio_loglik(ml.theta, ml.spec, Yv[t - 1:t + 1], Po[t - 1:t + 1])
                     for t in range(1, len(Yv))])
-    model = AffineModel(3).build(Y, weights=W)
+    model = AffineModel(3, stationary=False).build(Y, weights=W)
     ll = date_loglik(model, _posterior(_initvals(ml, 3), chains=2, draws=2))
     assert ll.dims == ("chain", "draw", "date") and ll.sizes["date"] == len(Yv) - 1
     np.testing.assert_array_equal(ll["date"].values, np.asarray(Y.index[1:]))
@@ -52,7 +52,7 @@ def test_each_date_is_the_ml_portfolio_likelihood_of_that_transition(case):
 def test_preconditioned_model_gives_the_same_per_date_values(case):
     Y, W, ml = case
     Yv = Y.to_numpy()
-    raw = AffineModel(3)
+    raw = AffineModel(3, stationary=False)
     raw.build(Y, weights=W)
     theta_hat, H = _laplace(ml, Yv, raw.prior_sd_)
     pre = raw.build(Y, weights=W, precondition=(theta_hat, _inv_sqrt(H)))
@@ -68,7 +68,7 @@ def test_a_fit_stored_without_its_log_likelihood_gets_it_from_the_model_contract
     """``from_fit(tree).pointwise_loglik(tree)`` rebuilds the model from the fit's spec and
     constant_data alone and gives the per-date values of the model that was sampled."""
     Y, W, ml = case
-    m = AffineModel(3)
+    m = AffineModel(3, stationary=False)
     prepared = m.prepare(Y, weights=W)
     tree = _posterior(_initvals(ml, 3), chains=2, draws=2)
     post = tree["posterior"].to_dataset().rename_dims({"A_0": "state", "A_1": "state2"})
@@ -79,3 +79,25 @@ def test_a_fit_stored_without_its_log_likelihood_gets_it_from_the_model_contract
     ref = date_loglik(m.build(prepared), tree)
     np.testing.assert_array_equal(ll.values, ref.values)
     assert float(ll.values[0, 0].sum()) == pytest.approx(ml.loglik, rel=1e-10)
+
+
+def test_stationary_model_gives_the_ml_per_date_values(case):
+    """stationary=True: the same per-date likelihood at the ML point written as (A_chol, A_skew)."""
+    Y, W, ml = case
+    Yv = Y.to_numpy()
+    Po = Yv @ W.T
+    model = AffineModel(3).build(Y, weights=W)
+    ll = date_loglik(model, _posterior(_initvals(ml, 3, Po.std(axis=0))))
+    ref = [portfolio_loglik(ml.theta, ml.spec, Yv[t - 1:t + 1], Po[t - 1:t + 1])
+           for t in range(1, len(Yv))]
+    np.testing.assert_allclose(ll.values[0, 0], ref, rtol=1e-9, atol=1e-9)
+
+
+def test_old_fits_without_the_stationary_key_rebuild_the_soft_model():
+    tree = xr.DataTree()
+    tree.attrs["model"] = json.dumps({"family": "AffineModel", "n_factors": 3,
+                                      "identification": "jsz", "priors": {}})
+    assert AffineModel.from_fit(tree).stationary is False
+    tree.attrs["model"] = json.dumps(AffineModel(2).spec())
+    m = AffineModel.from_fit(tree)
+    assert m.stationary is True and m.n == 2

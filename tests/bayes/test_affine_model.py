@@ -61,14 +61,20 @@ def sim():
     return Y, W, can, a
 
 
-def test_model_likelihood_equals_ml_portfolio_likelihood(sim):
+def _scale(Y, W, stationary):
+    return (Y.to_numpy() @ W.T).std(axis=0) if stationary else None
+
+
+@pytest.mark.parametrize("stationary", [True, False])
+def test_model_likelihood_equals_ml_portfolio_likelihood(sim, stationary):
     Y, W, can, a = sim
     ml = affine_ml(Y, method="portfolio", weights=W, n_starts=1, se=False)
-    model = AffineModel(3).build(Y, weights=W)
+    model = AffineModel(3, stationary=stationary).build(Y, weights=W)
     logp = model.compile_logp(vars=model.observed_RVs, sum=True, mode="FAST_COMPILE")
     point = {
         model.rvs_to_values[v].name: np.asarray(val, float)
-        for v, val in ((model[k], x) for k, x in _initvals(ml, 3).items())
+        for v, val in ((model[k], x)
+                       for k, x in _initvals(ml, 3, _scale(Y, W, stationary)).items())
     }
     Yv = Y.to_numpy()
     assert logp(point) == pytest.approx(
@@ -90,16 +96,18 @@ def _flat(model_obj, point):
     return np.concatenate([np.ravel(point[k]) for k, _ in model_obj.free_])
 
 
-def test_laplace_preconditioner_is_the_hessian_of_the_model_log_posterior(sim):
+@pytest.mark.parametrize("stationary", [True, False])
+def test_laplace_preconditioner_is_the_hessian_of_the_model_log_posterior(sim, stationary):
     """The numpy Laplace precision (ML Hessian + prior precisions + stability factor) equals the
     Hessian of the PyMC model's log posterior (exact PyTensor gradient, central differences) at
     the ML point."""
     Y, W, can, a = sim
-    m = AffineModel(3)
+    m = AffineModel(3, stationary=stationary)
     model = m.build(Y, weights=W)
     ml = affine_ml(Y, method="portfolio", weights=W, n_starts=1, se=False)
-    theta_hat, H = _laplace(ml, m.data_["Y"], m.prior_sd_)
-    np.testing.assert_allclose(theta_hat, _flat(m, _initvals(ml, 3)), rtol=1e-12)
+    sc = _scale(Y, W, stationary)
+    theta_hat, H = _laplace(ml, m.data_["Y"], m.prior_sd_, sc)
+    np.testing.assert_allclose(theta_hat, _flat(m, _initvals(ml, 3, sc)), rtol=1e-12)
     names = [k for k, _ in m.free_]
     dlogp = model.compile_dlogp(vars=[model[k] for k in names], jacobian=False, mode="CVM")
 
@@ -127,16 +135,17 @@ def test_laplace_preconditioner_is_the_hessian_of_the_model_log_posterior(sim):
     assert rel.min() > 0.99 and rel.max() < 1.01, (rel.min(), rel.max())
 
 
-def test_preconditioned_model_has_the_same_log_posterior(sim):
+@pytest.mark.parametrize("stationary", [True, False])
+def test_preconditioned_model_has_the_same_log_posterior(sim, stationary):
     """theta = theta_hat + L z is an affine change of variables: logp(z) = logp(theta) + const,
     with the same constant at every point."""
     Y, W, can, a = sim
-    m = AffineModel(3)
+    m = AffineModel(3, stationary=stationary)
     raw = m.build(Y, weights=W)
     rng = np.random.default_rng(0)
     d = int(sum(np.prod(sh, dtype=int) for _, sh in m.free_))
     ml = affine_ml(Y, method="portfolio", weights=W, n_starts=1, se=False)
-    theta_hat = _flat(m, _initvals(ml, 3))
+    theta_hat = _flat(m, _initvals(ml, 3, _scale(Y, W, stationary)))
     L = np.tril(0.01 * rng.standard_normal((d, d))) + 0.05 * np.eye(d)
     pre = m.build(Y, weights=W, precondition=(theta_hat, L))
     f_raw = raw.compile_logp(mode="FAST_COMPILE")
@@ -367,3 +376,46 @@ def test_bands_name_what_is_missing(tiny_fit):
         AffineModel().bands()
     with pytest.raises(SpecError, match="prob"):
         AffineModel().bands(loaded, prob=94)
+
+
+def _liuwu(shared_data, start="1990", end="2022"):
+    import pandas as pd
+
+    df = pd.read_csv(shared_data / "liuwu_zcb_monthly_1to360m.csv")
+    df.index = pd.to_datetime(df["yyyymm"])
+    months = [3, 6, 12, 24, 36, 60, 84, 120]
+    Y = df.loc[start:end, [f"m{m}" for m in months]] / 100
+    Y.columns = np.array(months) / 12
+    return Y
+
+
+def _check_stationary_fit(idata):
+    lam = idata["posterior"]["lam_P"].values
+    d = diagnostics(idata, var_names=["A", "a", "eig_raw", "k_inf", "Sigma"])
+    return int((lam >= 0).sum()), d
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize("case", ["liuwu", "near_unit_root"])
+def test_stationary_fit_has_no_explosive_draws(case, request):
+    """stationary=True: zero draws with a P eigenvalue >= 0, R-hat <= 1.01, no divergences, on
+    Liu-Wu 1990-2022 and on a simulated curve whose slowest P speed is 0.005 a year."""
+    if case == "liuwu":
+        Y = _liuwu(request.getfixturevalue("shared_data"))
+    else:
+        import test_affine_ml as tam
+
+        old = tam.TRUE["A"].copy()
+        tam.TRUE["A"] = np.array([[-0.005, 0.3, 0.1], [0.0, -0.6, 0.2], [0.0, 0.1, -1.2]])
+        try:
+            Y = tam.simulate(T=300, seed=11)[0]
+        finally:
+            tam.TRUE["A"] = old
+    idata = AffineModel(3).fit(Y, draws=500, tune=500, chains=4, random_seed=1)
+    n_explosive, d = _check_stationary_fit(idata)
+    lam = idata["posterior"]["lam_P"].sel(eigen=1).values.ravel()
+    print(f"{case}: slowest P eigenvalue median {np.median(lam):.4f} "
+          f"[{np.quantile(lam, 0.03):.4f}, {np.quantile(lam, 0.97):.4f}], explosive draws "
+          f"{n_explosive}, max R-hat {d.max_rhat:.4f}, divergences {d.divergences}")
+    assert n_explosive == 0
+    assert d.max_rhat <= 1.01 and d.divergences == 0
