@@ -1,0 +1,105 @@
+"""Simulation-based calibration of every Bayesian family (runner: ``tests/sbc.py``).
+
+Fast versions (few replicates) run in ``make test``: they check the plumbing (compile reuse,
+ranks in range, no gross miscalibration); the ``validate`` versions run enough replicates for
+the chi-square test of rank uniformity to have power, and print their figures.
+
+Every case fixes its priors so that the prior drawn from is the prior the model uses (the
+families' defaults are scaled by the data); see the notes of each case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesbond as bb
+from tests.sbc import run_sbc
+
+# ------------------------------------------------------------------ hierarchical factor model
+FACTOR_PRIORS = {"alpha_scale": 0.004, "beta_mean": [0.5, 0.0], "beta_scale": [0.5, 0.5],
+                 "tau_alpha": 0.002, "tau_beta": [0.3, 0.3], "log_sigma_mean": float(np.log(0.01)),
+                 "log_sigma_sd": 0.3, "tau_log_sigma": 0.3, "nu_alpha": 4.0, "nu_beta": 0.4}
+GROUPS = ("IG+", "HY")
+FACTORS = ("CMKT", "TERM")
+
+
+def _factor_prior(rng):
+    """Group parameters from the fixed priors (HalfNormal(s) = |N(0, s)|)."""
+    p, G, K = FACTOR_PRIORS, len(GROUPS), len(FACTORS)
+    return {
+        "mu_alpha": rng.normal(0.0, p["alpha_scale"], G),
+        "mu_beta": rng.normal(p["beta_mean"], p["beta_scale"], (G, K)),
+        "tau_alpha": np.abs(rng.normal(0.0, p["tau_alpha"], G)),
+        "tau_beta": np.abs(rng.normal(0.0, p["tau_beta"], (G, K))),
+        "mu_log_sigma": rng.normal(p["log_sigma_mean"], p["log_sigma_sd"], G),
+        "tau_log_sigma": np.abs(rng.normal(0.0, p["tau_log_sigma"], G)),
+    }
+
+
+def _factor_story(n_bonds, n_dates, errors="normal"):
+    """The model's generative story given the group parameters: bond coefficients and log
+    scales around their group's, then ``R = alpha + F beta + sigma eps`` (eps N(0, 1) or
+    Student-t with ``nu`` from its Gamma prior). ``F`` is drawn afresh (the model is of R | F).
+    Adds the bond-level truths (alpha, beta, sigma) to the ranked values."""
+    dates = pd.date_range("2005-01-31", periods=n_dates, freq="ME", name="date")
+    bonds = [f"B{j:02d}" for j in range(n_bonds)]
+    gi = np.arange(n_bonds) % len(GROUPS)
+    groups = pd.Series(np.array(GROUPS)[gi], index=bonds)
+
+    def simulate(truth, rng):
+        F = rng.normal([0.004, 0.001], [0.03, 0.02], (n_dates, len(FACTORS)))
+        alpha = rng.normal(truth["mu_alpha"][gi], truth["tau_alpha"][gi])
+        beta = rng.normal(truth["mu_beta"][gi], truth["tau_beta"][gi])
+        sigma = np.exp(rng.normal(truth["mu_log_sigma"][gi], truth["tau_log_sigma"][gi]))
+        if errors == "normal":
+            eps = rng.normal(size=(n_dates, n_bonds))
+        else:
+            truth["nu"] = rng.gamma(FACTOR_PRIORS["nu_alpha"], 1.0 / FACTOR_PRIORS["nu_beta"])
+            eps = rng.standard_t(truth["nu"], size=(n_dates, n_bonds))
+        truth.update(alpha=alpha, beta=beta, sigma=sigma)
+        R = pd.DataFrame(alpha + F @ beta.T + sigma * eps, index=dates, columns=bonds)
+        return R, pd.DataFrame(F, index=dates, columns=list(FACTORS)), groups
+
+    return simulate
+
+
+def _factor_fit(errors="normal", draws=400, tune=400, target_accept=0.95):
+    model = bb.FactorModel(list(FACTORS), errors=errors, priors=FACTOR_PRIORS)
+
+    def fit(data, seed):
+        R, F, groups = data
+        return model.fit(R, F, groups=groups, draws=draws, tune=tune, chains=2,
+                         random_seed=seed, target_accept=target_accept, progressbar=False,
+                         log_likelihood=False)
+
+    return fit
+
+
+def _check(res, alpha=0.01):
+    """Print the figures; every fit after the first reused the compile; ranks uniform
+    (Bonferroni over the parameters)."""
+    print("\n" + res.summary())
+    assert all(res.reused[1:]), res.reused
+    ps = res.pvalues()
+    assert min(ps.values()) > alpha / len(ps), ps
+
+
+def _factor_sbc(reps, errors="normal", n_bonds=12, n_dates=60, seed=1, **kw):
+    return run_sbc(f"FactorModel(hierarchical, {errors})", _factor_prior,
+                   _factor_story(n_bonds, n_dates, errors), _factor_fit(errors, **kw), reps,
+                   seed=seed)
+
+
+@pytest.mark.slow
+def test_sbc_hierarchical_factor_model_fast():
+    res = _factor_sbc(4, draws=150, tune=250, n_dates=48)
+    _check(res, alpha=0.001)
+
+
+@pytest.mark.validate
+def test_sbc_hierarchical_factor_model():
+    res = _factor_sbc(100)
+    _check(res)
+    assert sum(res.divergences) <= 0.01 * res.reps * 800, res.divergences
