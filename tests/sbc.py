@@ -112,7 +112,8 @@ def run_sbc(name: str, draw_prior: Callable, simulate: Callable, fit: Callable, 
     Parameters
     ----------
     draw_prior : callable ``rng -> {name: ndarray}``
-        True values, keyed by posterior variable name (shapes as the posterior's trailing dims).
+        True values, keyed by posterior variable name (shapes as the posterior's trailing dims;
+        NaN marks an element not to rank, e.g. a structural zero).
     simulate : callable ``(truth, rng) -> data``
         Data from the model's generative story (a tuple of ``fit``'s data arguments).
     fit : callable ``(data, seed) -> DataTree``
@@ -135,8 +136,9 @@ def run_sbc(name: str, draw_prior: Callable, simulate: Callable, fit: Callable, 
         for k, v in truth.items():
             d = post[k].transpose("chain", "draw", ...).values
             t = thin(d, L)
-            r = (t < np.asarray(v)[None]).sum(axis=0)
-            res.ranks.setdefault(k, []).append(np.ravel(r))
+            v = np.asarray(v, dtype=float)
+            r = (t < v[None]).sum(axis=0)  # NaN truths: elements not ranked (e.g. zeros)
+            res.ranks.setdefault(k, []).append(np.ravel(r)[np.isfinite(np.ravel(v))])
         diag = sampling.diagnostics(idata, list(check_vars or truth))
         res.divergences.append(int(diag.divergences))
         res.max_rhat.append(float(diag.max_rhat))
