@@ -486,10 +486,12 @@ class FactorModel(BayesianModel):
                     nu = pm.Gamma("nu", alpha=pri["nu_alpha"], beta=pri["nu_beta"])
                 t_idx, b_idx, y_long = data.long()
                 X = data.design()
-                mu = pt.sum(pt.as_tensor(X[t_idx]) * theta[b_idx], axis=-1)
+                # data containers (as the statistics above), so a refit reuses the compile
+                X_obs, b_obs = shared("X_obs", X[t_idx]), shared("obs_bond_idx", b_idx)
+                mu = pt.sum(X_obs * theta[b_obs], axis=-1)
                 model.add_coord("obs", np.arange(len(y_long)))
-                pm.StudentT("returns", nu=nu, mu=mu, sigma=sigma[b_idx], observed=y_long,
-                            dims="obs")
+                pm.StudentT("returns", nu=nu, mu=mu, sigma=sigma[b_obs],
+                            observed=shared("y_obs", y_long), dims="obs")
         return model
 
     def _date_effects_pt(self, basis: DateBasis, shared, pri, Xty, yty):

@@ -37,7 +37,7 @@ PRIOR_KEYS_ND = OU_PRIOR_KEYS_ND
 
 
 # ----------------------------------------------------------------------------- pytensor likelihoods
-def ar1_loglik_pt(kappa, theta, sigma, u, dt, stationary_init=False):
+def ar1_loglik_pt(kappa, theta, sigma, u, dt, stationary_init=False, wrap=None):
     """Exact 1-D OU log-likelihood as a PyTensor expression.
 
     Parameters
@@ -49,6 +49,10 @@ def ar1_loglik_pt(kappa, theta, sigma, u, dt, stationary_init=False):
     dt : float or ndarray (T - 1,)
     stationary_init : bool
         Add ``log N(u_0; theta, sigma^2 / (2 kappa))``.
+    wrap : callable ``(name, value) -> tensor``, optional
+        Turns each data-derived number (statistics, increments, steps) into a tensor, e.g. a
+        named ``pm.Data`` container so that a refit on new data reuses the compile (default:
+        constants).
 
     Notes
     -----
@@ -61,24 +65,30 @@ def ar1_loglik_pt(kappa, theta, sigma, u, dt, stationary_init=False):
     """
     import pytensor.tensor as pt
 
+    if wrap is None:
+        def wrap(name, value):
+            return value
     u = np.asarray(u, dtype=float)
     D, z = np.diff(u), u[:-1]
     N = len(D)
-    d = np.asarray(dt, dtype=float)
+    d0 = np.asarray(dt, dtype=float)
+    d = wrap("dt", d0)
     g = -pt.expm1(-kappa * d)
     q = sigma**2 * (-pt.expm1(-2.0 * kappa * d)) / (2.0 * kappa)
-    if d.ndim == 0:
-        S_DD, S_Dz, S_zz = float(D @ D), float(D @ z), float(z @ z)
-        S_D, S_z = float(D.sum()), float(z.sum())
+    if d0.ndim == 0:
+        S_DD, S_Dz, S_zz, S_D, S_z = (
+            wrap(k, np.asarray(v)) for k, v in zip(
+                ("S_DD", "S_Dz", "S_zz", "S_D", "S_z"),
+                (D @ D, D @ z, z @ z, D.sum(), z.sum()), strict=True))
         rss = S_DD + 2.0 * g * (S_Dz - theta * S_D) + g**2 * (S_zz - 2.0 * theta * S_z
                                                                + N * theta**2)
         ll = -0.5 * N * pt.log(2.0 * np.pi * q) - 0.5 * rss / q
     else:
-        e = D + g * (z - theta)
+        e = wrap("D", D) + g * (wrap("z", z) - theta)
         ll = pt.sum(-0.5 * pt.log(2.0 * np.pi * q) - 0.5 * e**2 / q)
     if stationary_init:
         p = sigma**2 / (2.0 * kappa)
-        ll = ll - 0.5 * pt.log(2.0 * np.pi * p) - 0.5 * (u[0] - theta) ** 2 / p
+        ll = ll - 0.5 * pt.log(2.0 * np.pi * p) - 0.5 * (wrap("u0", u[0]) - theta) ** 2 / p
     return ll
 
 
@@ -418,23 +428,55 @@ class OUModel(BayesianModel):
             return self._build_1d(prepared.X[:, 0], prepared.dt, coords)
         return self._build_nd(prepared.X, prepared.dt, coords)
 
+    def scales(self, X, dt):
+        """``(m, s_x, s_v)`` per state: the sample mean and standard deviation and the
+        volatility scale ``sd(Delta x) / sqrt(dt)`` that scale the default priors (1-D) and
+        the standardised coordinates (n-D). The n-D priors are set in those coordinates, so
+        the prior in data units depends on the data through these three; a subclass may fix
+        them (simulation-based calibration does)."""
+        X = np.asarray(X, dtype=float).reshape(len(X), -1)
+        m, s_x = X.mean(0), X.std(0)
+        s_v = np.std(np.diff(X, axis=0), axis=0) / np.sqrt(np.mean(dt))
+        return m, s_x, np.where(s_v > 0, s_v, 1.0)
+
+    @staticmethod
+    def _data(name, value):
+        """A named ``pm.Data`` container (inside a model context): a refit on data of the same
+        shapes swaps the values into the compiled sampler (:meth:`compile_key`)."""
+        import pymc as pm
+
+        value = np.asarray(value, dtype=float)
+        return pm.Data(name, value, shape=value.shape)
+
+    def compile_key(self, prepared, model):
+        """The spec, the data's shape and the steps' shape: every data-derived number enters
+        the graph as a data container."""
+        from bayesbond.bayes.base import to_json
+
+        dt = prepared.dt
+        return (to_json(self.spec()), type(self).__qualname__, prepared.X.shape,
+                np.shape(dt), float(dt) if np.ndim(dt) == 0 else None)
+
     def _build_1d(self, x, dt, coords):
         import pymc as pm
 
-        m = float(x.mean())
-        s_x = float(x.std())
-        s_v = float(np.std(np.diff(x)) / np.sqrt(np.mean(dt)))
+        m, s_x, s_v = (float(v[0]) for v in self.scales(x[:, None], dt))
         k_mu, k_sd = self.priors.get("kappa", (np.log(0.5), 1.5))
         th_mean, th_sd = self.priors.get("theta", (m, 10.0 * s_x))
         sig_scale = self.priors.get("sigma", 5.0 * s_v)
+        data = self._data
         with pm.Model(coords=coords) as model:
-            kappa = pm.LogNormal("kappa", mu=k_mu, sigma=k_sd)
+            kappa = pm.LogNormal("kappa", mu=data("prior_kappa_mu", k_mu),
+                                 sigma=data("prior_kappa_sd", k_sd))
             if self.mean is None:
-                theta = pm.Normal("theta", mu=th_mean, sigma=th_sd)
+                theta = pm.Normal("theta", mu=data("prior_theta_mean", th_mean),
+                                  sigma=data("prior_theta_sd", th_sd))
             else:
                 theta = float(self.mean[0])
-            sigma = pm.HalfNormal("sigma", sigma=sig_scale)
-            ll = ar1_loglik_pt(kappa, theta - m, sigma, x - m, dt, self.stationary_init)
+            sigma = pm.HalfNormal("sigma", sigma=data("prior_sigma", sig_scale))
+            m_t = data("x_mean", m)
+            ll = ar1_loglik_pt(kappa, theta - m_t, sigma, x - m, dt, self.stationary_init,
+                               wrap=data)
             pm.Potential("loglik", ll)
         return model
 
@@ -443,14 +485,13 @@ class OUModel(BayesianModel):
         import pytensor.tensor as pt
 
         n = self.n
-        m = X.mean(0)
-        s_x = X.std(0)
-        s_v = np.std(np.diff(X, axis=0), axis=0) / np.sqrt(dt)
-        s_v = np.where(s_v > 0, s_v, 1.0)
-        Y = (X - m) / s_v
+        m0, s_x0, s_v0 = self.scales(X, dt)
+        Y = (X - m0) / s_v0
         pr = self.priors
         off_sd = float(pr.get("A_offdiag", 1.0))
+        data = self._data
         with pm.Model(coords=coords) as model:
+            m, s_v = data("x_mean", m0), data("x_vol_scale", s_v0)
             if self.A_structure == "full":
                 cd_mu, cd_sd = pr.get("A_chol_diag", (0.0, 1.0))
                 r_diag = pm.LogNormal("A_chol_diag", mu=cd_mu, sigma=cd_sd, dims="state")
@@ -475,7 +516,8 @@ class OUModel(BayesianModel):
                     A_y = pt.set_subtensor(A_y[idx], off)
             if self.mean is None:
                 mu_mult = float(pr.get("mu", 10.0))
-                mu_y = pm.Normal("mu_std", 0.0, mu_mult * s_x / s_v, dims="state")
+                mu_y = pm.Normal("mu_std", 0.0, data("prior_mu_std_sd", mu_mult * s_x0 / s_v0),
+                                 dims="state")
             else:
                 mu_y = (self.mean - m) / s_v
             a_y = -(A_y @ mu_y)
@@ -489,7 +531,10 @@ class OUModel(BayesianModel):
                 sd = pm.HalfNormal("Sigma_std_diag", sig_scale, dims="state")
                 L_y = pt.diag(sd)
             V_y = L_y @ L_y.T
-            ll = ou_loglik_op(A_y, a_y, V_y, OUStats(Y), float(dt), self.stationary_init)
+            st = OUStats(Y)
+            for k in ("S_DD", "S_Dz", "S_zz", "s_D", "s_z", "x0"):
+                setattr(st, k, data(f"stats_{k}", getattr(st, k)))
+            ll = ou_loglik_op(A_y, a_y, V_y, st, float(dt), self.stationary_init)
             pm.Potential("loglik", ll)
             # data units: x = m + S y with S = diag(s_v)
             S_inv = 1.0 / s_v

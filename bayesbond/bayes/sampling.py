@@ -334,22 +334,39 @@ COMPILED_CACHE_SIZE = 8
 _COMPILED: collections.OrderedDict = collections.OrderedDict()
 
 
-def _same_graph(old, new) -> bool:
-    """Whether ``new`` computes what ``old`` does (log density and every traced variable) up
-    to the values of its data containers: same structure, constants, types and data shapes
-    (checked by :func:`pytensor.graph.basic.equal_computations`), so that a too coarse
-    ``compile_key`` costs a compile, never a wrong posterior."""
+def _graph_parts(m):
+    """``(outputs, value variables, {name: shared variable}, number of shared inputs)`` of
+    model ``m``: its log density and every traced variable."""
     from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.basic import equal_computations
     from pytensor.graph.traversal import graph_inputs
 
-    def parts(m):
-        outs = [m.logp(), *m.unobserved_value_vars]
-        shared = [v for v in graph_inputs(outs) if isinstance(v, SharedVariable)]
-        return outs, list(m.value_vars), {v.name: v for v in shared}, len(shared)
+    outs = [m.logp(), *m.unobserved_value_vars]
+    shared = [v for v in graph_inputs(outs) if isinstance(v, SharedVariable)]
+    return outs, list(m.value_vars), {v.name: v for v in shared}, len(shared)
 
-    outs, values, data, n = parts(new)
-    old_outs, old_values, old_data, old_n = parts(old)
+
+def _snapshot(m):
+    """:func:`_graph_parts` of ``m`` with the inner nodes copied (inputs kept): compiling
+    with nutpie may rewrite a model's graph in place (e.g. an ``LKJCholeskyCov``), after which
+    the cached model no longer computes what it did, and every refit would compile anew."""
+    from pytensor.graph.basic import clone
+    from pytensor.graph.traversal import graph_inputs
+
+    outs, values, data, n = _graph_parts(m)
+    _, outs = clone(list(graph_inputs(outs)), outs, copy_inputs=False, copy_orphans=False)
+    return outs, values, data, n
+
+
+def _same_graph(old, new) -> bool:
+    """Whether model ``new`` computes what the snapshot ``old`` (:func:`_snapshot`) does (log
+    density and every traced variable) up to the values of its data containers: same
+    structure, constants, types and data shapes (checked by
+    :func:`pytensor.graph.basic.equal_computations`), so that a too coarse ``compile_key``
+    costs a compile, never a wrong posterior."""
+    from pytensor.graph.basic import equal_computations
+
+    outs, values, data, n = _graph_parts(new)
+    old_outs, old_values, old_data, old_n = old
     if data.keys() != old_data.keys() or None in data or len(data) != n or n != old_n or \
             [v.name for v in values] != [v.name for v in old_values]:
         return False
@@ -375,18 +392,19 @@ def _compiled(model, key, name, say):
     import nutpie
 
     hit = _COMPILED.get(key) if key is not None else None
-    if hit is not None and not _same_graph(hit[1], model):
+    if hit is not None and not _same_graph(hit[2], model):
         say(f"{name}: the model under this compile key has another graph: compiling anew")
         hit = None
     if hit is None:
         say(f"compiling {name} (numba: log density and gradient; often 10-60 s)")
+        snap = _snapshot(model) if key is not None else None  # before nutpie rewrites it
         compiled = nutpie.compile_pymc_model(model, backend="numba")
         if key is not None:
-            _COMPILED[key] = (compiled, model)
+            _COMPILED[key] = (compiled, model, snap)
             while len(_COMPILED) > COMPILED_CACHE_SIZE:
                 _COMPILED.popitem(last=False)
         return compiled, False
-    compiled, first = hit
+    compiled, first, _ = hit
     _COMPILED.move_to_end(key)
     data = {v.name: np.asarray(v.get_value()) for v in model.data_vars}
     for v in first.data_vars:  # the cached initial-point function reads these
