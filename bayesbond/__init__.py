@@ -32,6 +32,7 @@ _EXPORTS = {
     "OLSResult": "bayesbond.baselines.ols",
     "ou_ml": "bayesbond.baselines.ou_ml",
     "affine_ml": "bayesbond.baselines.affine_ml",
+    "lr_test": "bayesbond.baselines.affine_ml",
     "efm2_ml": "bayesbond.baselines.efm2_ml",
     "residual_dependence": "bayesbond.baselines.dependence",
     # term-structure maths

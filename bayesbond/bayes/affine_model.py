@@ -606,8 +606,10 @@ def _fit_data(D: AffinePrepared, n) -> xr.Dataset:
     ``dt`` (years between observations).
     """
     dates = D.dates
-    date_index = pd.DatetimeIndex(dates) if isinstance(dates, pd.DatetimeIndex) else \
-        np.asarray(dates)
+    # unnamed: a named index (e.g. "yyyymm") would become a second dimension in xarray and
+    # leave `date` without coordinates
+    date_index = pd.DatetimeIndex(dates, name=None) if isinstance(dates, pd.DatetimeIndex) \
+        else np.asarray(dates)
     tau = np.asarray(D.tau, float)
     return xr.Dataset(
         {"yields": xr.DataArray(D.Y, dims=("date", "maturity"),

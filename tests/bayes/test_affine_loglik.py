@@ -101,3 +101,13 @@ def test_old_fits_without_the_stationary_key_rebuild_the_soft_model():
     tree.attrs["model"] = json.dumps(AffineModel(2).spec())
     m = AffineModel.from_fit(tree)
     assert m.stationary is True and m.n == 2
+
+
+def test_constant_data_keeps_the_dates_of_a_named_index(case):
+    """A yield frame whose index is named (read_csv(index_col="yyyymm")) keeps its dates."""
+    Y = case[0].copy()
+    Y.index = Y.index.rename("yyyymm")
+    m = AffineModel(3)
+    const = m.data_groups(m.prepare(Y))["constant_data"]
+    assert const["yields"].dims == ("date", "maturity")
+    assert (const["date"].to_index() == Y.index).all()
