@@ -222,8 +222,8 @@ def _ou2_sbc(reps, seed=5, **kw):
                    check_vars=["A_chol_diag", "A_chol_offdiag", "A_skew", "mu_std"])
 
 
-@pytest.mark.slow
-def test_sbc_ou_2d_fast():
+@pytest.mark.validate  # not in make test: 164 s per fit (the n-D likelihood Op runs in
+def test_sbc_ou_2d_fast():  # numba object mode); 4 reps took 740 s on the loaded machine
     _check(_ou2_sbc(4, draws=200, tune=300), alpha=0.001)
 
 
