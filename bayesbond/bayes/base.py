@@ -24,7 +24,8 @@ added to the posterior, e.g. the factor model's exact redraw of ``alpha`` and ``
 reused for data of the same shapes).
 
 :meth:`BayesianModel.fit` then, in this order: checks the sampler arguments, prepares, warns,
-builds, starts, samples (:func:`bayesbond.bayes.sampling.sample`), post-processes, checks
+builds, starts, samples (:func:`bayesbond.bayes.sampling.sample`; the :meth:`~BayesianModel.draw`
+hook, which a family with exact Gibbs steps overrides), post-processes, checks
 convergence once over the final posterior, attaches the data groups, stores the pointwise
 log-likelihood under one policy, and stamps the provenance in one place (attributes
 ``model`` (JSON spec), ``family`` (registry key), ``priors`` (JSON, as resolved for these
@@ -156,6 +157,32 @@ class BayesianModel:
         """Hashable key under which the compiled sampler is reused (``None``: never)."""
         return None
 
+    def draw(self, prepared, options: Mapping, *, draws, tune, chains, random_seed, sampler,
+             target_accept, progressbar, name, **kwargs):
+        """``(idata, model)``: the posterior draws (groups ``posterior`` and ``sample_stats``).
+
+        By default :meth:`build`, :meth:`start` and NUTS through
+        :func:`bayesbond.bayes.sampling.sample` (compiled once per :meth:`compile_key`). A
+        family with exact conjugate steps (a Gibbs sampler in numpy) overrides this and returns
+        ``model=None``; everything after the draws (post-processing, the convergence check,
+        data groups, log-likelihood, provenance) stays the template's.
+        """
+        from bayesbond.bayes import sampling
+
+        sampling.report(f"building {self.describe(prepared)}")
+        model, initvals = self.start(prepared, self.build(prepared), options)
+        if initvals is not None:
+            kwargs["initvals"] = initvals
+        key = self.compile_key(prepared, model) if sampler == "nutpie" else None
+        if key is not None:
+            kwargs["compile_key"] = key
+        with self.sampling_context():
+            idata = sampling.sample(model, draws=draws, tune=tune, chains=chains,
+                                    random_seed=random_seed, sampler=sampler,
+                                    target_accept=target_accept, progressbar=progressbar,
+                                    model_name=name, check=False, **kwargs)
+        return idata, model
+
     # ------------------------------------------------------------------------- the template
     def fit(self, *data, draws: int = 1000, tune: int = 1000, chains: int = 4,
             random_seed=None, sampler: str = "nutpie", target_accept: float | None = None,
@@ -206,20 +233,12 @@ class BayesianModel:
                 prepared = self.prepare(*data, **prep_kw)
             name = self.display(prepared)
             self.check(prepared, stacklevel=3)
-            sampling.report(f"building {self.describe(prepared)}")
-            model, initvals = self.start(prepared, self.build(prepared), options)
-            if initvals is not None:
-                kwargs["initvals"] = initvals
             if target_accept is None:
                 target_accept = self.default_target_accept
-            key = self.compile_key(prepared, model) if sampler == "nutpie" else None
-            if key is not None:
-                kwargs["compile_key"] = key
-            with self.sampling_context():
-                idata = sampling.sample(model, draws=draws, tune=tune, chains=chains,
-                                        random_seed=random_seed, sampler=sampler,
-                                        target_accept=target_accept, progressbar=progressbar,
-                                        model_name=name, check=False, **kwargs)
+            idata, model = self.draw(prepared, options, draws=draws, tune=tune, chains=chains,
+                                     random_seed=random_seed, sampler=sampler,
+                                     target_accept=target_accept, progressbar=progressbar,
+                                     name=name, **kwargs)
             self.postprocess(idata, prepared, options, random_seed)
             names = self.check_vars(prepared, model)
             if names is not None:  # (a stand-in sampler may leave some out)
