@@ -64,6 +64,7 @@ _SUBMODULES = {
     "factors": "bayesbond.data.factors",
     "readers": "bayesbond.data.readers",
     "plots": "bayesbond.workflow.plots",
+    "pricing": "bayesbond.pricing",
     "specs": "bayesbond.workflow.specs",
 }
 
