@@ -270,13 +270,20 @@ class AffineModel(BayesianModel):
                                    for _, m, sd, _ in free])
         return AffinePrepared(Y, tau, didx, dt, W, W_perp, free, prior_sd)
 
+    def portfolio_scales(self, Po):
+        """``(mean, sd)`` of each portfolio: the data scales of the priors of ``A`` and ``a``
+        and the scales ``D`` of the stable drift. A subclass may fix them (simulation-based
+        calibration needs a prior that does not move with the data)."""
+        Po = np.asarray(Po, float)
+        return Po.mean(axis=0), Po.std(axis=0)
+
     def _free(self, Po):
         """Free parameters in the order of the flat vector theta: (name, prior mean, prior sd,
         dims), the scales set by the portfolios ``Po``."""
         n, pr = self.n, self.priors
-        sdP = Po.std(axis=0)
+        meanP, sdP = self.portfolio_scales(Po)
         A_sd = pr["A_scale"] * sdP[:, None] / sdP[None, :]
-        a_sd = pr["a_scale"] * sdP * np.linalg.norm((np.abs(Po.mean(axis=0)) + sdP) / sdP)
+        a_sd = pr["a_scale"] * sdP * np.linalg.norm((np.abs(meanP) + sdP) / sdP)
         eig_mu = np.asarray(pr["eig_raw"][0], float)[:n]
         eig_sd = np.asarray(pr["eig_raw"][1], float)[:n]
         if n <= 2:  # only real eigenvalues: steps of about a factor of 10
@@ -368,9 +375,9 @@ class AffineModel(BayesianModel):
             eig_raw, k_inf, L_raw, a, log_sig = (x[k] for k in ("eig_raw", "k_inf", "Sigma_raw",
                                                                  "a", "log_sigma_e"))
             if self.stationary:  # stable by construction (core.affine_stable)
-                A = pm.Deterministic("A", stable_drift(
-                    pt, x["A_chol"], x.get("A_skew"), pm.Data("A_scale", _scales(Po)), n),
-                    dims=("state", "state2"))
+                D_scale = pm.Data("A_scale", self.portfolio_scales(Po)[1])
+                A = pm.Deterministic("A", stable_drift(pt, x["A_chol"], x.get("A_skew"),
+                                                       D_scale, n), dims=("state", "state2"))
             else:
                 A = x["A"]
             L_vals = pt.where(diag_pos, pt.exp(L_raw), L_raw)
@@ -448,7 +455,7 @@ class AffineModel(BayesianModel):
         D = prepared
         ml = affine_ml(D.Y, D.tau, self.n, method="portfolio", dt=D.dt, weights=D.W,
                        n_starts=1, se=False)
-        scale = _scales(D.Y @ D.W.T) if self.stationary else None
+        scale = self.portfolio_scales(D.Y @ D.W.T)[1] if self.stationary else None
         if not options["precondition"]:
             return model, _initvals(ml, self.n, scale)
         theta_hat, H = _laplace(ml, D.Y, D.prior_sd, scale)
@@ -681,11 +688,6 @@ def _eig_parts(pt, eig, n):
     re = pt.concatenate([eig.lam, pt.stack([eig.m + r_re, eig.m - r_re])])
     im = pt.concatenate([pt.zeros(k), pt.stack([r_im, r_im])])
     return re, im
-
-
-def _scales(Po):
-    """The scales ``D`` of the stable drift parameterisation: sd of each portfolio."""
-    return np.asarray(Po, float).std(axis=0)
 
 
 def p_eigenvalues(A):
