@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-__all__ = ["BayesianModel", "LOGLIK_AUTO_BYTES", "data_hash", "to_json"]
+__all__ = ["BayesianModel", "LOGLIK_AUTO_BYTES", "data_hash", "spec_of", "to_json"]
 
 #: ``log_likelihood="auto"`` stores the pointwise log-likelihood when it takes at most this much
 LOGLIK_AUTO_BYTES = 512 * 2**20
@@ -67,6 +67,15 @@ def to_json(obj) -> str:
         return v
 
     return json.dumps(plain(obj))
+
+
+def spec_of(idata) -> dict:
+    """The fit's JSON ``model`` attribute as a dict (``{}`` when absent or not JSON)."""
+    model = idata.attrs.get("model")
+    try:
+        return dict(json.loads(model)) if str(model).startswith("{") else {}
+    except ValueError:
+        return {}
 
 
 def data_hash(*datasets: xr.Dataset) -> str:

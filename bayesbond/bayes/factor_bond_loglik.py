@@ -49,13 +49,13 @@ Liu, Q. and Pierce, D. A. (1994). A note on Gauss-Hermite quadrature. *Biometrik
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import xarray as xr
 
+from bayesbond.bayes.base import spec_of
 from bayesbond.bayes.factor_data import sufficient_stats
 from bayesbond.bayes.factor_likelihood import collapsed_terms_np
+from bayesbond.bayes.factor_loglik import align_labels
 from bayesbond.errors import SpecError, listing
 
 __all__ = ["collapsed_in_log_sigma", "collapsed_loglik_u", "bond_marginal_loglik",
@@ -195,35 +195,13 @@ def bond_marginal_loglik(XtX, Xty, yty, n, m, S, mu_log_sigma, tau_log_sigma, *,
 
 
 # ----------------------------------------------------------------------------- from a fit
-def _spec(idata) -> dict:
-    model = idata.attrs.get("model")
-    if isinstance(model, str) and model.startswith("{"):
-        try:
-            return dict(json.loads(model))
-        except ValueError:
-            return {}
-    return {}
-
-
 def _pooling(idata, post) -> str:
-    pooling = idata.attrs.get("pooling") or _spec(idata).get("pooling")
+    pooling = idata.attrs.get("pooling") or spec_of(idata).get("pooling")
     if pooling:
         return str(pooling)
     if "mu_alpha" in post:
         return "hierarchical"
     return "pooled" if "bond" not in post["alpha"].dims else "unpooled"
-
-
-def _align(da: xr.DataArray, dim: str, labels, what: str) -> xr.DataArray:
-    if dim not in da.dims or dim not in da.coords:
-        return da
-    have = da[dim].values
-    if len(have) == len(labels) and np.array_equal(have, labels):
-        return da
-    missing = [str(v) for v in np.asarray(labels)[~np.isin(labels, have)]]
-    if missing:
-        raise SpecError(f"{what} has no {dim} {listing(missing)}: is it the fit of these data?")
-    return da.sel({dim: np.asarray(labels)})
 
 
 def _hyper_blocks(idata, post, pooling):
@@ -243,7 +221,7 @@ def _hyper_blocks(idata, post, pooling):
     factors = idata["constant_data"]["factor_returns"]["factor"].values
     if pooling == "pooled":
         alpha = flat("alpha")
-        beta = _align(post["beta"], "factor", factors, "the posterior's 'beta'")
+        beta = align_labels(post["beta"], "factor", factors, "the posterior's 'beta'")
         beta = beta.transpose("chain", "draw", "factor").values.reshape(Sd, len(factors))
         m = np.concatenate([alpha[:, None], beta], axis=1)[:, None, :]
         mu = flat("mu_log_sigma")[:, None]
@@ -252,8 +230,8 @@ def _hyper_blocks(idata, post, pooling):
     g_dim = post["mu_alpha"].dims[-1]
     if g_dim in ("chain", "draw"):
         raise SpecError("the posterior's 'mu_alpha' has no group dimension")
-    mu_beta = _align(post["mu_beta"], "factor", factors, "the posterior's 'mu_beta'")
-    tau_beta = _align(post["tau_beta"], "factor", factors, "the posterior's 'tau_beta'")
+    mu_beta = align_labels(post["mu_beta"], "factor", factors, "the posterior's 'mu_beta'")
+    tau_beta = align_labels(post["tau_beta"], "factor", factors, "the posterior's 'tau_beta'")
     mu_a = flat("mu_alpha", g_dim)
     mu_b = mu_beta.transpose("chain", "draw", g_dim, "factor").values
     mu_b = mu_b.reshape(Sd, *mu_b.shape[2:])
@@ -319,20 +297,20 @@ def bond_loglik(idata: xr.DataTree, *, nodes: int = 32,
             "from: an unpooled fit gives every bond its own coefficients with no hyperparameters "
             "shared across bonds, so a left-out bond's returns are predicted by the prior alone. "
             "Use pooling='hierarchical' (or 'pooled'), or by='obs'")
-    errors = idata.attrs.get("errors", _spec(idata).get("errors", "normal"))
+    errors = idata.attrs.get("errors", spec_of(idata).get("errors", "normal"))
     if errors != "normal":
         raise SpecError(
             f"leave-one-bond-out (by='bond') needs Gaussian errors (the fit has errors="
             f"{errors!r}): a bond's coefficients are integrated out in closed form only under "
             "Gaussian errors. Use by='obs'")
-    if "date_effect" in post or _spec(idata).get("date_effects"):
+    if "date_effect" in post or spec_of(idata).get("date_effects"):
         raise SpecError(
             "leave-one-bond-out (by='bond') is not available for fits with date effects: the "
             "bonds share the date effects, so a bond's returns are not independent of the "
             "others' given the hyperparameters. Use by='obs' or bb.kfold(..., by='date')")
     y = idata["observed_data"]["returns"].transpose("date", "bond")
     F = idata["constant_data"]["factor_returns"].transpose("date", "factor")
-    F = _align(F, "date", y["date"].values, "constant_data.factor_returns")
+    F = align_labels(F, "date", y["date"].values, "constant_data.factor_returns")
     bonds = y["bond"].values
     m, S, mu, tau, diag, gnames = _hyper_blocks(idata, post, pooling)
     if gnames is None:
@@ -340,7 +318,7 @@ def bond_loglik(idata: xr.DataTree, *, nodes: int = 32,
     else:
         if "group" not in idata["constant_data"].data_vars:
             raise SpecError("a hierarchical fit needs constant_data.group (each bond's group)")
-        grp = _align(idata["constant_data"]["group"], "bond", bonds, "constant_data.group")
+        grp = align_labels(idata["constant_data"]["group"], "bond", bonds, "constant_data.group")
         labels = np.asarray(grp.values).astype(str)
         pos = {str(g): i for i, g in enumerate(gnames)}
         absent = sorted({g for g in labels if g not in pos})

@@ -13,15 +13,18 @@ PSIS-LOO over these blocks is :func:`bayesbond.workflow.loglik.loo`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
+from bayesbond.bayes.base import spec_of
 from bayesbond.bayes.factor_date_effects import effect_draws
 from bayesbond.errors import SpecError, listing
 
-__all__ = ["add_log_likelihood", "global_positions", "iter_loglik", "loglik_blocks",
-           "pointwise_loglik", "VAR_NAME"]
+__all__ = ["add_log_likelihood", "align_labels", "fit_inputs", "FitInputs", "global_positions",
+           "iter_loglik", "loglik_blocks", "pointwise_loglik", "VAR_NAME"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 VAR_NAME = "returns"
@@ -29,8 +32,8 @@ VAR_NAME = "returns"
 _COMPACT_PARTS = 16
 
 
-def _by_label(da: xr.DataArray, dim: str, labels, what: str,
-              source: str = "the observed data") -> xr.DataArray:
+def align_labels(da: xr.DataArray, dim: str, labels, what: str,
+                 source: str = "the observed data") -> xr.DataArray:
     """``da`` restricted to ``labels`` of ``dim`` in that order; a clear error if any is missing."""
     if dim not in da.dims:
         return da
@@ -50,7 +53,25 @@ def _by_label(da: xr.DataArray, dim: str, labels, what: str,
     return da.sel({dim: np.asarray(labels)})
 
 
-def _inputs(idata: xr.DataTree):
+class FitInputs(NamedTuple):
+    """A factor-model fit's posterior and data, matched by label (:func:`fit_inputs`)."""
+
+    post: xr.Dataset
+    y: xr.DataArray  # (date, bond) observed returns
+    F: xr.DataArray  # (date, factor) on y's dates
+    alpha: xr.DataArray  # (chain, draw[, bond])
+    beta: xr.DataArray  # (chain, draw[, bond], factor)
+    sigma: xr.DataArray  # (chain, draw, bond)
+    nu: xr.DataArray | None  # (chain, draw), Student-t fits
+    errors: str
+    groups: np.ndarray | None  # (bond,) group labels
+    effects: tuple | None  # effect_draws(...) of a fit with date effects
+
+
+def fit_inputs(idata: xr.DataTree) -> FitInputs:
+    """The posterior and data of a factor-model fit, every array matched to the observed
+    (date, bond) grid and factor order by label; a :class:`~bayesbond.errors.SpecError` names
+    what is missing."""
     for grp in ("posterior", "observed_data", "constant_data"):
         if grp not in idata.children:
             raise SpecError(f"the fit has no {grp!r} group: is it a FactorModel fit?")
@@ -58,33 +79,35 @@ def _inputs(idata: xr.DataTree):
     for v in ("alpha", "beta", "sigma"):
         if v not in post:
             raise SpecError(f"the posterior has no {v!r}: is it a FactorModel fit?")
+    const = idata["constant_data"]
+    if "factor_returns" not in const.data_vars:
+        raise SpecError("the fit has no constant_data.factor_returns: is it a FactorModel fit?")
     y = idata["observed_data"]["returns"].transpose("date", "bond")
-    F = idata["constant_data"]["factor_returns"].transpose("date", "factor")
-    F = _by_label(F, "date", y["date"].values, "constant_data.factor_returns",
-                  "observed_data.returns")
+    F = const["factor_returns"].transpose("date", "factor")
+    F = align_labels(F, "date", y["date"].values, "constant_data.factor_returns",
+                     "observed_data.returns")
     bonds = y["bond"].values
-    alpha = _by_label(post["alpha"], "bond", bonds, "the posterior's 'alpha'")
-    beta = _by_label(post["beta"], "bond", bonds, "the posterior's 'beta'")
-    beta = _by_label(beta, "factor", F["factor"].values, "the posterior's 'beta'",
-                     "constant_data.factor_returns")
-    sigma = _by_label(post["sigma"], "bond", bonds, "the posterior's 'sigma'")
+    alpha = align_labels(post["alpha"], "bond", bonds, "the posterior's 'alpha'")
+    beta = align_labels(post["beta"], "bond", bonds, "the posterior's 'beta'")
+    beta = align_labels(beta, "factor", F["factor"].values, "the posterior's 'beta'",
+                        "constant_data.factor_returns")
+    sigma = align_labels(post["sigma"], "bond", bonds, "the posterior's 'sigma'")
     if "bond" not in sigma.dims:
         raise SpecError("the posterior's 'sigma' has no 'bond' dimension: is it a FactorModel fit?")
-    alpha = alpha.transpose("chain", "draw", ...)
-    beta = beta.transpose("chain", "draw", ..., "factor")
-    sigma = sigma.transpose("chain", "draw", "bond")
-    errors = idata.attrs.get("errors", "normal")
+    errors = idata.attrs.get("errors") or spec_of(idata).get("errors") or "normal"
     if errors == "student_t" and "nu" not in post:
         raise SpecError("a Student-t fit needs the degrees of freedom 'nu' in its posterior")
     nu = post["nu"].transpose("chain", "draw") if errors == "student_t" else None
+    groups = None
+    if "group" in const.data_vars:
+        groups = np.asarray(align_labels(const["group"], "bond", bonds,
+                                         "constant_data.group").values).astype(str)
     effects = None
     if "date_effect" in post:
-        groups = None
-        if "group" in idata["constant_data"].data_vars:
-            groups = _by_label(idata["constant_data"]["group"], "bond", bonds,
-                               "constant_data.group").values
         effects = effect_draws(post, "date_effect", y["date"].values, groups)
-    return post, y, F, alpha, beta, sigma, nu, errors, effects
+    return FitInputs(post, y, F, alpha.transpose("chain", "draw", ...),
+                     beta.transpose("chain", "draw", ..., "factor"),
+                     sigma.transpose("chain", "draw", "bond"), nu, errors, groups, effects)
 
 
 def _chunk_bonds(n_samples: int, n_dates: int, n_bonds: int, max_bytes: int,
@@ -116,7 +139,7 @@ def loglik_blocks(idata: xr.DataTree, max_bytes: int, dtype, extra_bytes_per_cel
     each cell while it holds the block (8 for a float64 copy of a float32 block). The blocks are
     sized so that the two together take at most ``max_bytes`` (at least one bond a block).
     """
-    post, y, F, alpha, beta, sigma, nu, errors, effects = _inputs(idata)
+    post, y, F, alpha, beta, sigma, nu, errors, _, effects = fit_inputs(idata)
     dtype = np.dtype(dtype)
     C, D = post.sizes["chain"], post.sizes["draw"]
     S = C * D

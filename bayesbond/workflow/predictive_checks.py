@@ -27,7 +27,6 @@ applications to financial risk management. *Int. Econ. Rev.* 39(4), 863-883.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 
@@ -36,9 +35,10 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayesbond.bayes.factor_date_effects import effect_draws
+from bayesbond.bayes.base import spec_of
+from bayesbond.bayes.factor_loglik import fit_inputs
 from bayesbond.bayes.registry import FAMILIES, family_of_fit
-from bayesbond.errors import SpecError, listing
+from bayesbond.errors import SpecError
 
 __all__ = ["PPCResult", "ppc", "autocorr_lag1", "cross_ratio", "cross_corr", "kurtosis",
            "tail_share"]
@@ -293,72 +293,19 @@ def _flat(da: xr.DataArray, idx) -> np.ndarray:
     return v.reshape(-1, *v.shape[2:])[idx]
 
 
-def _spec(fit) -> dict:
-    model = fit.attrs.get("model")
-    if isinstance(model, str) and model.startswith("{"):
-        try:
-            return dict(json.loads(model))
-        except ValueError:
-            return {}
-    return {}
-
-
-def _match(da: xr.DataArray, dim: str, labels, what: str) -> xr.DataArray:
-    """``da`` on ``labels`` of ``dim`` in that order (by label when it has them)."""
-    if dim not in da.dims:
-        return da
-    if dim not in da.coords:
-        if da.sizes[dim] != len(labels):
-            raise SpecError(f"{what} has {da.sizes[dim]} {dim!r} entries, the data "
-                            f"{len(labels)}")
-        return da
-    have = da[dim].values
-    if len(have) == len(labels) and np.array_equal(have, labels):
-        return da
-    missing = [v for v in labels if v not in set(have.tolist())]
-    if missing:
-        raise SpecError(f"{what} has no {dim} {listing(missing)}, which the data have: is it "
-                        "the fit of these data?")
-    return da.sel({dim: np.asarray(labels)})
-
-
 # ---------------------------------------------------------------------------- factor model
 def _factor_inputs(fit, post, idx):
-    if "constant_data" not in fit.children or \
-            "factor_returns" not in fit["constant_data"].data_vars:
-        raise SpecError("the fit has no constant_data.factor_returns: ppc needs the factor "
-                        "returns of the fit")
-    for v in ("alpha", "beta", "sigma"):
-        if v not in post:
-            raise SpecError(f"the posterior of this factor-model fit has no {v!r}")
-    y = fit["observed_data"]["returns"].transpose("date", "bond")
-    F = fit["constant_data"]["factor_returns"].transpose("date", "factor")
-    F = _match(F, "date", y["date"].values, "constant_data.factor_returns")
-    bonds = y["bond"].values
-    alpha = _flat(_match(post["alpha"], "bond", bonds, "the posterior's 'alpha'"), idx)
-    beta = _match(_match(post["beta"], "bond", bonds, "the posterior's 'beta'"), "factor",
-                  F["factor"].values, "the posterior's 'beta'")
-    beta = _flat(beta.transpose("chain", "draw", ..., "factor"), idx)
-    sigma = _flat(_match(post["sigma"], "bond", bonds, "the posterior's 'sigma'"), idx)
-    S, B = len(idx), len(bonds)
-    alpha = np.broadcast_to(alpha.reshape(S, -1), (S, B))  # pooled: one alpha
+    _, y, F, alpha, beta, sigma, nu, _, groups, effects = fit_inputs(fit)
+    S, B = len(idx), y.sizes["bond"]
+    alpha = np.broadcast_to(_flat(alpha, idx).reshape(S, -1), (S, B))  # pooled: one alpha
+    beta = _flat(beta, idx)
     beta = np.broadcast_to(beta.reshape(S, -1, beta.shape[-1]), (S, B, beta.shape[-1]))
-    errors = _spec(fit).get("errors", fit.attrs.get("errors", "normal"))
-    nu = None
-    if errors == "student_t":
-        if "nu" not in post:
-            raise SpecError("a Student-t fit needs the degrees of freedom 'nu' in its posterior")
-        nu = _flat(post["nu"], idx)
-    groups = None
-    const = fit["constant_data"]
-    if "group" in const.data_vars:
-        groups = np.asarray(_match(const["group"], "bond", bonds, "constant_data.group")
-                            .values).astype(str)
+    nu = None if nu is None else _flat(nu, idx)
     d = None
-    if "date_effect" in post:  # the draws' date effects on the (date, bond) grid
-        draws, cols = effect_draws(post, "date_effect", y["date"].values, groups)
+    if effects is not None:  # the draws' date effects on the (date, bond) grid
+        draws, cols = effects
         d = draws[idx] if cols is None else draws[idx][:, :, cols]
-    return y, F.values, alpha, beta, sigma, nu, groups, d
+    return y, F.values, alpha, beta, _flat(sigma, idx), nu, groups, d
 
 
 def _factor_stats(e, sig):
@@ -458,7 +405,7 @@ def _ou_predictive(fit, post, idx):
         if "theta" in post:
             th = _flat(post["theta"], idx)[:, None]
         else:
-            mean = (_spec(fit).get("restrictions") or {}).get("mean")
+            mean = (spec_of(fit).get("restrictions") or {}).get("mean")
             if mean is None:
                 raise SpecError("the posterior of this 1-D OU fit has no 'theta' and its spec "
                                 "no restricted mean")
