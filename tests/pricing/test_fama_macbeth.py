@@ -11,14 +11,14 @@ from bayesbond.errors import DataError
 lm_ap = pytest.importorskip("linearmodels.asset_pricing")
 
 
-def _simulate(T=240, N=10, K=3, seed=0, premia=None):
+def _simulate(T=240, N=10, K=3, seed=0, premia=None, start="2000-01-31"):
     rng = np.random.default_rng(seed)
     F = rng.normal(0.005, 0.03, (T, K))
     B = rng.normal(1.0, 0.5, (N, K))
     lam = np.full(K, 0.005) if premia is None else np.asarray(premia)
     # E[r] = B lam; the factors' own means (0.005) need not equal lam (non-traded view)
     R = B @ lam + (F - 0.005) @ B.T + rng.normal(0, 0.02, (T, N))
-    dates = pd.date_range("2000-01-31", periods=T, freq="ME")
+    dates = pd.date_range(start, periods=T, freq="ME")
     return (pd.DataFrame(R, index=dates, columns=[f"p{i}" for i in range(N)]),
             pd.DataFrame(F, index=dates, columns=[f"f{k}" for k in range(K)]))
 
