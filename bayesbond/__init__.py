@@ -26,6 +26,7 @@ _EXPORTS = {
     # data
     "rating_bucket": "bayesbond.data.ratings",
     "BondPanel": "bayesbond.data.panel",
+    "treasury_excess_returns": "bayesbond.data.treasury",
     # factors and baselines
     "spanning": "bayesbond.baselines.spanning",
     "ols": "bayesbond.baselines.ols",
