@@ -72,9 +72,10 @@ def prepare_data(test_assets, factors, prior_sharpe, *, aw=1.0, bw=1.0,
     F = _frame(factors, "factors")
     both = sorted(set(map(str, R.columns)) & set(map(str, F.columns)))
     if both:
-        raise DataError(f"column(s) {', '.join(both)} are both test assets and factors; a "
+        raise DataError(f"column(s) {', '.join(map(repr, both))} are both test assets and "
+                        "factors; a "
                         "tradable factor priced as a test asset goes in test_assets only")
-    data = R.join(F, how="inner", lsuffix="", rsuffix="").dropna()
+    data = R.join(F, how="inner").dropna()
     T, N, K = len(data), R.shape[1], F.shape[1]
     if K < 1:
         raise DataError("factors has no columns")
