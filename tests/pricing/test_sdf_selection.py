@@ -5,6 +5,7 @@ simulation-based calibration of the Gibbs sampler."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -206,6 +207,9 @@ def test_selection_recovers_the_simulated_sdf():
     assert float(post["n_factors"].mean()) == pytest.approx(
         float(fit["summary"]["inclusion_probability"].sum()), abs=1e-9)
     assert "max R-hat" in fit.attrs["diagnostics"] and fit.attrs["family"] == "sdf_selection"
+    from bayesbond.pricing.sdf_selection import SDFSelection
+
+    assert SDFSelection.from_fit(fit).spec() == json.loads(fit.attrs["model"])
     # SDF Sharpe ratio: the truth sqrt(b' Sigma_f b) lies in the posterior's 99% range
     q = post["sdf_sharpe"].quantile([0.005, 0.995]).values
     assert q[0] < np.sqrt(3 * 0.2**2) < q[1]
@@ -262,7 +266,7 @@ def test_selection_many_seeds_and_coverage():
         lo, hi = s["lambda_lower"].values, s["lambda_upper"].values
         cover.append((lo <= lam) & (lam <= hi))
         res = LinearFactorModel(R, f).fit()
-        fm_reject.append(abs(res.tstats["useless"]) > 1.645)
+        fm_reject.append(abs(res.risk_premia_tstats["useless"]) > 1.645)
     cover = np.array(cover)
     rate = cover[:, [FACTORS.index(k) for k in PRICED]].mean()
     print(f"coverage of the priced risk prices {rate:.2f}; unpriced PIP < 0.5 in "
