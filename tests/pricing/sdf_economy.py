@@ -25,8 +25,9 @@ B_TRUE = np.array([0.2, 0.2, 0.0, 0.2, 0.0])
 
 
 def economy(T: int, seed: int, N: int = 25, alpha_sd: float = 0.05, ar: float = 0.3,
-            beta_sd: float = 0.8):
-    """``(test_assets, factors, lambda_true)``: DataFrames dates x assets / factors."""
+            beta_sd: float = 0.8, implied: bool = False):
+    """``(test_assets, factors, lambda_true)``: DataFrames dates x assets / factors; with
+    ``implied=True`` also the SDF-implied expected returns ``B Sigma_f b`` (asset,)."""
     rng = np.random.default_rng(seed)
     K = len(FACTORS)
     f = rng.standard_t(5, (T, K)) / np.sqrt(5 / 3)
@@ -38,5 +39,6 @@ def economy(T: int, seed: int, N: int = 25, alpha_sd: float = 0.05, ar: float = 
     mu = B @ B_TRUE + sd_R * rng.normal(0.0, alpha_sd, N)
     R = mu + f @ B.T + rng.standard_normal((T, N))
     dates = pd.period_range("1970-01", periods=T, freq="M")
-    return (pd.DataFrame(R, index=dates, columns=[f"p{i:02d}" for i in range(N)]),
-            pd.DataFrame(f, index=dates, columns=FACTORS), B_TRUE.copy())
+    out = (pd.DataFrame(R, index=dates, columns=[f"p{i:02d}" for i in range(N)]),
+           pd.DataFrame(f, index=dates, columns=FACTORS), B_TRUE.copy())
+    return (*out, B @ B_TRUE) if implied else out

@@ -269,13 +269,14 @@ def test_selection_many_seeds_and_coverage():
     1/2 in at least 80%, useless and weak at their prior; 90% bands of the priced factors'
     risk prices cover the truth near nominally; the useless factor's band holds zero in every
     seed (printed next to the rate at which two-pass Fama-MacBeth, linearmodels, calls its
-    premium significant at 10%)."""
+    premium significant at 10%); 90% bands of the SDF-implied expected returns cover
+    ``B Sigma_f b``."""
     from linearmodels.asset_pricing import LinearFactorModel
 
     seeds = range(20)
-    cover, unpriced_below, fm_reject = [], [], []
+    cover, unpriced_below, fm_reject, er_cover = [], [], [], []
     for seed in seeds:
-        R, f, lam = economy(T_FAST, 100 + seed)
+        R, f, lam, er = economy(T_FAST, 100 + seed, implied=True)
         fit = _quiet_fit(R, f, prior_sharpe=0.5 * kern.max_sharpe(R.values), draws=1000,
                          tune=200, random_seed=seed)
         pip = _check_truth(fit, lam, strict=False)
@@ -283,6 +284,8 @@ def test_selection_many_seeds_and_coverage():
         s = fit["summary"]
         lo, hi = s["lambda_lower"].values, s["lambda_upper"].values
         cover.append((lo <= lam) & (lam <= hi))
+        er_cover.append((s["expected_return_lower"].values <= er)
+                        & (er <= s["expected_return_upper"].values))
         res = LinearFactorModel(R, f).fit()
         fm_reject.append(abs(res.risk_premia_tstats["useless"]) > 1.645)
     cover = np.array(cover)
@@ -290,10 +293,13 @@ def test_selection_many_seeds_and_coverage():
     print(f"coverage of the priced risk prices {rate:.2f}; unpriced PIP < 0.5 in "
           f"{np.mean(unpriced_below):.2f}; useless band holds 0 in "
           f"{cover[:, FACTORS.index('useless')].mean():.2f} of seeds, Fama-MacBeth rejects "
-          f"its zero premium at 10% in {np.mean(fm_reject):.2f}")
+          f"its zero premium at 10% in {np.mean(fm_reject):.2f}; 90% bands of the implied "
+          f"expected returns cover the truth in {np.mean(er_cover):.2f}")
     assert np.mean(unpriced_below) >= 0.8
     assert 0.75 <= rate <= 1.0  # 40 intervals at 90%: binomial 2.5% quantile is 0.775
     assert cover[:, FACTORS.index("useless")].all()
+    # 500 bands, correlated within a seed (one posterior): a wide acceptance range
+    assert 0.75 <= np.mean(er_cover) <= 0.99
 
 
 # ------------------------------------------------------------------------- SBC of the Gibbs
