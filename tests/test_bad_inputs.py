@@ -389,6 +389,15 @@ def test_yields_in_decimals_for_a_percent_spec_warn(tmp_path):
     np.testing.assert_allclose(frame.to_numpy(), y.iloc[:, 1:].to_numpy() / 100)  # as declared
 
 
+def _default_sigint():
+    """In the child, before exec: Ctrl-C as a terminal gives it. A SIGINT ignored by the test
+    process (some pytest-xdist runs leave it ignored) would be inherited through exec, and
+    Python then installs no KeyboardInterrupt handler: the signal would be lost."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("phase", ["] compiling", "] tuning:"])
 def test_sigint_during_fit_leaves_nothing(files, tmp_path, phase):
     """Ctrl-C while `bayesbond fit` compiles or samples: exit 130, no output, no temporary
@@ -397,7 +406,8 @@ def test_sigint_during_fit_leaves_nothing(files, tmp_path, phase):
     proc = subprocess.Popen([sys.executable, "-m", "bayesbond.cli", "fit", "hierarchical",
                              "--data", files / "panel.csv", "--factors", files / "factors.csv",
                              "--out", out, "--draws", "20000", "--tune", "2000", "--chains", "2"],
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=_default_sigint)
     seen = ""
     deadline = time.monotonic() + 300
     # the sampler's own phase line, not any line that happens to say "sampling" (the

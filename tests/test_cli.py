@@ -443,6 +443,15 @@ def test_corrupt_fit_file_one_line(tmp_path, capsys):
     assert not (tmp_path / "rep").exists()
 
 
+def _default_sigint():
+    """In the child, before exec: Ctrl-C as a terminal gives it. A SIGINT ignored by the test
+    process (some pytest-xdist runs leave it ignored) would be inherited through exec, and
+    Python then installs no KeyboardInterrupt handler: the signal would be lost."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_during_fit_leaves_nothing(tmp_path, tiny):
     """Ctrl-C while the model compiles: exit 130, "interrupted", no output or temporary file."""
     import signal
@@ -453,7 +462,8 @@ def test_sigint_during_fit_leaves_nothing(tmp_path, tiny):
     proc = subprocess.Popen(
         [sys.executable, "-m", "bayesbond.cli", "fit", "hierarchical", "--data",
          str(folder / "panel.csv"), "--factors", str(folder / "factors.csv"), "--out", str(out),
-         *TINY], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+         *TINY], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+        preexec_fn=_default_sigint)
     seen = []
     t0 = time.monotonic()
     for line in proc.stderr:  # wait until the work has started
