@@ -131,6 +131,36 @@ def load_factor_inputs(spec, data_path: Path, factors_path: Path | None):
     return panel, to_decimal(F, d["factor_units"], "factors")
 
 
+def load_asset_inputs(spec, data_path: Path, factors_path: Path):
+    """Test-asset excess returns and factors (wide files: a date column and one column per
+    asset or factor), in decimals, for the pricing families (``bayes_fm``, ``sdf_selection``).
+
+    Both are kept on the months the two files share, where every listed column must hold a
+    finite value (a gap is refused, named by column and line)."""
+    from bayesbond.data.coerce import to_decimal
+    from bayesbond.workflow.specs import check_columns
+
+    df, fdf = read_table(data_path), read_table(factors_path)
+    check_columns(spec, list(df.columns), str(data_path), list(fdf.columns), str(factors_path))
+    d, m = spec.data, spec.model
+    assets = m["assets"] or [c for c in df.columns if c != d["date"]]
+    factors = m["factors"] or [c for c in fdf.columns if c != d["factor_date"]]
+    both = sorted(set(map(str, assets)) & set(map(str, factors)))
+    if both:
+        raise DataError(f"{data_path}, {factors_path}: column(s) {', '.join(map(repr, both))} "
+                        "are both test assets and factors; list them in [model] assets and "
+                        "factors")
+    common = _dated_frame(df, d["date"], assets, data_path, d["date_format"], ()).index \
+        .intersection(_dated_frame(fdf, d["factor_date"], factors, factors_path,
+                                   d["date_format"], ()).index)
+    if common.empty:
+        raise DataError(f"{data_path}, {factors_path}: the two files share no month")
+    R = _dated_frame(df, d["date"], assets, data_path, d["date_format"], common).loc[common]
+    F = _dated_frame(fdf, d["factor_date"], factors, factors_path, d["date_format"],
+                     common).loc[common]
+    return to_decimal(R, d["units"], "test assets"), to_decimal(F, d["factor_units"], "factors")
+
+
 def load_series_inputs(spec, data_path: Path):
     """Dated numeric columns (OU series or yields), in decimals, for ``ou``/``affine`` specs."""
     from bayesbond.baselines.ou_ml import PERCENT_FLOOR
@@ -179,8 +209,11 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
     kw = spec.sample_kwargs()
     kw["target_accept"] = spec.sampler["target_accept"]
     files = [data_path] + ([factors_path] if factors_path is not None else [])
-    if family.inputs != "panel" and factors_path is not None:
-        raise UsageError("--factors applies to factor regressions only")
+    if family.inputs == "series" and factors_path is not None:
+        raise UsageError("--factors applies to factor regressions and pricing models only")
+    if family.inputs == "assets" and factors_path is None:
+        raise UsageError(f"the {spec.family} family reads two files: --data the test-asset "
+                         "returns, --factors the factors")
     progress(f"reading {', '.join(map(str, files))}")
     if family.inputs == "panel":
         panel, F = load_factor_inputs(spec, data_path, factors_path)
@@ -188,6 +221,12 @@ def fit_spec(spec, data_path: Path, factors_path: Path | None, progress=print):
         names = {"returns_name": str(data_path), "factors_name": str(files[-1])}
         progress(f"validating: panel {panel.shape[0]} dates x {panel.shape[1]} bonds against "
                  f"the factors {', '.join(spec.model['factors'])}")
+    elif family.inputs == "assets":
+        R, F = load_asset_inputs(spec, data_path, factors_path)
+        inputs, names = (R, F), {}
+        progress(f"data: {R.shape[1]} test assets and the factors "
+                 f"{', '.join(map(str, F.columns))} on the {len(R)} months both files hold "
+                 f"({R.index[0]:%Y-%m} to {R.index[-1]:%Y-%m})")
     else:
         x = load_series_inputs(spec, data_path)
         inputs, names = (x,), {}

@@ -80,9 +80,9 @@ class Family:
     model : str
         ``"module:Class"`` of the :class:`~bayesbond.bayes.base.BayesianModel` subclass, which
         has a classmethod ``from_spec(spec) -> (model, fit_kwargs)``.
-    inputs : {"panel", "series"}
-        What the command line reads: a long bond panel (and a factor file), or columns of one
-        dated file.
+    inputs : {"panel", "series", "assets"}
+        What the command line reads: a long bond panel (and a factor file), columns of one
+        dated file, or a wide file of test-asset returns and a wide factor file.
     observed : str
         The variable of the fits' ``observed_data`` (and ``log_likelihood``) group.
     posterior : tuple of str
@@ -164,6 +164,32 @@ def _affine_check(model, data):
     return None
 
 
+_ASSETS_DATA = {"date": (str, "date", None),
+                "factor_date": (str, "date", None),
+                "units": (str, "decimal", one_of("decimal", "percent")),
+                "factor_units": (str, "decimal", one_of("decimal", "percent")),
+                "date_format": (str, None, None)}
+
+_PRICING_MODEL = {
+    "assets": (STR_LIST, None, unique_nonempty),   # test-asset columns (default: every one)
+    "factors": (STR_LIST, None, unique_nonempty),  # factor columns (default: every one)
+    "cross_section": (str, "ols", one_of("ols", "gls")),
+    "intercept": (bool, True, None),
+}
+
+#: the SDF selection's prior keys; ``prior_sharpe`` has no default (it is the prior's scale)
+SDF_PRIOR_KEYS = ("prior_sharpe", "r", "aw", "bw")
+
+
+def _sdf_check(model, data):
+    if model["method"] == "dirac" and model["factors"] is not None \
+            and len(model["factors"]) > 20:
+        return "[model] method", (f"'dirac' enumerates 2^K models and stops at K = 20; "
+                                  f"{len(model['factors'])} factors are listed: use "
+                                  "'continuous'")
+    return None
+
+
 FAMILIES: dict[str, Family] = {f.key: f for f in (
     Family(
         key="factor_regression", label="FactorModel",
@@ -214,6 +240,20 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
         data_keys={**_SERIES_DATA, "maturities": (NUM_LIST, None, increasing_positive)},
         prior_keys=lambda model: tuple(AFFINE_DEFAULT_PRIORS),
         spec_check=_affine_check),
+    Family(
+        key="bayes_fm", label="BayesianFamaMacBeth",
+        model="bayesbond.pricing.bayes_fm:BayesianFamaMacBeth", inputs="assets",
+        observed="test_assets", posterior=("lambda", "r2"),
+        model_keys=_PRICING_MODEL, data_keys=_ASSETS_DATA, prior_keys=lambda model: ()),
+    Family(
+        key="sdf_selection", label="SDFSelection",
+        model="bayesbond.pricing.sdf_selection:SDFSelection", inputs="assets",
+        observed="test_assets", posterior=("gamma", "lambda", "sdf_sharpe"),
+        model_keys={**_PRICING_MODEL,
+                    "method": (str, "continuous", one_of("continuous", "dirac")),
+                    "prob": (float, 0.9, unit_interval)},
+        data_keys=_ASSETS_DATA, prior_keys=lambda model: SDF_PRIOR_KEYS,
+        spec_check=_sdf_check),
 )}
 
 
@@ -252,7 +292,10 @@ def family_of_fit(idata) -> str | None:
             return fam.key
     observed = idata["observed_data"].data_vars if "observed_data" in idata.children else ()
     post = idata["posterior"].data_vars if "posterior" in idata.children else ()
+    for fam in FAMILIES.values():  # the posterior first: two families observe test_assets
+        if post and all(v in post for v in fam.posterior):
+            return fam.key
     for fam in FAMILIES.values():
-        if fam.observed in observed or all(v in post for v in fam.posterior):
+        if fam.observed in observed:
             return fam.key
     return None

@@ -109,12 +109,18 @@ class BayesianFamaMacBeth(BayesianModel):
 
     family = "bayes_fm"
     prepared_type = BFMPrepared
-    loglik_var = "y"
+    loglik_var = "test_assets"
     data_label = "test assets and factors"
 
     def __init__(self, gls: bool = False, intercept: bool = True):
         self.gls = bool(gls)
         self.intercept = bool(intercept)
+
+    @classmethod
+    def from_spec(cls, spec):
+        """``(model, fit_kwargs)`` of a validated spec: ``[model]`` cross_section, intercept."""
+        return cls(gls=spec.model["cross_section"] == "gls",
+                   intercept=spec.model["intercept"]), {}
 
     def spec(self) -> dict:
         return {"family": "BayesianFamaMacBeth", "gls": self.gls, "intercept": self.intercept}

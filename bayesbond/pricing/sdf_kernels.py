@@ -167,6 +167,31 @@ def psi_from_prior_sharpe(R: np.ndarray, f: np.ndarray, prior_sharpe: float, aw:
     return psi0 * rr, float(psi0), sr_max
 
 
+def information_ratio(R: np.ndarray, f: np.ndarray, psi: np.ndarray, gls: bool = False,
+                      intercept: bool = True) -> np.ndarray:
+    r"""What the data say about each risk price relative to its slab prior, at the sample moments.
+
+    Returns
+    -------
+    ndarray (K,)
+        ``psi_j (X' W X)_jj``: the precision of ``lambda_j`` in the cross-section (given the
+        other prices) over the precision of its slab ``N(0, psi_j sigma2)``; ``sigma2`` cancels.
+
+    Notes
+    -----
+    With ``v = psi_j (X'WX)_jj`` and the t-ratio ``z`` of ``lambda_j``, the Bayes factor of
+    slab against a point spike is ``(1 + v)^{-1/2} exp(z^2 v / (2 (1 + v)))``, which is about 1
+    whenever ``v << 1``: the data cannot move the inclusion probability away from its prior
+    ``aw / (aw + bw)``. A useless factor (no correlation with the test assets) has both a small
+    ``(X'WX)_jj`` and a small ``psi_j``, so ``v`` is of order ``(N/T)^2``.
+    """
+    K = f.shape[1]
+    Y = np.column_stack([f, R])
+    cs = cross_section(Y.mean(axis=0)[None], np.cov(Y, rowvar=False)[None], K, gls=gls,
+                       intercept=intercept)
+    return np.asarray(psi, float) * np.diagonal(cs.G0[0])[int(intercept):]
+
+
 # ------------------------------------------------------------------- continuous spike-and-slab
 def continuous_ss(moments: Callable[[np.random.Generator, int], CrossSection],
                   rngs: list[np.random.Generator], *, n_draws: int, n_burn: int,

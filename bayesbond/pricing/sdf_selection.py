@@ -25,6 +25,9 @@ from bayesbond.pricing import sdf_kernels as kern
 __all__ = ["SDFPrepared", "SDFSelection", "select_factors"]
 
 METHODS = ("continuous", "dirac")
+#: below this information ratio (data over slab precision of lambda_j) a factor's inclusion
+#: probability is its prior's (:func:`~bayesbond.pricing.sdf_kernels.information_ratio`)
+IDENTIFIED = 1.0
 
 
 class SDFPrepared(NamedTuple):
@@ -143,11 +146,19 @@ class SDFSelection(BayesianModel):
     exact ``model_probability`` (dim ``model``, bit ``j`` of the label set iff factor ``j``
     is in the model); there ``inclusion_probability`` is computed from the exact model
     probabilities.
+
+    A factor the test assets barely load on (weak or useless) has a slab close to zero and
+    carries almost no information about its price, so its inclusion probability stays at the
+    prior mean ``aw / (aw + bw)`` (1/2 by default, as in BHJ): that number is the prior, not
+    evidence. ``summary.information_ratio`` (``psi_j (X'WX)_jj``, see
+    :func:`~bayesbond.pricing.sdf_kernels.information_ratio`) measures it and
+    ``summary.identified`` flags factors with a ratio of at least 1; reports print "not
+    identified" next to the others' probabilities. Its risk price is shrunk to zero either way.
     """
 
     family = "sdf_selection"
     prepared_type = SDFPrepared
-    loglik_var = "a"
+    loglik_var = "test_assets"
     data_label = "test assets and factors"
 
     def __init__(self, prior_sharpe: float, method: str = "continuous", r: float = 1e-3,
@@ -166,6 +177,20 @@ class SDFSelection(BayesianModel):
         self.prior_sharpe = prior_sharpe
         self.method, self.r, self.aw, self.bw = method, float(r), float(aw), float(bw)
         self.cross_section, self.intercept, self.prob = cross_section, bool(intercept), prob
+
+    @classmethod
+    def from_spec(cls, spec):
+        """``(model, fit_kwargs)`` of a validated spec (``bayesbond.workflow.specs.Spec``):
+        ``[model]`` method, cross_section, intercept, prob; ``[priors]`` prior_sharpe (no
+        default: the prior's scale is the user's statement), r, aw, bw."""
+        m, p = spec.model, spec.priors
+        if "prior_sharpe" not in p:
+            raise SpecError(f"{spec.source}: [priors] prior_sharpe: missing; give the prior "
+                            "Sharpe ratio of the SDF per period of the data (e.g. 0.15 for "
+                            "monthly returns)")
+        kw = {k: float(p[k]) for k in ("r", "aw", "bw") if k in p}
+        return cls(float(p["prior_sharpe"]), method=m["method"], cross_section=m["cross_section"],
+                   intercept=m["intercept"], prob=m["prob"], **kw), {}
 
     def spec(self) -> dict:
         return {"family": "SDFSelection", "prior_sharpe": self.prior_sharpe,
@@ -193,6 +218,10 @@ class SDFSelection(BayesianModel):
 
     def check_vars(self, prepared, model) -> list[str]:
         return ["lambda", "sdf_sharpe", "sigma2"] + (["lambda_c"] if self.intercept else [])
+
+    def build(self, prepared):
+        raise ModelError("SDFSelection is sampled by a Gibbs sampler (continuous) or "
+                         "enumerated exactly (dirac) in numpy and has no PyMC graph")
 
     # ------------------------------------------------------------------- the draws
     def draw(self, prepared, options, *, draws, tune, chains, random_seed, sampler=None,
@@ -283,6 +312,10 @@ class SDFSelection(BayesianModel):
         b = flat["sdf_loading"].mean("sample").values
         fc = prepared.f - prepared.f.mean(axis=0)
         summ["bma_sdf"] = xr.DataArray(1.0 - fc @ b, dims="date")
+        info = kern.information_ratio(prepared.R, prepared.f, prepared.psi,
+                                      self.cross_section == "gls", self.intercept)
+        summ["information_ratio"] = xr.DataArray(info, dims="factor")
+        summ["identified"] = xr.DataArray(info >= IDENTIFIED, dims="factor")
         ds = xr.Dataset(summ, coords={"factor": prepared.factors, "asset": prepared.assets,
                                       "date": prepared.dates})
         mp = idata.attrs.pop("_model_probability", None)

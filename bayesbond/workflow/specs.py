@@ -8,7 +8,7 @@ Schema (every table but ``family`` is optional; omitted keys take the defaults s
 
     name = "benchmark"                # default: the file name without .toml
     description = "..."
-    family = "factor_regression"      # | "ou" | "affine"
+    family = "factor_regression"      # | "ou" | "affine" | "bayes_fm" | "sdf_selection"
 
     [model]                           # family-specific: its registry entry's model_keys
     factors = ["CMKT", "TERM"]        # factor_regression: factor columns (checked against the data)
@@ -21,6 +21,7 @@ Schema (every table but ``family`` is optional; omitted keys take the defaults s
     beta_scale = [2.0, 1.0]           # per-factor keys: one number, a list in factor order,
     beta_mean = { CMKT = 1.0 }        #   or a table factor = number
     # ou / affine: a positive scale, or a pair [location, scale], e.g. kappa = [-0.7, 1.5]
+    # sdf_selection: prior_sharpe (required), r, aw, bw, positive numbers; bayes_fm: none
 
     [sampler]
     draws = 1000
@@ -380,6 +381,15 @@ def check_columns(spec: Spec, columns: Sequence[str], file: str = "the data",
                         else f"; factor columns: {', '.join(fcols)}")
                 raise DataError(f"{fname}: unknown factor {f!r} named by {spec.source} "
                                 f"[model] factors{hint}")
+    elif registry.get(spec.family).inputs == "assets":
+        missing(d["date"], cols, "[data]", file, "date")
+        for c in spec.model["assets"] or []:
+            missing(c, cols, "[model]", file, "assets")
+        if factor_columns is not None:
+            fcols = [str(c) for c in factor_columns]
+            missing(d["factor_date"], fcols, "[data]", factor_file, "factor_date")
+            for c in spec.model["factors"] or []:
+                missing(c, fcols, "[model]", factor_file, "factors")
     else:
         missing(d["date"], cols, "[data]", file, "date")
         for c in d["columns"] or []:

@@ -19,9 +19,10 @@ def test_family_implements_the_contract(key):
     assert cls.prepared_type is not type(None)
     for name in CONTRACT:
         assert getattr(cls, name) is not getattr(BayesianModel, name, None), (key, name)
-    assert entry.inputs in ("panel", "series")
+    assert entry.inputs in ("panel", "series", "assets")
     keys = entry.prior_keys({})
-    assert keys and all(isinstance(k, str) for k in keys)
+    # the Bayesian Fama-MacBeth alone has no prior to set (Jeffreys on the moments)
+    assert (keys or key == "bayes_fm") and all(isinstance(k, str) for k in keys)
 
 
 def test_unknown_family_names_the_valid_ones():

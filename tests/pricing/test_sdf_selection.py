@@ -209,6 +209,10 @@ def _check_truth(fit, lam_true, strict=True):
     # useless and weak (psi_j ~ 0): the data cannot tell slab from spike, the prior mean 1/2
     # comes back and the price is shrunk to zero
     assert abs(pip["useless"] - 0.5) < 0.05 and abs(pip["weak"] - 0.5) < 0.05, out
+    # ... and the summary says so: their information ratio is far below 1, the others' far above
+    ident = s["identified"].to_series()
+    assert not ident["useless"] and not ident["weak"] and ident[PRICED + ["unpriced"]].all(), \
+        s["information_ratio"].to_series()
     lo, hi = s["lambda_lower"].to_series(), s["lambda_upper"].to_series()
     assert lo["useless"] < 0 < hi["useless"] and hi["useless"] - lo["useless"] < 0.05, out
     return pip
@@ -300,6 +304,28 @@ def test_selection_many_seeds_and_coverage():
     assert cover[:, FACTORS.index("useless")].all()
     # 500 bands, correlated within a seed (one posterior): a wide acceptance range
     assert 0.75 <= np.mean(er_cover) <= 0.99
+
+
+def test_unidentified_inclusion_is_the_prior_mean():
+    """Exact (Dirac) probabilities under two Beta priors: a factor with information ratio << 1
+    (useless, weak) sits at the prior mean aw / (aw + bw); a priced one stays above 0.9; and the
+    ratio equals psi_j (X'X)_jj recomputed by hand from the sample correlations."""
+    R, f, _ = economy(1200, 3)
+    for aw, bw in [(1.0, 1.0), (1.0, 3.0)]:
+        s = _quiet_fit(R, f, prior_sharpe=0.5 * kern.max_sharpe(R.values), method="dirac",
+                       draws=200, aw=aw, bw=bw, random_seed=0)["summary"]
+        pip, info = s["inclusion_probability"].to_series(), s["information_ratio"].to_series()
+        low = info.index[info < 0.2]
+        assert {"useless", "weak"} <= set(low), info
+        np.testing.assert_allclose(pip[low], aw / (aw + bw), atol=0.03)
+        assert (pip[PRICED] > 0.9).all(), pip
+    # by hand: OLS cross-section on X = [1, C] with C the correlations of assets and factors
+    C = np.corrcoef(np.column_stack([R.values, f.values]), rowvar=False)[:R.shape[1],
+                                                                           R.shape[1]:]
+    fit = _quiet_fit(R, f, prior_sharpe=0.1, method="dirac", draws=10, random_seed=0)
+    psi = fit["constant_data"]["psi"].values
+    np.testing.assert_allclose(fit["summary"]["information_ratio"].values,
+                               psi * (C**2).sum(axis=0), rtol=1e-10)
 
 
 # ------------------------------------------------------------------------- SBC of the Gibbs
