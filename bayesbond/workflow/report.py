@@ -432,9 +432,69 @@ def _affine_baseline(idata, ctx):
                    "standard errors; z = (posterior mean - ML) / ML se.")
 
 
+def _pricing_data(idata):
+    obs = idata["observed_data"]
+    return (obs["test_assets"].transpose("date", "asset").to_pandas(),
+            obs["factors"].transpose("date", "factor").to_pandas())
+
+
+def _bfm_baseline(idata, ctx):
+    from bayesbond.pricing import fama_macbeth
+    from bayesbond.workflow.pricing_plots import premia_table
+
+    if "observed_data" not in idata.children or "test_assets" not in idata["observed_data"]:
+        return None, None
+    R, F = _pricing_data(idata)
+    cd = idata["constant_data"] if "constant_data" in idata.children else {}
+    gls = bool(cd["gls"]) if "gls" in cd else False
+    intercept = bool(cd["intercept"]) if "intercept" in cd else True
+    fm = fama_macbeth(R, F, gls=gls, intercept=intercept)
+    table = premia_table(idata, fm, prob=ctx["prob"])
+    ctx["premia"] = table
+    r2 = idata["posterior"]["r2"].values.ravel()
+    q = (1 - ctx["prob"]) / 2
+    lo, hi = np.quantile(r2, [q, 1 - q])
+    flagged = [f for f in table.index if table.loc[f, "fm_rejects_zero"]
+               and table.loc[f, "zero_in_posterior"]]
+    text = (f"Risk premia (decimals per month): posterior mean, sd and {ctx['prob']:.0%} "
+            f"interval beside two-pass Fama-MacBeth ({'GLS' if gls else 'OLS'} cross-section, "
+            f"`bb.pricing.fama_macbeth`) with its Shanken standard error and interval. "
+            f"Cross-sectional R2: posterior mean {r2.mean():.3f}, {ctx['prob']:.0%} interval "
+            f"[{lo:.3f}, {hi:.3f}]; two-pass {fm.rsquared:.3f}.")
+    if flagged:
+        text += (f" Fama-MacBeth calls {', '.join(flagged)} significant where the posterior "
+                 "interval holds zero: the mark of a weak or useless factor (Kan and Zhang "
+                 "1999).")
+    return table, text
+
+
+def _sdf_baseline(idata, ctx):
+    s = idata["summary"] if "summary" in idata.children else None
+    if s is None:
+        return None, None
+    cols = {"inclusion_probability": "inclusion_probability", "identified": "identified",
+            "information_ratio": "information_ratio", "lambda_mean": "lambda_mean",
+            "lambda_lower": "lambda_lower", "lambda_upper": "lambda_upper"}
+    table = pd.DataFrame({k: s[v].to_series() for k, v in cols.items() if v in s})
+    table.index.name = "factor"
+    prob = float(s.attrs.get("prob", 0.9))
+    sr = idata["posterior"]["sdf_sharpe"].values.ravel()
+    q = (1 - prob) / 2
+    lo, hi = np.quantile(sr, [q, 1 - q])
+    nf = idata["posterior"]["n_factors"].values.ravel()
+    text = (f"Posterior inclusion probability of each factor in the SDF; `identified` is false "
+            "where the data carry less information about the factor's price than its prior "
+            "(`information_ratio` < 1), so that its probability is the prior's and not "
+            f"evidence. Risk prices per unit correlation: BMA mean and {prob:.0%} band. SDF "
+            f"Sharpe ratio per period: posterior mean {sr.mean():.3f}, {prob:.0%} interval "
+            f"[{lo:.3f}, {hi:.3f}]; number of factors: posterior mean {nf.mean():.2f}.")
+    return table, text
+
+
 #: family -> (table, text) of the posterior beside its baseline (families without one get the
 #: generic report)
-_BASELINES = {"factor_regression": _factor_baseline, "ou": _ou_baseline, "affine": _affine_baseline}
+_BASELINES = {"factor_regression": _factor_baseline, "ou": _ou_baseline, "affine": _affine_baseline,
+              "bayes_fm": _bfm_baseline, "sdf_selection": _sdf_baseline}
 
 
 def is_ml_fit(idata: xr.DataTree) -> bool:
@@ -509,6 +569,22 @@ def _family_figures(idata, fam, ctx, say):
             say("plotting expected returns")
             yield "expected_returns", plots.plot_expected_returns(ctx["er_plot"],
                                                                   ols=ctx.get("er_ols"))
+    elif fam == "bayes_fm" and ctx.get("premia") is not None:
+        from bayesbond.workflow.pricing_plots import plot_risk_premia
+
+        say("plotting the risk premia")
+        yield "risk_premia", plot_risk_premia(ctx["premia"], prob=prob)
+    elif fam == "sdf_selection" and "summary" in idata.children:
+        from bayesbond.workflow.pricing_plots import (
+            plot_inclusion_probabilities,
+            plot_pricing_errors,
+        )
+
+        prior = _sdf_prior_mean(idata)
+        say("plotting inclusion probabilities and pricing errors")
+        summ = idata["summary"].to_dataset()
+        yield "inclusion_probabilities", plot_inclusion_probabilities(summ, prior=prior)
+        yield "pricing_errors", plot_pricing_errors(summ)
     elif fam == "ou" and {"kappa", "theta", "sigma"} <= set(post.data_vars):
         x = _ou_series(idata)
         if x is not None:
@@ -516,6 +592,17 @@ def _family_figures(idata, fam, ctx, say):
             yield "ou_fit", plots.plot_ou_fit(
                 x, post["kappa"].values, post["theta"].values, post["sigma"].values,
                 _ou_dt(idata), prob=prob, ml=ctx.get("ou_ml"))
+
+
+def _sdf_prior_mean(idata) -> float | None:
+    """``aw / (aw + bw)`` of an SDF-selection fit (from its ``priors`` attribute)."""
+    import json
+
+    try:
+        pri = json.loads(idata.attrs.get("priors", "{}"))
+        return float(pri["aw"]) / (float(pri["aw"]) + float(pri["bw"]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _spec_value(idata, table, key, default):
