@@ -136,10 +136,10 @@ def ou_loglik_grad(A, a, V, stats: OUStats, dt: float, stationary_init: bool = F
     Gradient (reverse mode): with ``W = -Q^{-1}/2``, ``dll/dG = 2 W (G S_zz - S_Dz + c s_z')``,
     ``dll/dc = 2 W (N c - r)``, ``dll/dQ = (Q^{-1} S Q^{-1} - N Q^{-1})/2``; through ``Q`` to
     ``dll/dF12 = F22 G_Q`` and ``dll/dF22 = F12 G_Q``; through each exponential with the adjoint
-    Frechet derivative ``dll/dX = L_exp(X', dll/dE)`` (Al-Mohy & Higham 2009,
-    :func:`scipy.linalg.expm_frechet`), exact for defective matrices. The stationary term uses the
-    adjoint Lyapunov equation ``A' Lam + Lam A + dll/dP = 0``: ``dll/dA += 2 Lam P``,
-    ``dll/dV += Lam``, and ``dll/dmu`` through ``mu = -A^{-1} a``.
+    Frechet derivative ``dll/dX = L_exp(X', dll/dE)`` (one block exponential,
+    :func:`bayesbond.core.linalg.expm_frechet_block`), exact for defective matrices. The
+    stationary term uses the adjoint Lyapunov equation ``A' Lam + Lam A + dll/dP = 0``:
+    ``dll/dA += 2 Lam P``, ``dll/dV += Lam``, and ``dll/dmu`` through ``mu = -A^{-1} a``.
     """
     import scipy.linalg as sla
 
@@ -172,8 +172,8 @@ def ou_loglik_grad(A, a, V, stats: OUStats, dt: float, stationary_init: bool = F
     GE1[:n, :n], GE1[:n, n] = gG, gc
     GE2 = np.zeros_like(E2)
     GE2[:n, n:], GE2[n:, n:] = F22 @ GQ, F12 @ GQ
-    GX1 = sla.expm_frechet(X1.T, GE1, compute_expm=False) * dt
-    GX2 = sla.expm_frechet(X2.T, GE2, compute_expm=False) * dt
+    GX1 = linalg.expm_frechet_block(X1.T, GE1) * dt
+    GX2 = linalg.expm_frechet_block(X2.T, GE2) * dt
     dA = GX1[:n, :n] - GX2[:n, :n] + GX2[n:, n:].T
     da = GX1[:n, n].copy()
     dV = GX2[:n, n:].copy()

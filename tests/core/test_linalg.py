@@ -143,3 +143,18 @@ def test_lyapunov_tiny_A_exact():
     np.testing.assert_allclose(P, 5e299 * np.eye(2), rtol=1e-14)
     with pytest.raises(ModelError, match="overflows"):
         linalg.solve_lyapunov(-1e-300 * np.eye(2), 1e10 * np.eye(2))
+
+
+def test_expm_frechet_block_matches_scipy_and_finite_differences():
+    """L_exp(X, E) from the block exponential against scipy's Al-Mohy-Higham algorithm and a
+    central difference of expm, on a random matrix and a defective (Jordan) one."""
+    rng = np.random.default_rng(3)
+    for X in (rng.standard_normal((4, 4)) * 0.7, np.array([[-0.3, 1.0, 0.0], [0.0, -0.3, 1.0],
+                                                            [0.0, 0.0, -0.3]])):
+        E = rng.standard_normal(X.shape)
+        got = linalg.expm_frechet_block(X, E)
+        ref = sla.expm_frechet(X, E, compute_expm=False)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-13 * np.abs(ref).max())
+        h = 1e-5
+        fd = (sla.expm(X + h * E) - sla.expm(X - h * E)) / (2 * h)
+        np.testing.assert_allclose(got, fd, rtol=1e-7, atol=1e-8)
