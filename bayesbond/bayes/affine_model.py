@@ -219,7 +219,8 @@ class AffineModel(BayesianModel):
                              "EFM(2) (kind = \"efm2\", models/efm2.toml) fitted by ML")
         if spec.data["maturities"] is None:
             raise SpecError(f"{spec.source}: [data] needs 'columns' and 'maturities' (years)")
-        return cls(n_factors=spec.model["n_factors"], priors=spec.priors or None), \
+        return cls(n_factors=spec.model["n_factors"], priors=spec.priors or None,
+                   stationary=spec.model["stationary"]), \
             {"maturities": spec.data["maturities"], "dt": spec.model["dt"]}
 
     @property

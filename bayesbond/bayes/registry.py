@@ -236,6 +236,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
             "kind": (str, "gaussian", one_of("gaussian", "efm2", "efm1", "vasicek")),
             "n_factors": (int, 3, at_least(1)),
             "dt": (float, 1.0 / 12.0, positive),
+            "stationary": (bool, True, None),
         },
         data_keys={**_SERIES_DATA, "maturities": (NUM_LIST, None, increasing_positive)},
         prior_keys=lambda model: tuple(AFFINE_DEFAULT_PRIORS),

@@ -192,3 +192,16 @@ def test_location_priors_may_be_negative():
 def test_term_structure_priors(family, prior, pattern):
     with pytest.raises(SpecError, match=pattern):
         specs.parse_spec({"family": family, "priors": prior})
+
+
+def test_affine_stationary_key_reaches_the_model(tmp_path):
+    """[model] stationary (default true) is the AffineModel's hard stability switch."""
+    from bayesbond.bayes.affine_model import AffineModel
+
+    assert AffineModel.from_spec(specs.load_spec("affine3"))[0].stationary is True
+    raw = specs.load_spec("affine3").to_dict()
+    raw["model"]["stationary"] = False
+    assert AffineModel.from_spec(specs.parse_spec(raw))[0].stationary is False
+    raw["model"]["stationary"] = "yes"
+    with pytest.raises(SpecError, match=r"\[model\] stationary: must be true or false"):
+        specs.parse_spec(raw)
