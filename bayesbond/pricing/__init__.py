@@ -1,7 +1,8 @@
 """Which factors price corporate bonds: cross-sectional asset pricing.
 
 ``bb.pricing.fama_macbeth`` (two-pass, OLS/GLS cross-sections, Shanken and Newey-West errors) and
-``bb.pricing.sdf_gmm`` are the frequentist baselines; ``bayesian_fama_macbeth``,
+``bb.pricing.sdf_gmm`` (SDF risk prices) and ``bb.pricing.premia_gmm`` (efficient GMM of the beta
+representation) are the frequentist baselines; ``bayesian_fama_macbeth``,
 ``bayesian_spanning`` and ``select_factors`` (spike-and-slab SDF selection, after Bryzgalova,
 Huang and Julliard 2023) are the Bayesian family. Inputs are DataFrames dates x assets and
 dates x factors; results use the dims ``factor``, ``asset``, ``chain`` and ``draw``.
@@ -16,6 +17,7 @@ from importlib import import_module
 _EXPORTS = {
     "fama_macbeth": "bayesbond.baselines.fama_macbeth",
     "sdf_gmm": "bayesbond.baselines.fama_macbeth",
+    "premia_gmm": "bayesbond.baselines.premia_gmm",
     "bayesian_fama_macbeth": "bayesbond.pricing.bayes_fm",
     "bayesian_spanning": "bayesbond.pricing.bayes_spanning",
     "select_factors": "bayesbond.pricing.sdf_selection",
