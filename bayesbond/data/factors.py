@@ -22,7 +22,7 @@ from bayesbond.data.panel import BondPanel
 from bayesbond.data.ratings import BUCKETS
 from bayesbond.errors import DataError
 
-__all__ = ["long_short", "market"]
+__all__ = ["long_short", "market", "sorted_portfolios"]
 
 #: subsamples by the bond's rating bucket at formation
 _SUBSAMPLES: dict[str, tuple[str, ...]] = {"IG": ("IG+", "IG-"), "HY": ("HY",), "IG+": ("IG+",),
@@ -191,6 +191,11 @@ def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str 
         ``turnover``
             Same shape: ``0.5 sum_i |w_i,new - w_i,old| / K`` between the leg formed at ``t-1``
             and the one it replaces (formed at ``t-1-K``), formation weights, no price drift.
+        ``portfolios``
+            DataFrame (date x (group, portfolio ``1..n_groups``, low to high signal)): the
+            return of every sorted portfolio, cohort-averaged like the factor; ``NaN`` in a
+            month where one of its cohorts holds fewer than ``min_bonds`` bonds with a return.
+            :func:`sorted_portfolios` returns them as test assets.
         ``thin_months``, ``missing_months``, ``gap_months``
             Months set to ``NaN`` for a too thin leg; calendar months absent from the panel;
             holding months set to ``NaN`` because they or a formation month are absent.
@@ -335,7 +340,7 @@ def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str 
             else:
                 bp = members if U is None else members[U[s, members]]
                 grp = _groups_percentile(S[s, members], S[s, bp], n_groups)
-            per_group.append((members[grp == 0], members[grp == n_groups - 1]))
+            per_group.append(tuple(members[grp == j] for j in range(n_groups)))
         legs[s] = per_group
 
     # ---- holding-month returns, winsorised ex ante
@@ -355,6 +360,9 @@ def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str 
     vanished = np.zeros_like(counts)
     turnover = np.full((len(months), len(cols)), np.nan)
     thin, gap = [], []
+    pcols = pd.MultiIndex.from_product([groups, range(1, n_groups + 1)],
+                                       names=["group", "portfolio"])
+    port = np.full((len(months), len(pcols)), np.nan)
 
     def leg_weights(idx: np.ndarray, s: int) -> np.ndarray:
         w = np.zeros(n_b)
@@ -369,11 +377,17 @@ def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str 
         have = np.isfinite(R_hold[t])
         f_cohorts, ok = [], True
         held = np.zeros((len(cols), n_b), dtype=bool)
-        for s in cohorts:
+        port_c = np.full((K, len(pcols)), np.nan)
+        for c, s in enumerate(cohorts):
             spreads = []
             for k in range(len(groups)):
+                for q, idx in enumerate(legs[s][k]):
+                    live = idx[have[idx]]
+                    if live.size >= min_bonds:
+                        port_c[c, k * n_groups + q] = (np.sum(W[s, live] * R_hold[t, live])
+                                                       / np.sum(W[s, live]))
                 leg_ret = []
-                for j, idx in enumerate(legs[s][k]):
+                for j, idx in enumerate((legs[s][k][0], legs[s][k][-1])):
                     held[2 * k + j, idx] = True
                     live = idx[have[idx]]
                     if live.size < min_bonds:
@@ -385,11 +399,12 @@ def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str 
             f_cohorts.append(np.mean(spreads) if spreads else np.nan)
         counts[i] = (held & have).sum(axis=1)
         vanished[i] = (held & ~have).sum(axis=1)
+        port[i] = port_c.mean(axis=0)  # NaN where a cohort's portfolio is too thin
         s_new, s_old = t - 1, t - 1 - K
         if s_old >= 0 and legs[s_old] is not None:
             for k in range(len(groups)):
-                for j in range(2):
-                    new, old = legs[s_new][k][j], legs[s_old][k][j]
+                for j, q in enumerate((0, -1)):
+                    new, old = legs[s_new][k][q], legs[s_old][k][q]
                     if new.size and old.size:
                         dw = leg_weights(new, s_new) - leg_weights(old, s_old)
                         turnover[i, 2 * k + j] = 0.5 * np.abs(dw).sum() / K
@@ -402,6 +417,7 @@ def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str 
     out.attrs["counts"] = pd.DataFrame(counts, index=months, columns=cols)
     out.attrs["vanished"] = pd.DataFrame(vanished, index=months, columns=cols)
     out.attrs["turnover"] = pd.DataFrame(turnover, index=months, columns=cols)
+    out.attrs["portfolios"] = pd.DataFrame(port, index=months, columns=pcols)
     out.attrs["thin_months"] = list(thin)
     out.attrs["missing_months"] = missing_months
     out.attrs["gap_months"] = list(gap)
@@ -434,6 +450,37 @@ def long_short(panel: BondPanel, signal: str, n_groups: int = 3, weighting: str 
             stacklevel=2,
         )
     return out
+
+
+def sorted_portfolios(panel: BondPanel, signal: str, n_groups: int = 3,
+                      weighting: str = "value", within: str | None = "rating_bucket",
+                      **kwargs) -> pd.DataFrame:
+    """Returns of the portfolios sorted on a lagged signal (within rating buckets by default),
+    as test assets for cross-sectional pricing (:mod:`bayesbond.pricing`).
+
+    Parameters
+    ----------
+    panel, signal, n_groups, weighting, within, **kwargs
+        As :func:`long_short` (``within="rating_bucket"`` by default here: tertiles inside
+        IG+, IG- and HY give nine portfolios).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Month-end dates x portfolios named ``"<group> <signal> <j>"`` (``j = 1`` lowest signal,
+        group ``"all"`` without ``within``), decimals per month; ``NaN`` where a portfolio is
+        too thin (see :func:`long_short`, whose warnings it raises).
+
+    Notes
+    -----
+    The portfolios are the legs of :func:`long_short` with every middle group kept: the mean
+    over buckets of (portfolio ``n_groups`` minus portfolio 1) is the long-short factor.
+    """
+    ls = long_short(panel, signal, n_groups=n_groups, weighting=weighting, within=within,
+                    **kwargs)
+    port = ls.attrs["portfolios"]
+    port.columns = [f"{g} {signal} {j}" for g, j in port.columns]
+    return port
 
 
 def market(panel: BondPanel, rf, weighting: str = "value") -> pd.Series:

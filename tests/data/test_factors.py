@@ -14,8 +14,9 @@ _SUBSETS = {"IG": {"IG+", "IG-"}, "HY": {"HY"}}
 
 
 def _formation_legs(long, s, signal, n_groups, weighting, within, breakpoints, subsample,
-                    bp_col, return_filter):  # fmt: skip
-    """Row-by-row legs formed at month s (``long``: date -> rows): {group: (low, high)}."""
+                    bp_col, return_filter, every=False):  # fmt: skip
+    """Row-by-row legs formed at month s (``long``: date -> rows): {group: (low, high)}, or
+    every group's portfolio (``every``)."""
     f = long[s]
     f = f[f[signal].notna()]
     if weighting == "value":
@@ -47,7 +48,8 @@ def _formation_legs(long, s, signal, n_groups, weighting, within, breakpoints, s
             q = base[signal].quantile(np.arange(1, n_groups) / n_groups).to_numpy()
             x = sub[signal].to_numpy()
             grp = (x[:, None] > q[None, :]).sum(axis=1)  # bins closed on the right
-        legs[g] = (sub[grp == 0], sub[grp == n_groups - 1])
+        legs[g] = (tuple(sub[grp == j] for j in range(n_groups)) if every
+                   else (sub[grp == 0], sub[grp == n_groups - 1]))
     return legs
 
 
@@ -485,3 +487,39 @@ def test_bad_arguments(sim):
         bb.factors.long_short(bare, "spread")
     with pytest.raises(DataError, match="ratings"):
         bb.factors.long_short(bare, "spread", weighting="equal", within="rating_bucket")
+
+
+@pytest.mark.parametrize("holding, weighting", [(1, "value"), (3, "equal")])
+def test_sorted_portfolios_against_row_merges(sim, holding, weighting):
+    """Every tertile portfolio within each bucket, month by month from row merges (cohorts
+    formed at t-1..t-K, weights at formation), and the long-short factor as the bucket mean of
+    top minus bottom."""
+    long = sim.panel.to_frame()
+    long = long.assign(date=pd.to_datetime(long["date"]))
+    by_date = {d: g for d, g in long.groupby("date")}
+    dates = sorted(by_date)
+    P = _quiet(bb.factors.sorted_portfolios, sim.panel, "spread", weighting=weighting,
+               min_bonds=1, holding=holding)
+    assert list(P.columns) == [f"{g} spread {j}" for g in ("IG+", "IG-", "HY")
+                               for j in (1, 2, 3)]
+    checked = 0
+    for i in range(holding, len(dates)):
+        t = dates[i]
+        now = by_date[t][by_date[t]["ret"].notna()][["bond", "ret"]]
+        ref = np.zeros(9)
+        for j in range(1, holding + 1):
+            legs = _formation_legs(by_date, dates[i - j], "spread", 3, weighting,
+                                   "rating_bucket", "rank", None, None, None, every=True)
+            for k, g in enumerate(("IG+", "IG-", "HY")):
+                for q, leg in enumerate(legs[g]):
+                    m = leg[["bond", "weight"]].merge(now, on="bond", how="inner")
+                    w = m["weight"] if weighting == "value" else np.ones(len(m))
+                    ref[3 * k + q] += (w * m["ret"]).sum() / w.sum() / holding
+        np.testing.assert_allclose(P.loc[t].to_numpy(), ref, rtol=1e-12)
+        checked += 1
+    assert checked == len(dates) - holding
+    ls = _quiet(bb.factors.long_short, sim.panel, "spread", weighting=weighting,
+                within="rating_bucket", min_bonds=1, holding=holding)
+    spread = np.mean([P[f"{g} spread 3"] - P[f"{g} spread 1"] for g in ("IG+", "IG-", "HY")],
+                     axis=0)
+    np.testing.assert_allclose(spread, ls.to_numpy(), rtol=1e-12, atol=1e-15)
