@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesbond.baselines.fama_macbeth import pricing_data
 from bayesbond.bayes.base import BayesianModel
 from bayesbond.errors import DataError, ModelError, SpecError
 from bayesbond.pricing import sdf_kernels as kern
@@ -43,53 +44,39 @@ class SDFPrepared(NamedTuple):
     sr_max: float
 
 
-def _frame(x, what: str) -> pd.DataFrame:
-    if isinstance(x, pd.Series):
-        x = x.to_frame()
-    if not isinstance(x, pd.DataFrame):
-        raise DataError(f"{what} must be a pandas DataFrame (dates x columns), got "
-                        f"{type(x).__name__}")
-    if x.columns.has_duplicates:
-        dup = sorted(map(str, x.columns[x.columns.duplicated()].unique()))
-        raise DataError(f"{what} repeat the column(s) {', '.join(dup)}")
-    bad = [str(c) for c in x.columns if not pd.api.types.is_numeric_dtype(x[c])]
-    if bad:
-        raise DataError(f"{what} column(s) {', '.join(bad)} are not numeric")
-    return x
-
-
 def prepare_data(test_assets, factors, prior_sharpe, *, aw=1.0, bw=1.0,
                  intercept=True) -> SDFPrepared:
-    """Align the dates (inner join), drop incomplete rows and compute the slab scales.
+    """Align the dates (:func:`bayesbond.baselines.fama_macbeth.pricing_data`: the common months,
+    a gap on one of them refused with its column and months) and compute the slab scales.
 
     Raises
     ------
     DataError
-        Not DataFrames, non-numeric or repeated columns, a constant column, too few dates
+        Not DataFrames, the errors of ``pricing_data``, a constant column, too few dates
         (``T - 1`` must reach the number of assets plus factors), at least as many factors as
         assets, or a column in both.
     SpecError
         ``prior_sharpe`` not positive or not below the test assets' maximal Sharpe ratio.
     """
-    R = _frame(test_assets, "test_assets")
-    F = _frame(factors, "factors")
-    both = sorted(set(map(str, R.columns)) & set(map(str, F.columns)))
+    for what, x in (("test_assets", test_assets), ("factors", factors)):
+        if not isinstance(x, pd.DataFrame | pd.Series):
+            raise DataError(f"{what} must be a pandas DataFrame (dates x columns), got "
+                            f"{type(x).__name__}")
+    both = sorted(set(map(str, pd.DataFrame(test_assets).columns))
+                  & set(map(str, pd.DataFrame(factors).columns)))
     if both:
         raise DataError(f"column(s) {', '.join(map(repr, both))} are both test assets and "
                         "factors; a "
                         "tradable factor priced as a test asset goes in test_assets only")
-    data = R.join(F, how="inner").dropna()
-    T, N, K = len(data), R.shape[1], F.shape[1]
-    if K < 1:
-        raise DataError("factors has no columns")
+    d = pricing_data(test_assets, factors)  # common months; gaps refused, named
+    Rv, fv = d.R, d.F
+    T, N, K = d.T, Rv.shape[1], fv.shape[1]
     if N <= K:
         raise DataError(f"{N} test assets for {K} factors: need more test assets than factors")
     if T - 1 < N + K:
         raise DataError(f"{T} complete dates for {N} test assets and {K} factors: need at least "
                         f"{N + K + 1} (the posterior of their covariance matrix)")
-    Rv = data[R.columns].to_numpy(float)
-    fv = data[F.columns].to_numpy(float)
-    for name, col in zip([*R.columns, *F.columns], np.column_stack([Rv, fv]).T, strict=True):
+    for name, col in zip([*d.assets, *d.factors], np.column_stack([Rv, fv]).T, strict=True):
         if not np.std(col) > 0:
             raise DataError(f"column {name!r} is constant on the {T} complete dates")
     if prior_sharpe is None or not np.isfinite(prior_sharpe) or prior_sharpe <= 0:
@@ -101,7 +88,7 @@ def prepare_data(test_assets, factors, prior_sharpe, *, aw=1.0, bw=1.0,
         raise SpecError(f"prior_sharpe = {prior_sharpe:.4g} per period is not below the test "
                         f"assets' maximal in-sample Sharpe ratio {sr_max:.4g}; choose a "
                         f"fraction of it, e.g. {0.5 * sr_max:.3g}")
-    return SDFPrepared(Rv, fv, list(R.columns), list(F.columns), data.index, psi, psi0, sr_max)
+    return SDFPrepared(Rv, fv, d.assets, d.factors, d.dates, psi, psi0, sr_max)
 
 
 class SDFSelection(BayesianModel):
@@ -378,7 +365,8 @@ def select_factors(test_assets, factors, *, prior_sharpe: float, method: str = "
     test_assets : pandas.DataFrame
         Excess returns, dates x assets (a tradable factor to be priced goes here).
     factors : pandas.DataFrame
-        Candidate factors, dates x factors (dates are inner-joined, incomplete rows dropped).
+        Candidate factors, dates x factors (the months common to both are used; a gap on one
+        of them is refused).
     prior_sharpe : float
         Prior Sharpe ratio of the SDF per period of the data (see :class:`SDFSelection`).
     method : {"continuous", "dirac"}

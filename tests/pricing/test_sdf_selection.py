@@ -119,8 +119,11 @@ def test_dirac_fit_probabilities_sum_to_one_and_match_inclusion():
 
 def test_dirac_refuses_more_than_twenty_factors():
     rng = np.random.default_rng(0)
-    f = pd.DataFrame(rng.standard_normal((80, 21)), columns=[f"f{i}" for i in range(21)])
-    R = pd.DataFrame(rng.standard_normal((80, 24)) + 0.2, columns=[f"r{i}" for i in range(24)])
+    dates = pd.date_range("2000-01-31", periods=80, freq="ME")
+    f = pd.DataFrame(rng.standard_normal((80, 21)), index=dates,
+                     columns=[f"f{i}" for i in range(21)])
+    R = pd.DataFrame(rng.standard_normal((80, 24)) + 0.2, index=dates,
+                     columns=[f"r{i}" for i in range(24)])
     with pytest.raises(ModelError, match="K = 20.*K = 21"):
         bb.pricing.select_factors(R, f, prior_sharpe=0.1, method="dirac", progressbar=False)
 
@@ -387,3 +390,12 @@ def test_sbc_gibbs():
     res = _sbc(400, seed=2)
     print(res.summary())
     assert res.min_p() > 0.001
+
+
+def test_a_gap_is_refused_not_dropped():
+    """A missing value on a common month is named, never silently dropped with its row."""
+    R, f, _ = economy(200, 0)
+    R = R.copy()
+    R.iloc[5, 2] = np.nan
+    with pytest.raises(DataError, match=f"column {R.columns[2]!r} is missing on 1 of the 200"):
+        bb.pricing.select_factors(R, f, prior_sharpe=0.1)
