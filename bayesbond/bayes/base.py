@@ -166,6 +166,9 @@ class BayesianModel:
         """Hashable key under which the compiled sampler is reused (``None``: never)."""
         return None
 
+    #: the sampler of ``fit(sampler=None)``
+    default_sampler = "nutpie"
+
     def draw(self, prepared, options: Mapping, *, draws, tune, chains, random_seed, sampler,
              target_accept, progressbar, name, **kwargs):
         """``(idata, model)``: the posterior draws (groups ``posterior`` and ``sample_stats``).
@@ -194,7 +197,7 @@ class BayesianModel:
 
     # ------------------------------------------------------------------------- the template
     def fit(self, *data, draws: int = 1000, tune: int = 1000, chains: int = 4,
-            random_seed=None, sampler: str = "nutpie", target_accept: float | None = None,
+            random_seed=None, sampler: str | None = None, target_accept: float | None = None,
             log_likelihood: bool | str = "auto", loglik_dtype="float64",
             progressbar: bool | None = None, **kwargs) -> xr.DataTree:
         """Prepare, build, sample, post-process, check and stamp one fit.
@@ -205,7 +208,9 @@ class BayesianModel:
             The family's data arguments (see its :meth:`prepare`), or one value it returned.
         draws, tune, chains, random_seed, sampler, target_accept, progressbar
             Passed to :func:`bayesbond.bayes.sampling.sample` (checked first: ``draws >= 1``,
-            ``tune >= 0``, ``chains >= 1``, ``0 < target_accept < 1``). ``progressbar=None``
+            ``tune >= 0``, ``chains >= 1``, ``0 < target_accept < 1``). ``sampler=None`` is
+            the family's :attr:`default_sampler` (``"nutpie"`` unless it says otherwise).
+            ``progressbar=None``
             shows the phases when a progress callback is installed or stderr is a terminal;
             ``False`` silences them.
         log_likelihood : bool or "auto"
@@ -229,6 +234,7 @@ class BayesianModel:
         from bayesbond.bayes import sampling
 
         sampling.check_sampler_args(draws, tune, chains, target_accept)
+        sampler = self.default_sampler if sampler is None else sampler
         options = {k: kwargs.pop(k, v) for k, v in self.fit_options.items()}
         params = inspect.signature(self.prepare).parameters
         prep_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in params}

@@ -386,6 +386,16 @@ class OUModel(BayesianModel):
                         if k in keep and v is not None}
         return cls(spec["n"], restrictions, spec["priors"], spec["stationary_init"])
 
+    @property
+    def default_sampler(self) -> str:
+        """``"pymc"`` for ``n > 1``, ``"nutpie"`` for 1-D.
+
+        The n-D likelihood is a Python Op (:func:`ou_loglik_grad`): nutpie's numba backend can
+        only call it in object mode, which measured 517 s of sampling against 31 s with PyMC's
+        sampler on the same 2-D fit (2 chains x (300 + 200), one process, loaded machine). The
+        1-D likelihood is a plain PyTensor graph, which nutpie compiles."""
+        return "pymc" if self.n > 1 else "nutpie"
+
     # ------------------------------------------------------------------ spec
     def spec(self) -> dict:
         """JSON-able description of the model (stored in the DataTree attributes)."""

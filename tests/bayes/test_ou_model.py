@@ -218,3 +218,28 @@ def test_2d_restricted_recovery(restrictions):
         free = sd > 0
         assert np.all(np.abs(m - true)[free] < 4 * sd[free]), name
     assert diagnostics(idata).max_rhat <= 1.01
+
+
+def test_nd_model_samples_with_pymc_by_default():
+    """The n-D likelihood is a Python Op, which nutpie's numba backend runs in object mode (about
+    16x slower): fit(sampler=None) picks PyMC's sampler for n > 1 and nutpie for 1-D."""
+    from bayesbond.bayes import base
+
+    assert OUModel(2).default_sampler == "pymc" and OUModel(1).default_sampler == "nutpie"
+    assert base.BayesianModel.default_sampler == "nutpie"
+    seen = {}
+
+    class Probe(OUModel):
+        def draw(self, prepared, options, **kw):
+            seen["sampler"] = kw["sampler"]
+            raise RuntimeError("stop")
+
+    x = np.cumsum(np.random.default_rng(0).standard_normal((60, 2)) * 0.01, axis=0)
+    for n, want, data in ((2, "pymc", x), (1, "nutpie", x[:, 0])):
+        with pytest.raises(RuntimeError, match="stop"):
+            Probe(n).fit(data, dt=1 / 12, draws=10, tune=10, chains=1, progressbar=False)
+        assert seen["sampler"] == want
+    with pytest.raises(RuntimeError, match="stop"):
+        Probe(2).fit(x, dt=1 / 12, draws=10, tune=10, chains=1, sampler="nutpie",
+                     progressbar=False)
+    assert seen["sampler"] == "nutpie"

@@ -222,8 +222,8 @@ def _ou2_sbc(reps, seed=5, **kw):
                    check_vars=["A_chol_diag", "A_chol_offdiag", "A_skew", "mu_std"])
 
 
-@pytest.mark.validate  # not in make test: 164 s per fit (the n-D likelihood Op runs in
-def test_sbc_ou_2d_fast():  # numba object mode); 4 reps took 740 s on the loaded machine
+@pytest.mark.validate  # not in make test: about 55 s a fit (PyMC's sampler, the n-D OU default;
+def test_sbc_ou_2d_fast():  # under nutpie the Python likelihood Op took 577 s)
     _check(_ou2_sbc(4, draws=200, tune=300), alpha=0.001)
 
 
