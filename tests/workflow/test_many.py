@@ -2,7 +2,10 @@
 
 The same seeds give bit-identical draws in this process and on the workers; the windows hold the
 dates and priors of fits made by hand on the sliced panel; a worker compiles a model once; a
-failed fit is reported with its key and the others come back."""
+failed fit is reported with its key and the others come back.
+
+The tests that start the cluster are marked slow: on two shared cores each worker spends about
+20 s importing PyMC and 25 s compiling, in parallel, after the 20 s compile here."""
 
 import json
 import warnings
@@ -99,6 +102,7 @@ def distributed_run(data, model, client):
 
 
 # ----------------------------------------------------------------------------------- tests
+@pytest.mark.slow  # a two-worker cluster: ~20 s of imports and ~25 s of compiles
 def test_serial_and_distributed_draws_are_bit_identical(serial, distributed_run):
     here, there = serial[0], distributed_run[0]
     for g in ("posterior", "sample_stats"):
@@ -118,6 +122,7 @@ def test_serial_and_distributed_draws_are_bit_identical(serial, distributed_run)
     assert seeds.tolist() == [parallel.key_seed(11, lab) for lab in labels]
 
 
+@pytest.mark.slow  # a two-worker cluster: ~20 s of imports and ~25 s of compiles
 def test_compile_once_per_worker(serial, distributed_run):
     res, per_worker = distributed_run
     stats = res["fit_stats"].to_dataset()
@@ -210,6 +215,7 @@ def test_only_variables_with_equal_coordinates_stack():
         many.fit_of(out, "z")
 
 
+@pytest.mark.slow  # a two-worker cluster: ~20 s of imports and ~25 s of compiles
 def test_a_failed_fit_is_reported_by_key_and_the_others_come_back(data, model, client,
                                                                   distributed_run, capsys):
     R, F, groups = data
@@ -235,6 +241,7 @@ def test_a_failed_fit_is_reported_by_key_and_the_others_come_back(data, model, c
     assert kept.attrs["n_failed"] == 1 and "0" in json.loads(kept.attrs["failed"])
 
 
+@pytest.mark.slow  # a two-worker cluster: ~20 s of imports and ~25 s of compiles
 def test_kfold_on_the_cluster_gives_the_serial_result(data, model, client, distributed_run):
     R, F, groups = data
     sub = R.iloc[:WINDOW]  # the windows' shapes: the workers reuse their compiled model
