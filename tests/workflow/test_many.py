@@ -287,3 +287,18 @@ def test_key_seed_depends_on_the_key_and_the_base_only():
     assert parallel.base_entropy(np.random.default_rng(0)) == \
         parallel.base_entropy(np.random.default_rng(0))
     assert isinstance(parallel.base_entropy(None), int)
+
+
+@pytest.mark.slow  # compiles the OU model here and on each worker
+def test_sbc_runner_on_the_cluster_gives_the_serial_ranks(client):
+    from tests.bayes.test_sbc import OU1_PRIORS, _ou1_prior, _ou1_simulate, _ou_fit
+    from tests.sbc import run_sbc
+
+    fit = _ou_fit(bb.OUModel(1, priors=OU1_PRIORS), draws=100, tune=150)
+    args = ("OUModel(1)", _ou1_prior, _ou1_simulate, fit, 4)
+    here = run_sbc(*args, seed=3)
+    there = run_sbc(*args, seed=3, client=client)
+    assert here.ranks.keys() == there.ranks.keys()
+    for k in here.ranks:
+        np.testing.assert_array_equal(here.ranks[k], there.ranks[k])
+    assert here.max_rhat == there.max_rhat
