@@ -165,6 +165,13 @@ def test_windows_hold_the_dates_bonds_and_priors_of_hand_built_fits(data, model,
     assert "observed_data" not in res.children
     assert "returns" in res["fits"]["1"]["observed_data"].data_vars
     assert "window_end" in res["fit_stats"].coords
+    # a prepared window given to fit_many under the window's label: the same seed, the same draws
+    label = f"{R.index[STEP]:%Y-%m-%d}..{R.index[STEP + WINDOW - 1]:%Y-%m-%d}"
+    win = many.window_prepared(model, model.prepare(R, F, groups=groups),
+                               slice(STEP, STEP + WINDOW))
+    one = _quiet(bb.fit_many, model, {label: win}, **KW)
+    xr.testing.assert_equal(one["posterior"].to_dataset().isel(dataset=0, drop=True),
+                            res["posterior"].to_dataset().isel(window=1, drop=True))
 
 
 def test_window_prepared_drops_unobserved_bonds_like_a_fit_of_the_slice(data, model):
