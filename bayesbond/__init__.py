@@ -57,6 +57,8 @@ _EXPORTS = {
     "term_premium": "bayesbond.workflow.term_premium",
     "expected_excess_returns": "bayesbond.workflow.term_premium",
     "save": "bayesbond.workflow.io",
+    "fit_many": "bayesbond.workflow.many",
+    "rolling_fit": "bayesbond.workflow.many",
     "load": "bayesbond.workflow.io",
 }
 # public submodule name -> module

@@ -41,6 +41,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesbond.errors import IdentificationWarning, SpecError
+from bayesbond.workflow.parallel import check_client, have_distributed, run_in_order
 
 __all__ = ["kfold", "lfo", "training_prepared", "warm_start_kwargs"]
 
@@ -189,25 +190,14 @@ def _r_eff(fit) -> float:
 
 
 def _have_distributed() -> bool:
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return have_distributed()
 
 
 def _runner(client):
-    """``run(fn, list_of_arg_tuples) -> list`` locally (in order) or on a dask client."""
-    if client is None:
-        return lambda fn, items: [fn(*args) for args in items]
-    if not _have_distributed():
-        raise SpecError("client= needs dask.distributed, which is not installed in this "
-                        "environment; pass client=None to run the folds here one after another")
-
-    def run(fn, items):
-        futures = [client.submit(fn, *args, pure=False) for args in items]
-        return client.gather(futures)
-    return run
+    """``run(fn, list_of_arg_tuples) -> list`` locally (in order) or on a dask client
+    (:func:`bayesbond.workflow.parallel.run_in_order`)."""
+    check_client(client, "the folds")
+    return lambda fn, items: run_in_order(fn, items, client)
 
 
 def _fit_kw(sample_kw):
