@@ -15,7 +15,12 @@ import pandas as pd
 from scipy import optimize
 
 from bayesbond.baselines.affine_result import PARAM_NAMES, AffineMLResult, factor_names
-from bayesbond.baselines.kalman_ml import START_ERRORS, KalmanML, filter_yields, precondition
+from bayesbond.baselines.kalman_ml import (
+    START_ERRORS,
+    KalmanML,
+    loglik_yields,
+    precondition,
+)
 from bayesbond.baselines.ou_ml import ou_from_var1
 from bayesbond.core.affine_canonical import (
     canonical,
@@ -249,7 +254,7 @@ def _init_state(Po0):
 
 def kalman_loglik(theta, spec: AffineSpec, Y, Po0):
     """Exact Gaussian log-likelihood of all yields (Kalman filter, :func:`filter_yields`)."""
-    return filter_yields(Y, spec.model(theta), spec.dt, _init_state(Po0)).loglik
+    return loglik_yields(Y, spec.model(theta), spec.dt, _init_state(Po0))
 
 
 def portfolio_loglik(theta, spec: AffineSpec, Y, Po):

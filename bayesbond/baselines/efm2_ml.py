@@ -16,7 +16,7 @@ from scipy import optimize
 
 from bayesbond.baselines.affine_ml import prepare_yields
 from bayesbond.baselines.affine_result import CurveMLResult
-from bayesbond.baselines.kalman_ml import KalmanML, filter_yields
+from bayesbond.baselines.kalman_ml import KalmanML, loglik_yields
 from bayesbond.core.affine_special import EFM2
 from bayesbond.core.linalg import chol_pack, chol_unpack
 from bayesbond.core.ou import transition_loglik
@@ -94,7 +94,7 @@ def efm2_kalman_loglik(theta, spec: EFM2Spec, Y) -> float:
     ``y_t = d + Z xi_t + eps_t``, ``eps ~ N(0, sigma_e^2 I)``; ``xi_0`` from the stationary
     distribution (all P speeds are positive).
     """
-    return filter_yields(Y, spec.model(theta), spec.dt).loglik
+    return loglik_yields(Y, spec.model(theta), spec.dt)
 
 
 def k_star_from_raw(kappa) -> np.ndarray:

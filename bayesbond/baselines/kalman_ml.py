@@ -11,12 +11,13 @@ import pandas as pd
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from bayesbond.core.kalman import kalman_filter, kalman_smoother
+from bayesbond.core.kalman import kalman_filter, kalman_loglik, kalman_smoother
 from bayesbond.core.numdiff import delta_method_se, num_gradient, num_hessian
 from bayesbond.core.ou import exact_transition
 from bayesbond.errors import ConvergenceWarning, ModelError
 
-__all__ = ["KalmanML", "filter_yields", "inverse_information", "safe_nll", "precondition"]
+__all__ = ["KalmanML", "filter_yields", "inverse_information", "loglik_yields", "safe_nll",
+           "precondition"]
 
 #: errors that make a starting point fail (it is dropped and reported) rather than the fit
 START_ERRORS = (np.linalg.LinAlgError, ModelError, ValueError, FloatingPointError, OverflowError)
@@ -62,6 +63,14 @@ def inverse_information(info, who: str, stacklevel: int = 3):
         warnings.warn(f"{who}: observed information is not positive definite; standard errors "
                       "use its pseudo-inverse", ConvergenceWarning, stacklevel=stacklevel)
         return np.linalg.pinv(info)
+
+
+def loglik_yields(Y, par, dt, initial_state=None) -> float:
+    """The log-likelihood of :func:`filter_yields` alone (:func:`~bayesbond.core.kalman.
+    kalman_loglik`: a compiled loop when every yield is observed), for the optimiser."""
+    Phi, c, Q = exact_transition(par["A"], par["a"], par["V"], dt)
+    x0, P0 = (None, None) if initial_state is None else initial_state(Phi, c, Q)
+    return kalman_loglik(Y, Phi, c, Q, par["Z"], par["d"], par["sigma_e"] ** 2, x0, P0)
 
 
 def filter_yields(Y, par, dt, initial_state=None):

@@ -294,7 +294,21 @@ def _linear_scan(F, e):
 
 
 def kalman_loglik(y, Phi, c, Q, Z, d, H, x0=None, P0=None) -> float:
-    """Log-likelihood only (see :func:`kalman_filter`)."""
+    """Log-likelihood only (see :func:`kalman_filter`).
+
+    With every value of ``y`` observed it runs the compiled loop of
+    :mod:`bayesbond.core.kalman_fast` (the same recursion; numba), otherwise, or where a
+    predicted covariance is singular, :func:`kalman_filter`.
+    """
+    from bayesbond.core import kalman_fast
+
+    ym, Phi_, c_, Q_, Z_, d_, h = _as_model(y, Phi, c, Q, Z, d, H)
+    if kalman_fast.available() and not np.isnan(ym).any():
+        x0_, P0_ = _initial(Phi_, c_, Q_, x0, P0)
+        try:
+            return kalman_fast.loglik_full(ym - d_, Phi_, c_, Q_, Z_, h, x0_, P0_)
+        except np.linalg.LinAlgError:
+            pass
     return kalman_filter(y, Phi, c, Q, Z, d, H, x0, P0).loglik
 
 

@@ -122,3 +122,34 @@ def test_bad_input_is_named():
     y[2, 1] = 0.0
     with pytest.raises(ModelError, match="spectral radius"):
         kalman_filter(y, 1.5 * np.eye(2), c, Q, Z, d, h)
+
+
+@pytest.mark.parametrize("n, p, T", [(1, 3, 5), (2, 4, 12), (3, 8, 300)])
+def test_compiled_loglik_equals_brute_force_and_the_filter(n, p, T):
+    """kalman_loglik's compiled loop (every value observed): the exact joint Gaussian density
+    (short panels, before and after the gain freezes) and the numpy filter to 1e-12; a gap in
+    the data or a singular initial covariance falls back to the numpy filter."""
+    from bayesbond.core import kalman_fast
+
+    if not kalman_fast.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(n * 100 + T)
+    Phi, c, Q, Z, d, h, x0, P0 = _model(n, p, rng)
+    y = rng.standard_normal((T, p)) + d
+    fast = kalman_fast.loglik_full(y - d, Phi, c, Q, Z, h, x0, P0)
+    ref = kalman_filter(y, Phi, c, Q, Z, d, h, x0, P0)
+    assert fast == pytest.approx(ref.loglik, rel=1e-12)
+    assert kalman_loglik(y, Phi, c, Q, Z, d, h, x0, P0) == pytest.approx(ref.loglik, rel=1e-12)
+    if T <= 12:
+        _, _, my, Cy, _ = _joint(Phi, c, Q, Z, d, h, x0, P0, T)
+        exact = multivariate_normal(my, Cy).logpdf(y.ravel())
+        assert fast == pytest.approx(exact, rel=1e-10)
+    else:
+        assert ref.steady_from is not None and ref.steady_from < T  # the frozen-gain path ran
+    y[T // 2, 0] = np.nan  # a gap: the numpy filter
+    assert kalman_loglik(y, Phi, c, Q, Z, d, h, x0, P0) == pytest.approx(
+        kalman_filter(y, Phi, c, Q, Z, d, h, x0, P0).loglik, rel=1e-12)
+    y[T // 2, 0] = 0.0
+    P0s = np.zeros((n, n))  # singular: the compiled loop refuses, the numpy one handles it
+    assert kalman_loglik(y, Phi, c, Q, Z, d, h, x0, P0s) == pytest.approx(
+        kalman_filter(y, Phi, c, Q, Z, d, h, x0, P0s).loglik, rel=1e-12)
