@@ -264,7 +264,11 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
     ----------
     returns : BondPanel, pandas.DataFrame, pandas.Series or xarray.DataArray
         Returns (decimals per month): a panel, a wide table (month-end dates x bonds; ``NaN`` where
-        not observed), one series, or a DataArray with dims ``(date, bond)``.
+        not observed), one series, or a DataArray with dims ``(date, bond)``. A Dask-backed
+        DataArray chunked along ``bond`` only is fitted one chunk at a time (two passes over
+        the chunks: observation counts, then fits), with the numbers of the in-memory fit; only
+        one chunk and the outputs are in memory. Its unit check judges every bond as in memory
+        and pools values over each chunk (not the whole panel).
     factors : pandas.DataFrame
         Factor returns, dates x factors. Dates move to month-end on both sides before alignment.
     hac_lags : int, optional
@@ -295,7 +299,8 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
     Raises
     ------
     DataError
-        Months with observed returns but no factor values (named), missing factor values on such
+        A chunked DataArray with several chunks along ``date``,
+        months with observed returns but no factor values (named), missing factor values on such
         months (named), a bond with too few observed months (named, unless ``min_obs`` drops it),
         factors collinear over the fitted months (named) or on one bond's months (the bond named),
         returns or factors that look like percent or gross returns (named).
