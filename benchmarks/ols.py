@@ -13,8 +13,15 @@ CPU times (the latter does not count waiting for a CPU when other jobs load the 
 BLAS runs single-threaded on both sides (set before numpy is imported; ``--threads N`` changes
 it), so the ratio measures the algorithm, not the core count.
 
+With ``--dask`` (issue 18, part 4): the panel is a lazy Dask-backed ``xarray.DataArray``
+chunked by bond (``--chunk`` bonds a chunk, each chunk drawn from its own seed when computed, 20%
+missing at random), fitted by ``bb.ols`` one chunk at a time; the script prints the wall and CPU
+times and the peak resident memory (``resource.getrusage``), then fits the same panel in memory
+and prints the largest difference (no statsmodels loop at this size).
+
 Usage: python benchmarks/ols.py [--bonds 2000] [--months 240] [--factors 6] [--lags 6]
        [--repeat 5] [--threads 1]
+       python benchmarks/ols.py --dask --bonds 20000 --months 300 [--chunk 1000]
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ def _parse() -> argparse.Namespace:
     ap.add_argument("--peer-repeat", type=int, default=1, help="best of N runs for statsmodels")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads on both sides")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dask", action="store_true",
+                    help="lazy Dask panel chunked by bond, fitted chunk by chunk")
+    ap.add_argument("--chunk", type=int, default=1000, help="bonds per Dask chunk (--dask)")
     return ap.parse_args()
 
 
@@ -125,7 +135,87 @@ def rel(a, b):
     return float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(np.abs(b[ok]), 1e-300)))
 
 
+def lazy_data(n_bonds, n_months, n_factors, missing, seed, chunk):
+    """:func:`make_data`'s model as a lazy (date, bond) DataArray chunked by bond."""
+    import dask.array as da
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2000-01-31", periods=n_months, freq="ME")
+    F = pd.DataFrame(rng.normal(0.003, 0.02, (n_months, n_factors)), index=dates,
+                     columns=[f"F{k + 1}" for k in range(n_factors)])
+    X = np.column_stack([np.ones(n_months), F.to_numpy()])
+    sizes = tuple(min(chunk, n_bonds - a) for a in range(0, n_bonds, chunk))
+
+    def block(block_id=None):
+        r = np.random.default_rng([seed, block_id[1]])
+        n = sizes[block_id[1]]
+        theta = np.vstack([r.normal(0.0005, 0.001, n), r.normal(0.5, 0.4, (n_factors, n))])
+        e = r.normal(0, 0.01, (n_months, n))
+        for t in range(1, n_months):
+            e[t] += 0.3 * e[t - 1]
+        Y = X @ theta + e
+        Y[r.random(Y.shape) < missing] = np.nan
+        return Y
+
+    arr = da.map_blocks(block, chunks=((n_months,), sizes), dtype=float, meta=np.empty((0, 0)))
+    R = xr.DataArray(arr, dims=("date", "bond"),
+                     coords={"date": dates, "bond": [f"CUSIP{j:06d}" for j in range(n_bonds)]})
+    return R, F
+
+
+def main_dask(args) -> int:
+    import resource
+
+    def peak_mib():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    warnings.simplefilter("ignore")
+    R, F = lazy_data(args.bonds, args.months, args.factors, args.missing, args.seed, args.chunk)
+    panel_mib = args.bonds * args.months * 8 / 2**20
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"bayesbond {bb.__version__}, Dask-backed panel: {args.bonds} bonds x {args.months} "
+          f"months x {args.factors} factors, {args.missing:.0%} missing at random, HAC({args.lags})"
+          f", chunks of {args.chunk} bonds ({len(R.chunks[1])} chunks), BLAS threads = "
+          f"{args.threads}")
+    print(f"machine: {os.cpu_count()} CPUs, 1-minute load average {load:.1f} at start; panel "
+          f"{panel_mib:.0f} MiB as float64, one chunk {args.months * args.chunk * 8 / 2**20:.1f} "
+          "MiB")
+    Rw, Fw = lazy_data(200, args.months, args.factors, args.missing, args.seed + 1, 100)
+    bb.ols(Rw, Fw, hac_lags=args.lags)  # warm-up (imports, Dask's thread pool)
+    rss0 = peak_mib()
+    c0, t0 = time.process_time(), time.perf_counter()
+    res = bb.ols(R, F, hac_lags=args.lags, use_correction=True)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rss1 = peak_mib()
+    print(f"chunked bb.ols: {wall:.2f} s wall, {cpu:.2f} s CPU (both passes, drawing the chunks "
+          f"included); peak RSS {rss1:.0f} MiB (before the fit {rss0:.0f} MiB); {res!r}")
+    c0, t0 = time.process_time(), time.perf_counter()
+    Rm = R.compute()
+    gen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = bb.ols(Rm, F, hac_lags=args.lags, use_correction=True)
+    wall_m = time.perf_counter() - t0
+    print(f"in-memory bb.ols on the computed panel: {wall_m:.2f} s wall (drawing it {gen:.2f} s);"
+          f" peak RSS of the process now {peak_mib():.0f} MiB")
+    worst = 0.0
+    for a, b in [(res.params, ref.params), (res.bse, ref.bse), (res.resid, ref.resid),
+                 (res.rsquared, ref.rsquared)]:
+        a, b = np.asarray(a), np.asarray(b)
+        ok = np.isfinite(b)
+        if not np.array_equal(ok, np.isfinite(a)):
+            worst = np.inf
+            continue
+        worst = max(worst, float(np.max(np.abs(a[ok] - b[ok])) / np.max(np.abs(b[ok]))))
+    ok = worst < 1e-12
+    print(f"same numbers as in memory (params, bse, resid, R2 to 1e-12 of their scale): "
+          f"{'yes' if ok else 'NO'} (worst {worst:.1e})")
+    return 0 if ok else 1
+
+
 def main(args) -> int:
+    if args.dask:
+        return main_dask(args)
     warnings.simplefilter("ignore")
     print(
         f"bayesbond {bb.__version__} vs statsmodels {sm.__version__} per-bond loop: "

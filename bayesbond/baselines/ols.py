@@ -18,6 +18,7 @@ import xarray as xr
 from scipy import stats
 
 from bayesbond.core.ols import batched_ols, collinear_columns
+from bayesbond.data.chunked import bond_blocks, is_chunked
 from bayesbond.data.coerce import (
     as_factor_frame,
     as_wide_returns,
@@ -263,7 +264,11 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
     ----------
     returns : BondPanel, pandas.DataFrame, pandas.Series or xarray.DataArray
         Returns (decimals per month): a panel, a wide table (month-end dates x bonds; ``NaN`` where
-        not observed), one series, or a DataArray with dims ``(date, bond)``.
+        not observed), one series, or a DataArray with dims ``(date, bond)``. A Dask-backed
+        DataArray chunked along ``bond`` only is fitted one chunk at a time (two passes over
+        the chunks: observation counts, then fits), with the numbers of the in-memory fit; only
+        one chunk and the outputs are in memory. Its unit check judges every bond as in memory
+        and pools values over each chunk (not the whole panel).
     factors : pandas.DataFrame
         Factor returns, dates x factors. Dates move to month-end on both sides before alignment.
     hac_lags : int, optional
@@ -294,7 +299,8 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
     Raises
     ------
     DataError
-        Months with observed returns but no factor values (named), missing factor values on such
+        A chunked DataArray with several chunks along ``date``,
+        months with observed returns but no factor values (named), missing factor values on such
         months (named), a bond with too few observed months (named, unless ``min_obs`` drops it),
         factors collinear over the fitted months (named) or on one bond's months (the bond named),
         returns or factors that look like percent or gross returns (named).
@@ -317,12 +323,47 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
     >>> list(res.params.columns)
     ['alpha', 'CMKT', 'TERM']
     """
-    Rv, dates, bonds = as_wide_returns(returns)
+    chunked = is_chunked(returns)
+    if chunked:
+        blocks = bond_blocks(returns)
+    else:
+        Rv, dates, bonds = as_wide_returns(returns)
+        Rv = to_decimal(Rv, units, "returns")
     F = _as_factors(factors)
-    Rv = to_decimal(Rv, units, "returns")
-    F = to_decimal(F, units if factor_units is None else factor_units, "factors")
+    fu = units if factor_units is None else factor_units
+    F = to_decimal(F, fu, "factors")
     p = F.shape[1] + 1
+    if chunked:
+        if check_units:
+            check_return_units(F.to_numpy(), F.columns, "factors", units=fu, kind="factor")
+        return _ols_chunked(blocks, returns, F, p, hac_lags, use_correction, hac_gaps, min_obs,
+                            units, check_units)
     nobs_all = np.isfinite(Rv).sum(axis=0)
+    keep, dropped = _select_bonds(nobs_all, bonds, p, min_obs)
+    if keep is not None:
+        Rv, bonds = Rv[:, keep], bonds[keep]
+    if check_units:
+        check_return_units(Rv, bonds, "returns", units=units, kind="bond")
+        check_return_units(F.to_numpy(), F.columns, "factors", units=fu, kind="factor")
+    has_obs = np.isfinite(Rv).any(axis=1)
+    design = _design(F, dates, has_obs, hac_lags, hac_gaps)
+    arrays = _fit_block(design, Rv, bonds, hac_lags, use_correction, hac_gaps)
+    return _result(arrays, design, F, dates, bonds, hac_lags, use_correction, dropped)
+
+
+@dataclass(frozen=True)
+class _Design:
+    """The common design: ``X`` on the fitted rows, the months behind them and their layout."""
+
+    X: np.ndarray  # (rows, p), calendar placeholders (zeros) included with hac_gaps="zero"
+    Fv: np.ndarray  # factor values on the months with returns
+    used: pd.DatetimeIndex  # months with at least one observed return
+    has_obs: np.ndarray  # (T,) bool over all dates of the returns
+    take: np.ndarray | None  # rows of X that are the months in ``used`` (calendar layout)
+
+
+def _select_bonds(nobs_all: np.ndarray, bonds: pd.Index, p: int, min_obs):
+    """The bonds to keep (``None``: all) and the ``dropped`` Series (``None`` without min_obs)."""
     if min_obs is None:
         few = np.flatnonzero(nobs_all <= p)
         if few.size:
@@ -331,39 +372,36 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
                 f"{listing(f'{bonds[j]} ({nobs_all[j]})' for j in few)}; pass min_obs= to "
                 "leave such bonds out"
             )
-        dropped = None
-    else:
-        if int(min_obs) != min_obs or min_obs < p + 1:
-            raise DataError(
-                f"min_obs must be an integer of at least {p + 1} (the {p} coefficients plus one), "
-                f"got {min_obs!r}"
-            )
-        short = nobs_all < min_obs
-        dropped = pd.Series(nobs_all[short], index=bonds[short], name="nobs", dtype=np.int64)
-        if short.all():
-            raise DataError(
-                f"every bond has fewer than min_obs={min_obs} observed months (most: "
-                f"{int(nobs_all.max())})"
-            )
-        if short.any():
-            warnings.warn(
-                f"ols: left out {int(short.sum())} bond(s) with fewer than min_obs={min_obs} "
-                f"observed months: {listing(f'{b} ({n})' for b, n in dropped.items())}",
-                UserWarning,
-                stacklevel=2,
-            )
-            Rv, bonds = Rv[:, ~short], bonds[~short]
-    if check_units:
-        check_return_units(Rv, bonds, "returns", units=units, kind="bond")
-        check_return_units(
-            F.to_numpy(), F.columns, "factors",
-            units=units if factor_units is None else factor_units, kind="factor",
-        )  # fmt: skip
-    has_obs = np.isfinite(Rv).any(axis=1)
+        return None, None
+    if int(min_obs) != min_obs or min_obs < p + 1:
+        raise DataError(
+            f"min_obs must be an integer of at least {p + 1} (the {p} coefficients plus one), "
+            f"got {min_obs!r}"
+        )
+    short = nobs_all < min_obs
+    dropped = pd.Series(nobs_all[short], index=bonds[short], name="nobs", dtype=np.int64)
+    if short.all():
+        raise DataError(
+            f"every bond has fewer than min_obs={min_obs} observed months (most: "
+            f"{int(nobs_all.max())})"
+        )
+    if short.any():
+        warnings.warn(
+            f"ols: left out {int(short.sum())} bond(s) with fewer than min_obs={min_obs} "
+            f"observed months: {listing(f'{b} ({n})' for b, n in dropped.items())}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return ~short, dropped
+    return None, dropped
+
+
+def _design(F: pd.DataFrame, dates: pd.DatetimeIndex, has_obs: np.ndarray, hac_lags,
+            hac_gaps: str) -> _Design:
+    """Align the factors on the months with observed returns and build ``[1, F]``."""
     if not has_obs.any():
         raise DataError("no observed return at all")
-    all_rows = bool(has_obs.all())
-    used = dates if all_rows else dates[has_obs]
+    used = dates if has_obs.all() else dates[has_obs]
     fpos = F.index.get_indexer(used)
     if (fpos < 0).any():
         raise DataError(
@@ -377,7 +415,6 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
             f"{F.columns[j]} on {used[i].date()}" for i, j in zip(*np.nonzero(bad), strict=True)
         ]
         raise DataError(f"missing or non-finite factor values: {listing(cells)}")
-    Ru = Rv if all_rows else Rv[has_obs]
     X = np.column_stack([np.ones(len(used)), Fv])
     dep = collinear_columns(X)
     if dep.size:
@@ -387,37 +424,125 @@ def ols(returns, factors: pd.DataFrame, hac_lags: int | None = None, use_correct
             f"({used[0].date()} .. {used[-1].date()}): {', '.join(names)} are an exact linear "
             "combination of one another (a constant factor is collinear with alpha)"
         )
-    T_u, N = Ru.shape
-    take = None  # rows of the fitted arrays that are the months with returns
+    take = None
     if hac_gaps == "zero" and hac_lags is not None:
         # calendar lags: every month between the first and last observation keeps its place
         # (months without any observed return are placeholders with no observation and no weight)
         rows = pd.date_range(used[0], used[-1], freq="ME", name="date").as_unit("ns")
         take = rows.get_indexer(used)
-        Xc, Yc = np.zeros((len(rows), X.shape[1])), np.full((len(rows), N), np.nan)
-        Xc[take], Yc[take] = X, Ru
-        X, Ru = Xc, Yc
-    fit = batched_ols(X, Ru, hac_lags=hac_lags, use_correction=use_correction, hac_gaps=hac_gaps,
-                      names=bonds)
-    coefs = pd.Index(["alpha", *F.columns], name="coef")
-    params = pd.DataFrame(fit.params, index=bonds, columns=coefs)
-    cov_type = "classical" if hac_lags is None else "HAC"
+        Xc = np.zeros((len(rows), X.shape[1]))
+        Xc[take] = X
+        X = Xc
+    return _Design(X=X, Fv=Fv, used=used, has_obs=has_obs, take=take)
+
+
+def _fit_block(design: _Design, Rv: np.ndarray, bonds: pd.Index, hac_lags, use_correction,
+               hac_gaps):
+    """Fit the bonds (columns) of ``Rv`` (all dates x bonds) on the design.
+
+    Returns ``(params, cov, cov_classical, resid, nobs, rss)`` with ``resid`` on all dates
+    (``NaN`` where a bond is not observed) and ``cov`` the covariance in use.
+    """
+    all_rows = bool(design.has_obs.all())
+    Ru = Rv if all_rows else Rv[design.has_obs]
+    if design.take is not None:
+        Yc = np.full((design.X.shape[0], Ru.shape[1]), np.nan)
+        Yc[design.take] = Ru
+        Ru = Yc
+    fit = batched_ols(design.X, Ru, hac_lags=hac_lags, use_correction=use_correction,
+                      hac_gaps=hac_gaps, names=bonds)
     cov = fit.cov_classical if hac_lags is None else fit.cov_hac
-    bse = pd.DataFrame(np.sqrt(np.diagonal(cov, axis1=1, axis2=2)), index=bonds, columns=coefs)
-    fitted_resid = fit.resid if take is None else fit.resid[take]
+    fitted_resid = fit.resid if design.take is None else fit.resid[design.take]
     if all_rows:
-        resid_arr = fitted_resid
+        resid = fitted_resid
     else:
-        resid_arr = np.full(Rv.shape, np.nan)
-        resid_arr[has_obs] = fitted_resid
-    resid = pd.DataFrame(resid_arr, index=dates, columns=bonds, copy=False)
-    df = fit.nobs - X.shape[1]
+        resid = np.full(Rv.shape, np.nan)
+        resid[design.has_obs] = fitted_resid
+    return fit.params, cov, fit.cov_classical, resid, fit.nobs, fit.rss, fit.tss
+
+
+def _result(arrays, design: _Design, F: pd.DataFrame, dates: pd.DatetimeIndex, bonds: pd.Index,
+            hac_lags, use_correction, dropped) -> OLSResult:
+    params_a, cov, cov_classical, resid_a, nobs, rss, tss = arrays
+    coefs = pd.Index(["alpha", *F.columns], name="coef")
+    params = pd.DataFrame(params_a, index=bonds, columns=coefs)
+    bse = pd.DataFrame(np.sqrt(np.diagonal(cov, axis1=1, axis2=2)), index=bonds, columns=coefs)
+    resid = pd.DataFrame(resid_a, index=dates, columns=bonds, copy=False)
+    df = nobs - params_a.shape[1]
     return OLSResult(params=params, bse=bse, resid=resid,
-                     rsquared=pd.Series(1.0 - fit.rss / fit.tss, index=bonds, name="rsquared"),
-                     nobs=pd.Series(fit.nobs, index=bonds, name="nobs"),
-                     sigma=pd.Series(np.sqrt(fit.rss / df), index=bonds, name="sigma"),
-                     factors=pd.DataFrame(Fv, index=used, columns=F.columns), cov_type=cov_type,
+                     rsquared=pd.Series(1.0 - rss / tss, index=bonds, name="rsquared"),
+                     nobs=pd.Series(nobs, index=bonds, name="nobs"),
+                     sigma=pd.Series(np.sqrt(rss / df), index=bonds, name="sigma"),
+                     factors=pd.DataFrame(design.Fv, index=design.used, columns=F.columns),
+                     cov_type="classical" if hac_lags is None else "HAC",
                      hac_lags=None if hac_lags is None else int(hac_lags),
                      use_correction=bool(use_correction), cov_array=cov,
-                     cov_classical_array=fit.cov_classical,
+                     cov_classical_array=cov_classical,
                      **({} if dropped is None else {"dropped": dropped}))
+
+
+def _ols_chunked(blocks, returns, F, p, hac_lags, use_correction, hac_gaps, min_obs, units,
+                 check_units) -> OLSResult:
+    """:func:`ols` on a Dask-backed DataArray chunked by bond, one chunk in memory at a time.
+
+    Two passes over the chunks: the first counts each bond's observed months and the months
+    observed by any (kept) bond, which fix the common design as in memory; the second fits each
+    chunk with the same kernel on the same design. Bonds are independent given the design, so the
+    numbers are those of the in-memory fit. The unit check judges every bond as in memory; its
+    pooled test runs over each chunk's values.
+    """
+    bonds = pd.Index(returns.get_index("bond"), name="bond")
+    if bonds.has_duplicates:
+        raise DataError(f"duplicated bonds in the returns: "
+                        f"{listing(bonds[bonds.duplicated()].unique())}")
+    dates = None
+    nobs_parts, has_obs = [], None
+    for da in blocks:  # pass 1: observation counts
+        Rv, d, b = as_wide_returns(da)
+        dates = d if dates is None else dates
+        ok = np.isfinite(Rv)
+        n = ok.sum(axis=0)
+        nobs_parts.append(n)
+        k = slice(None) if min_obs is None else n >= min_obs
+        obs = ok[:, k].any(axis=1)
+        has_obs = obs if has_obs is None else has_obs | obs
+        if check_units:
+            check_return_units(to_decimal(Rv[:, k], units, "returns"), b[k], "returns",
+                               units=units, kind="bond")
+        del Rv, ok
+    nobs_all = np.concatenate(nobs_parts)
+    keep, dropped = _select_bonds(nobs_all, bonds, p, min_obs)
+    design = _design(F, dates, has_obs, hac_lags, hac_gaps)
+    kept = bonds if keep is None else bonds[keep]
+    N, q = len(kept), design.X.shape[1]
+    params = np.empty((N, q))
+    cov = np.empty((N, q, q))
+    cov_classical = np.empty((N, q, q))
+    resid = np.empty((len(dates), N), order="F")
+    nobs, rss, tss = np.empty(N, np.int64), np.empty(N), np.empty(N)
+    at = 0
+    for da, k in zip(blocks, _split(keep, blocks), strict=True):  # pass 2: fits
+        if k is not None and not k.any():
+            continue
+        Rv, _, b = as_wide_returns(da)
+        Rv = to_decimal(Rv, units, "returns")
+        if k is not None:
+            Rv, b = Rv[:, k], b[k]
+        out = _fit_block(design, Rv, b, hac_lags, use_correction, hac_gaps)
+        sl = slice(at, at + Rv.shape[1])
+        for dst, src in zip((params, cov, cov_classical), out[:3], strict=True):
+            dst[sl] = src
+        resid[:, sl] = out[3]
+        nobs[sl], rss[sl], tss[sl] = out[4:]
+        at = sl.stop
+        del Rv, out
+    return _result((params, cov, cov_classical, resid, nobs, rss, tss), design, F, dates,
+                   kept, hac_lags, use_correction, dropped)
+
+
+def _split(keep, blocks):
+    """``keep`` cut at the block boundaries (``None`` for every block when ``keep`` is None)."""
+    if keep is None:
+        return [None] * len(blocks)
+    edges = np.cumsum([0, *(b.sizes["bond"] for b in blocks)])
+    return [keep[a:z] for a, z in zip(edges[:-1], edges[1:], strict=True)]
