@@ -199,60 +199,93 @@ def _prior_reads(nm: _Names, row: str) -> list[str]:
     return out
 
 
-def kernel_source(p: int, diag: bool, pooled: bool) -> str:
+def _flat(lines, nm: _Names, nb: str) -> list[str]:
+    """Map ``P[r, b]``, ``XX[i, j, b]`` and ``OUT[k, b]`` to the one flat work array ``W``.
+
+    ``W`` holds every per-bond input and output as a row of ``nb`` bonds; with ``nb`` a literal
+    the offsets are constants, which lets the compiler prove that the loop's loads and stores do
+    not overlap and vectorise it (with separate arrays, or a bond count known only at run time,
+    it needs more run-time overlap checks than it will insert, and stays scalar)."""
+    import re
+
+    p, rx, ro = nm.p, nm.rows["size"], nm.rows["size"] + nm.p * nm.p
+
+    def at(row):
+        return f"W[{row * int(nb)} + b]" if nb.isdigit() else f"W[{row} * {nb} + b]"
+
+    out = []
+    for ln in lines:
+        ln = re.sub(r"P\[(\d+), b\]", lambda m: at(int(m.group(1))), ln)
+        ln = re.sub(r"XX\[(\d+), (\d+), b\]",
+                    lambda m: at(rx + int(m.group(1)) * p + int(m.group(2))), ln)
+        ln = re.sub(r"OUT\[(\d+), b\]", lambda m: at(ro + int(m.group(1))), ln)
+        out.append(ln)
+    return out
+
+
+def kernel_source(p: int, diag: bool, pooled: bool, n_bonds: int | None = None) -> str:
     """Source of the numba kernel for ``p`` coefficients (see :class:`CollapsedLoglik`).
 
     Everything per bond is straight-line code on scalars inside one loop over the bonds, which
-    reads one packed input array and writes one packed output array (bonds last), so that the
-    compiler keeps the work in registers and vectorises the loop across bonds; the logarithms
-    (library calls) and the sums over bonds get loops of their own.
+    reads and writes rows of one flat work array (bonds last, :func:`_flat`), so that the
+    compiler keeps the work in registers and vectorises the loop across bonds when the number
+    of bonds ``n_bonds`` is fixed (a model's is); the logarithms (library calls) and the sums
+    over bonds get loops of their own.
     """
     nm = _Names(p, diag, pooled)
     r, o = nm.rows, nm.outs
+    rx, ro = r["size"], r["size"] + p * p
+    n_rows = ro + o["size"]
+    nb = "B" if n_bonds is None else str(int(n_bonds))
     ind = " " * 8
 
-    def block(lines, depth=2):
-        return "\n".join(" " * (4 * depth) + ln for ln in lines)
+    def at(row, var="b"):
+        return f"W[{row} * {nb} + {var}]"
 
-    src = [
-        "def collapsed_kernel(XtX, Xty, yty, n, sigma, m, S, gi):",
-        "    XX = np.ascontiguousarray(XtX)  # (p, p, B), bonds last",
-        "    B = Xty.shape[0]",
-        f"    P = np.empty(({r['size']}, B))",
-        f"    OUT = np.empty(({o['size']}, B))",
+    def block(lines, depth=2):
+        return "\n".join(" " * (4 * depth) + ln for ln in _flat(lines, nm, nb))
+
+    src = ["def collapsed_kernel(XtX, Xty, yty, n, sigma, m, S, gi):",
+           "    B = Xty.shape[0]"]
+    if n_bonds is not None:
+        src += [f"    if B != {nb}:",
+                f"        raise ValueError('this kernel was compiled for {nb} bonds')"]
+    src += [
+        f"    W = np.empty({n_rows} * {nb})",
         "    for b in range(B):",
-        ind + f"P[{r['yty']}, b] = yty[b]",
-        ind + f"P[{r['n']}, b] = n[b]",
-        ind + f"P[{r['sigma']}, b] = sigma[b]",
+        ind + f"{at(r['yty'])} = yty[b]",
+        ind + f"{at(r['n'])} = n[b]",
+        ind + f"{at(r['sigma'])} = sigma[b]",
         ind + f"for i in range({p}):",
-        ind + f"    P[{r['Xty']} + i, b] = Xty[b, i]",
+        ind + f"    W[({r['Xty']} + i) * {nb} + b] = Xty[b, i]",
     ]
+    src += [ind + f"    for j in range({p}):",
+            ind + f"        W[({rx} + i * {p} + j) * {nb} + b] = XtX[i, j, b]"]
     if not pooled:
         src += [ind + "g = gi[b]", ind + f"for i in range({p}):",
-                ind + "    P[i, b] = m[g, i]"]
-        src += ([ind + f"    P[{p} + i, b] = S[g, i]"] if diag else
+                ind + f"    W[i * {nb} + b] = m[g, i]"]
+        src += ([ind + f"    W[({p} + i) * {nb} + b] = S[g, i]"] if diag else
                 [ind + f"    for j in range({p}):",
-                 ind + f"        P[{p} + i * {p} + j, b] = S[g, i, j]"])
-        src += ["    for b in range(B):",
-                block(_prior_reads(nm, "b") + _terms_lines(nm) + _solve_lines(p)),
-                ind + f"OUT[{o['ll']}, b] = base + 0.5 * quad",
-                ind + f"OUT[{o['det']}, b] = det",
-                block(_grad_lines(nm)),
+                 ind + f"        W[({p} + i * {p} + j) * {nb} + b] = S[g, i, j]"])
+        src += [f"    for b in range({nb}):",
+                block(_prior_reads(nm, "b") + _terms_lines(nm) + _solve_lines(p)
+                      + [f"OUT[{o['ll']}, b] = base + 0.5 * quad", f"OUT[{o['det']}, b] = det"]
+                      + _grad_lines(nm)),
                 "    ll = np.empty(B)",
                 "    total = np.zeros(1)",
                 "    for b in range(B):",
-                ind + f"ll[b] = OUT[{o['ll']}, b] - 0.5 * n[b] * np.log(sigma[b] * sigma[b])"
-                f" - 0.5 * np.log(OUT[{o['det']}, b])",
+                ind + f"ll[b] = {at(ro + o['ll'])} - 0.5 * n[b] * np.log(sigma[b] * sigma[b])"
+                f" - 0.5 * np.log({at(ro + o['det'])})",
                 ind + "total[0] += ll[b]",
                 f"    d_m = np.zeros((m.shape[0], {p}))",
                 "    d_S = np.zeros(S.shape)",
                 "    for b in range(B):",
                 ind + "g = gi[b]",
                 ind + f"for k in range({p}):",
-                ind + f"    d_m[g, k] += OUT[{o['d_m']} + k, b]"]
-        src += ([ind + f"    d_S[g, k] += OUT[{o['d_S']} + k, b]"] if diag else
+                ind + f"    d_m[g, k] += W[({ro + o['d_m']} + k) * {nb} + b]"]
+        src += ([ind + f"    d_S[g, k] += W[({ro + o['d_S']} + k) * {nb} + b]"] if diag else
                 [ind + f"    for i in range({p}):",
-                 ind + f"        d_S[g, k, i] += OUT[{o['d_S']} + k * {p} + i, b]"])
+                 ind + f"        d_S[g, k, i] += W[({ro + o['d_S']} + k * {p} + i) * {nb} + b]"])
     else:
         lower = [(i, j) for i in range(p) for j in range(i + 1)]
         src += [f"    m{i} = m[{i}]" for i in range(p)]
@@ -281,34 +314,35 @@ def kernel_source(p: int, diag: bool, pooled: bool) -> str:
                 "    d_S = np.zeros(S.shape)",
                 "    for b in range(B):",
                 ind + f"for k in range({p}):",
-                ind + f"    d_m[k] += OUT[{o['d_m']} + k, b]"]
-        src += ([ind + f"    d_S[k] += OUT[{o['d_S']} + k, b]"] if diag else
+                ind + f"    d_m[k] += W[({ro + o['d_m']} + k) * {nb} + b]"]
+        src += ([ind + f"    d_S[k] += W[({ro + o['d_S']} + k) * {nb} + b]"] if diag else
                 [ind + f"    for i in range({p}):",
-                 ind + f"        d_S[k, i] += OUT[{o['d_S']} + k * {p} + i, b]"])
+                 ind + f"        d_S[k, i] += W[({ro + o['d_S']} + k * {p} + i) * {nb} + b]"])
     src += [f"    d_Xty = np.empty((B, {p}))",
             "    d_yty = np.empty(B)",
             "    d_sigma = np.empty(B)",
             "    for b in range(B):",
-            ind + f"d_yty[b] = OUT[{o['d_yty']}, b]",
-            ind + f"d_sigma[b] = OUT[{o['d_sigma']}, b]",
+            ind + f"d_yty[b] = {at(ro + o['d_yty'])}",
+            ind + f"d_sigma[b] = {at(ro + o['d_sigma'])}",
             ind + f"for k in range({p}):",
-            ind + f"    d_Xty[b, k] = OUT[{o['d_Xty']} + k, b]",
+            ind + f"    d_Xty[b, k] = W[({ro + o['d_Xty']} + k) * {nb} + b]",
             "    return total, ll, d_Xty, d_yty, d_sigma, d_m, d_S"]
     return "\n".join(src) + "\n"
 
 
-#: compiled kernels by (p, diag, pooled, wrapped for Python)
+#: compiled kernels by (p, diag, pooled, n_bonds, wrapped for Python)
 _KERNELS: dict = {}
 
 
-def collapsed_kernel(p: int, diag: bool, pooled: bool, *, python: bool = True):
+def collapsed_kernel(p: int, diag: bool, pooled: bool, n_bonds: int | None = None, *,
+                     python: bool = True):
     """The numba kernel of :func:`kernel_source` (``python``: callable from Python, else a
     jitted function for PyTensor's numba backend to call)."""
-    key = (p, diag, pooled, python)
+    key = (p, diag, pooled, n_bonds, python)
     if key not in _KERNELS:
         from pytensor.link.utils import compile_function_src
 
-        fn = compile_function_src(kernel_source(p, diag, pooled), "collapsed_kernel",
+        fn = compile_function_src(kernel_source(p, diag, pooled, n_bonds), "collapsed_kernel",
                                   {"np": np, "LOG_2PI": LOG_2PI})
         opts = {"fastmath": False, "boundscheck": False, "error_model": "numpy"}
         _KERNELS[key] = (numba.njit(**opts) if python
@@ -340,14 +374,17 @@ class CollapsedLoglik(Op):
     log-likelihood, ``ll`` each bond's term ``(B,)`` (pooled: ``(1,)``, the total), and the
     derivatives of ``total`` shaped as their inputs. The gradient of ``total`` is the incoming
     gradient times these, so one kernel pass gives the value and the gradient; only ``total``
-    is differentiable, and only once. ``XtX`` and ``n`` are data (no gradient).
+    is differentiable, and only once. ``XtX`` and ``n`` are data (no gradient). ``n_bonds``:
+    the number of bonds the kernel is compiled for (fast: vectorised over bonds), or None
+    (any number, scalar code).
     """
 
-    __props__ = ("diag", "pooled")
+    __props__ = ("diag", "pooled", "n_bonds")
 
-    def __init__(self, diag: bool, pooled: bool):
+    def __init__(self, diag: bool, pooled: bool, n_bonds: int | None = None):
         self.diag = bool(diag)
         self.pooled = bool(pooled)
+        self.n_bonds = None if n_bonds is None else int(n_bonds)
         super().__init__()
 
     def make_node(self, XtX, Xty, yty, n, sigma, m, S, group):
@@ -372,7 +409,8 @@ class CollapsedLoglik(Op):
         return Apply(self, ins, outs)
 
     def perform(self, node, inputs, output_storage):
-        res = collapsed_kernel(_static_p(node.inputs), self.diag, self.pooled)(*inputs)
+        res = collapsed_kernel(_static_p(node.inputs), self.diag, self.pooled,
+                               self.n_bonds)(*inputs)
         for store, r in zip(output_storage, res, strict=True):
             store[0] = np.asarray(r)
 
@@ -399,7 +437,8 @@ class CollapsedLoglik(Op):
 @register_funcify_default_op_cache_key(CollapsedLoglik)
 def numba_funcify_collapsed(op, node=None, **kwargs):
     """The kernel for PyTensor's numba backend (and so for nutpie)."""
-    kernel = collapsed_kernel(_static_p(node.inputs), op.diag, op.pooled, python=False)
+    kernel = collapsed_kernel(_static_p(node.inputs), op.diag, op.pooled, op.n_bonds,
+                              python=False)
     return kernel, KERNEL_VERSION
 
 
@@ -422,4 +461,5 @@ def collapsed_loglik_fused(XtX, Xty, yty, n, sigma, m, S, group=None, *, pooled=
         XtX = pt.transpose(XtX, (1, 2, 0))
     if group is None:
         group = pt.arange(Xty.shape[0]) if not pooled else pt.zeros(Xty.shape[0], dtype="int64")
-    return CollapsedLoglik(diag=diag, pooled=pooled)(XtX, Xty, yty, n, sigma, m, S, group)[0][0]
+    op = CollapsedLoglik(diag=diag, pooled=pooled, n_bonds=Xty.type.shape[0])
+    return op(XtX, Xty, yty, n, sigma, m, S, group)[0][0]
