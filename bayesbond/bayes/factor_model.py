@@ -136,7 +136,8 @@ class FactorModel(BayesianModel):
     ``-n_b/2 log(2 pi sigma_b^2) - (y'y - 2 theta'X'y + theta'X'X theta) / (2 sigma_b^2)``. With
     ``marginalize=True`` the coefficients are integrated out in closed form
     (``y_b ~ N(X_b m_g, sigma_b^2 I + X_b S_g S_g' X_b')`` evaluated from the same statistics, see
-    :mod:`bayesbond.bayes.factor_likelihood`), so NUTS explores only the group-level parameters
+    :mod:`bayesbond.bayes.factor_likelihood`; value and gradient in one fused kernel,
+    :mod:`bayesbond.bayes.factor_kernel`), so NUTS explores only the group-level parameters
     and the
     residual scales; each posterior draw is completed by one exact draw of ``theta_b`` from its
     conditional posterior, which yields draws from the joint posterior. Otherwise (Student-t

@@ -118,9 +118,9 @@ def panel():
     {"pooling": "pooled"},
     {"pooling": "unpooled"},
     {"pooling": "hierarchical"},
-    {"pooling": "hierarchical", "correlated": True},
-    {"pooling": "pooled", "date_effects": "common"},
-    {"pooling": "unpooled", "date_effects": "group"},
+    pytest.param({"pooling": "hierarchical", "correlated": True}, marks=pytest.mark.slow),
+    pytest.param({"pooling": "pooled", "date_effects": "common"}, marks=pytest.mark.slow),
+    pytest.param({"pooling": "unpooled", "date_effects": "group"}, marks=pytest.mark.slow),
     {"pooling": "hierarchical", "date_effects": "group"},
 ], ids=lambda kw: "-".join(map(str, kw.values())))
 def test_model_logp_and_gradient_equal_todays_graph(panel, kw, monkeypatch):
