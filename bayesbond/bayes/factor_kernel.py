@@ -200,24 +200,26 @@ def _prior_reads(nm: _Names, row: str) -> list[str]:
 
 
 def _flat(lines, nm: _Names, nb: str) -> list[str]:
-    """Map ``P[r, b]``, ``XX[i, j, b]`` and ``OUT[k, b]`` to the one flat work array ``W``.
+    """Map ``P[r, b]`` and ``OUT[k, b]`` to the one flat work array ``W``, ``XX[i, j, b]`` to the
+    flat ``X'X`` (bonds last) ``XF``.
 
-    ``W`` holds every per-bond input and output as a row of ``nb`` bonds; with ``nb`` a literal
+    ``W`` holds every other per-bond input and output as a row of ``nb`` bonds; with ``nb`` a
+    literal
     the offsets are constants, which lets the compiler prove that the loop's loads and stores do
     not overlap and vectorise it (with separate arrays, or a bond count known only at run time,
     it needs more run-time overlap checks than it will insert, and stays scalar)."""
     import re
 
-    p, rx, ro = nm.p, nm.rows["size"], nm.rows["size"] + nm.p * nm.p
+    p, ro = nm.p, nm.rows["size"]
 
-    def at(row):
-        return f"W[{row * int(nb)} + b]" if nb.isdigit() else f"W[{row} * {nb} + b]"
+    def at(row, arr="W"):
+        return f"{arr}[{row * int(nb)} + b]" if nb.isdigit() else f"{arr}[{row} * {nb} + b]"
 
     out = []
     for ln in lines:
         ln = re.sub(r"P\[(\d+), b\]", lambda m: at(int(m.group(1))), ln)
         ln = re.sub(r"XX\[(\d+), (\d+), b\]",
-                    lambda m: at(rx + int(m.group(1)) * p + int(m.group(2))), ln)
+                    lambda m: at(int(m.group(1)) * p + int(m.group(2)), "XF"), ln)
         ln = re.sub(r"OUT\[(\d+), b\]", lambda m: at(ro + int(m.group(1))), ln)
         out.append(ln)
     return out
@@ -234,7 +236,7 @@ def kernel_source(p: int, diag: bool, pooled: bool, n_bonds: int | None = None) 
     """
     nm = _Names(p, diag, pooled)
     r, o = nm.rows, nm.outs
-    rx, ro = r["size"], r["size"] + p * p
+    ro = r["size"]
     n_rows = ro + o["size"]
     nb = "B" if n_bonds is None else str(int(n_bonds))
     ind = " " * 8
@@ -246,7 +248,8 @@ def kernel_source(p: int, diag: bool, pooled: bool, n_bonds: int | None = None) 
         return "\n".join(" " * (4 * depth) + ln for ln in _flat(lines, nm, nb))
 
     src = ["def collapsed_kernel(XtX, Xty, yty, n, sigma, m, S, gi):",
-           "    B = Xty.shape[0]"]
+           "    B = Xty.shape[0]",
+           "    XF = np.ascontiguousarray(XtX).ravel()  # (p, p, B) read in place"]
     if n_bonds is not None:
         src += [f"    if B != {nb}:",
                 f"        raise ValueError('this kernel was compiled for {nb} bonds')"]
@@ -259,8 +262,6 @@ def kernel_source(p: int, diag: bool, pooled: bool, n_bonds: int | None = None) 
         ind + f"for i in range({p}):",
         ind + f"    W[({r['Xty']} + i) * {nb} + b] = Xty[b, i]",
     ]
-    src += [ind + f"    for j in range({p}):",
-            ind + f"        W[({rx} + i * {p} + j) * {nb} + b] = XtX[i, j, b]"]
     if not pooled:
         src += [ind + "g = gi[b]", ind + f"for i in range({p}):",
                 ind + f"    W[i * {nb} + b] = m[g, i]"]
