@@ -77,11 +77,12 @@ def _factor_fit(errors="normal", draws=400, tune=400, target_accept=0.95):
     return fit
 
 
-def _check(res, alpha=0.01):
-    """Print the figures; every fit after the first reused the compile; ranks uniform
-    (Bonferroni over the parameters)."""
+def _check(res, alpha=0.01, reuse=True):
+    """Print the figures; every fit after the first reused the compile (nutpie's compile cache:
+    ``reuse=False`` for a family sampled by PyMC, whose compiled functions come from PyTensor's
+    own cache); ranks uniform (Bonferroni over the parameters)."""
     print("\n" + res.summary())
-    assert all(res.reused[1:]), res.reused
+    assert not reuse or all(res.reused[1:]), res.reused
     ps = res.pvalues()
     assert min(ps.values()) > alpha / len(ps), ps
 
@@ -224,12 +225,12 @@ def _ou2_sbc(reps, seed=5, **kw):
 
 @pytest.mark.validate  # not in make test: about 55 s a fit (PyMC's sampler, the n-D OU default;
 def test_sbc_ou_2d_fast():  # under nutpie the Python likelihood Op took 577 s)
-    _check(_ou2_sbc(4, draws=200, tune=300), alpha=0.001)
+    _check(_ou2_sbc(4, draws=200, tune=300), alpha=0.001, reuse=False)
 
 
 @pytest.mark.validate
 def test_sbc_ou_2d():
-    _check(_ou2_sbc(60, target_accept=0.9))
+    _check(_ou2_sbc(60, target_accept=0.9), reuse=False)
 
 
 # ------------------------------------------------------------------ affine, 1 factor
