@@ -1,9 +1,6 @@
 """Gaussian likelihoods of the factor regression from per-bond sufficient statistics.
 
-Two forms, each written once in numpy (reference, post-processing) and once as a plain PyTensor
-graph (the conditional one samples the explicit-coefficient models; the collapsed one is the
-reference of the fused kernel :class:`bayesbond.bayes.factor_kernel.CollapsedLoglik`, which the
-collapsed models sample with, and stays usable by any PyTensor backend):
+Two forms, each written once in numpy (reference, post-processing) and once in PyTensor (sampling):
 
 * conditional: ``log p(y_b | theta_b, sigma_b)`` from ``(XtX_b, Xty_b, yty_b, n_b)``;
 * collapsed: ``theta = m + S w`` with ``w ~ N(0, I_p)`` integrated out exactly, so the sampler

@@ -24,9 +24,9 @@ from bayesbond.bayes.factor_date_effects import (
     q_perp,
     split_effects,
 )
-from bayesbond.bayes.factor_kernel import collapsed_loglik_fused
 from bayesbond.bayes.factor_likelihood import (
     centred_coefficients_pt,
+    collapsed_loglik_pt,
     draw_theta,
     gaussian_loglik_pt,
 )
@@ -136,8 +136,7 @@ class FactorModel(BayesianModel):
     ``-n_b/2 log(2 pi sigma_b^2) - (y'y - 2 theta'X'y + theta'X'X theta) / (2 sigma_b^2)``. With
     ``marginalize=True`` the coefficients are integrated out in closed form
     (``y_b ~ N(X_b m_g, sigma_b^2 I + X_b S_g S_g' X_b')`` evaluated from the same statistics, see
-    :mod:`bayesbond.bayes.factor_likelihood`; value and gradient in one fused kernel,
-    :mod:`bayesbond.bayes.factor_kernel`), so NUTS explores only the group-level parameters
+    :mod:`bayesbond.bayes.factor_likelihood`), so NUTS explores only the group-level parameters
     and the
     residual scales; each posterior draw is completed by one exact draw of ``theta_b`` from its
     conditional posterior, which yields draws from the joint posterior. Otherwise (Student-t
@@ -400,10 +399,11 @@ class FactorModel(BayesianModel):
             log_sigma = pm.Deterministic("log_sigma", shift + slope * z_ls, dims="bond")
             sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="bond")
 
+            c_b = None
             if de is not None:  # see bayesbond.bayes.factor_date_effects
-                c, basis_group, Xty, yty = self._date_effects_pt(basis, shared, pri, Xty, yty)
+                c, c_b, Xty, yty = self._date_effects_pt(basis, shared, pri, Xty, yty)
 
-            m_rows = S_rows = row = None
+            m_b, S_b = None, None
             m_shared = pt.concatenate([pt.zeros(1), pri["beta_mean"]])
             S_shared = pt.concatenate([pri["alpha_scale"][None], pri["beta_scale"]])
             if hier:
@@ -435,28 +435,24 @@ class FactorModel(BayesianModel):
                     S_g = pt.concatenate([tau_a[:, None], tau_b], axis=1)  # (G, p) diagonal
                 if de is not None:
                     m_g = m_star
-                m_rows, S_rows, row = m_g, S_g, gi  # bond b's prior is row row[b]
+                m_b, S_b = m_g[gi], S_g[gi]
             elif self.pooling == "unpooled":
-                m_rows, S_rows = m_shared[None, :], S_shared[None, :]
-                row = pt.zeros(len(data.bonds), dtype="int64")
-                if de is not None:  # one prior mean per date-effect group
-                    m_rows = m_rows + c
-                    S_rows = pt.broadcast_to(S_rows, c.shape)
-                    row = basis_group
+                m_b = pt.broadcast_to(m_shared, (len(data.bonds), p))
+                S_b = pt.broadcast_to(S_shared, (len(data.bonds), p))
+                if de is not None:
+                    m_b = m_b + c_b
             elif de is not None:  # pooled, common effects: theta* = theta + c
                 m_shared = m_shared + c[0]
 
             if self.marginalize:
-                pooled = self.pooling == "pooled"
-                XtX_t = shared("XtX_bonds_last", np.ascontiguousarray(
-                    stats[0].transpose(1, 2, 0)))
-                ll = collapsed_loglik_fused(
-                    XtX_t, Xty, yty, n, sigma,
-                    m_shared if pooled else m_rows, S_shared if pooled else S_rows,
-                    None if pooled else row, pooled=pooled, bonds_last=True)
-                pm.Potential("loglik_returns", ll)
+                ll = collapsed_loglik_pt(
+                    XtX, Xty, yty, n, sigma,
+                    m_shared if self.pooling == "pooled" else m_b,
+                    S_shared if self.pooling == "pooled" else S_b,
+                    pooled=self.pooling == "pooled",
+                )
+                pm.Potential("loglik_returns", pt.sum(ll))
                 return model
-            m_b, S_b = (m_rows[row], S_rows[row]) if self.pooling != "pooled" else (None, None)
 
             # explicit coefficients
             if self.pooling == "pooled":
@@ -501,7 +497,7 @@ class FactorModel(BayesianModel):
     def _date_effects_pt(self, basis: DateBasis, shared, pri, Xty, yty):
         """The date effects' variables (:mod:`bayesbond.bayes.factor_date_effects`).
 
-        Returns ``c`` (G, p), each bond's group (B,) and the sufficient statistics of
+        Returns ``c`` (G, p), each bond's ``c_b`` (B, p) and the sufficient statistics of
         ``y - d_perp`` (``Xty``, ``yty``).
         """
         import pymc as pm
@@ -529,7 +525,7 @@ class FactorModel(BayesianModel):
         else:
             pm.Deterministic("date_effect", d[0], dims="date")
         Xty, yty = adjusted_stats(Xty, yty, b.y0, b.mask, b.X, d_perp, b.group)
-        return c, b.group, Xty, yty
+        return c, c[b.group], Xty, yty
 
     # ----------------------------------------------------- the model contract (BayesianModel)
     def build(self, prepared: FactorPrepared):
